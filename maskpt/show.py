@@ -1,0 +1,90 @@
+"""Human-readable rendering of masked segments: masked parts highlighted.
+
+Used by `maskpt mask`, `maskpt demo` and (later) `maskpt inspect --show`.
+Runs are decoded separately and styled with rich markup, so the same text is
+readable with or without colour: masks always show as `<mask>`.
+"""
+
+from __future__ import annotations
+
+from rich.markup import escape
+
+from maskpt.records import MaskedSegment
+
+MASK_STYLE = "bold white on red"
+SPAN_STYLE = "bold yellow"
+RANDOM_STYLE = "bold magenta"
+
+
+def _runs(ids, flags):
+    """Group ids into (flag, [ids]) runs."""
+    out: list[tuple[bool, list[int]]] = []
+    for t, f in zip(ids, flags, strict=True):
+        if out and out[-1][0] == f:
+            out[-1][1].append(t)
+        else:
+            out.append((f, [t]))
+    return out
+
+
+def _decode(tokenizer, ids) -> str:
+    return escape(
+        tokenizer.decode(ids, skip_special_tokens=False, clean_up_tokenization_spaces=False)
+    )
+
+
+def render_source(tokenizer, ex: MaskedSegment) -> str:
+    mask_id = tokenizer.mask_token_id
+    parts = []
+    for is_mask, ids in _runs(ex.source_ids, [t == mask_id for t in ex.source_ids]):
+        text = _decode(tokenizer, ids)
+        parts.append(f"[{MASK_STYLE}]{text}[/]" if is_mask else text)
+    return "".join(parts)
+
+
+def render_target(tokenizer, ex: MaskedSegment) -> str:
+    if ex.format == "full":  # highlight the tokens that were masked in the source
+        flags = list(ex.mask)
+        return "".join(
+            f"[{SPAN_STYLE} underline]{_decode(tokenizer, ids)}[/]"
+            if m
+            else _decode(tokenizer, ids)
+            for m, ids in _runs(ex.target_ids, flags)
+        )
+    mask_id = tokenizer.mask_token_id
+    special = {tokenizer.bos_token_id, tokenizer.eos_token_id, mask_id}
+    parts = []
+    for is_sep, ids in _runs(ex.target_ids, [t in special for t in ex.target_ids]):
+        text = _decode(tokenizer, ids)
+        parts.append(f"[dim]{text}[/]" if is_sep else f"[{SPAN_STYLE}]{text}[/]")
+    return "".join(parts)
+
+
+def to_json(tokenizer, ex: MaskedSegment) -> dict:
+    """The `--json` record of one masked segment."""
+
+    def dec(ids):
+        return tokenizer.decode(ids, skip_special_tokens=False, clean_up_tokenization_spaces=False)
+
+    return {
+        "id": ex.id,
+        "doc_id": ex.doc_id,
+        "policy": ex.policy,
+        "format": ex.format,
+        "input_ids": list(ex.input_ids),
+        "source_ids": list(ex.source_ids),
+        "target_ids": list(ex.target_ids),
+        "mask": [int(m) for m in ex.mask],
+        "source": dec(ex.source_ids),
+        "target": dec(ex.target_ids),
+    }
+
+
+def print_example(console, tokenizer, ex: MaskedSegment) -> None:
+    console.print(
+        f"[bold cyan]{escape(ex.id)}[/]  [dim]{ex.policy} · {ex.num_masked}/"
+        f"{ex.segment.num_content_tokens} tokens masked · target {ex.format}[/]"
+    )
+    console.print(f"  [bold]source[/] {render_source(tokenizer, ex)}", soft_wrap=True)
+    console.print(f"  [bold]target[/] {render_target(tokenizer, ex)}", soft_wrap=True)
+    console.print()

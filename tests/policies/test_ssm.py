@@ -1,0 +1,99 @@
+import pytest
+
+import policies
+from maskpt.records import MaskedSegment, Skip
+from policies.base import fill_spans
+from policies.ssm import SALIENT_LABELS, find_entities
+from tests.conftest import bundled_texts, make_segments, synthetic_texts
+
+
+@pytest.fixture(scope="module")
+def segments(tokenizer):
+    # bundled paragraphs cut short (entities) plus lower-case pseudo text (mostly none)
+    texts = bundled_texts() + [t.lower() for t in synthetic_texts(150, seed=5)]
+    return make_segments(tokenizer, texts, max_length=48)
+
+
+@pytest.fixture(scope="module")
+def entities(segments):
+    return find_entities([s.text for s in segments])
+
+
+def test_masks_exactly_one_whole_entity(tok_info, segments, entities):
+    pol = policies.create("ssm_v1", tok_info)
+    results = pol.mask_batch(segments, 0, entities=entities)
+    n_masked = 0
+    for seg, ents, ex in zip(segments, entities, results):
+        salient = [(s, e) for s, e, label in ents if label in SALIENT_LABELS]
+        if isinstance(ex, Skip):
+            assert ex.reason == "no_entity" and not salient
+            continue
+        n_masked += 1
+        assert ex.source_ids.count(tok_info.mask_id) == 1
+        idx = [i for i, m in enumerate(ex.mask) if m]
+        assert idx == list(range(idx[0], idx[-1] + 1)), "one contiguous span"
+        start = seg.offsets[idx[0]][0]
+        end = seg.offsets[idx[-1]][1]
+        # the masked tokens are exactly those overlapping one salient entity
+        match = [(s, e) for s, e in salient if s >= start and e <= end]
+        assert match, f"{seg.id}: masked {seg.text[start:end]!r} is no entity"
+        s, e = match[0]
+        assert seg.text[start:end].strip() == seg.text[s:e].strip()
+        assert fill_spans(ex.source_ids, ex.target_ids, tok_info) == list(seg.input_ids)
+    assert n_masked > 30
+    assert sum(isinstance(r, Skip) for r in results) > 30
+
+
+def test_dropped_segments_are_counted(tokenizer, tok_info):
+    from maskpt.masking import Counts, mask_documents
+    from preprocess.readers import Document
+
+    docs = [
+        Document("a", "Marie Curie moved to Paris in 1891."),
+        Document("b", "the cat sat on the mat."),
+    ]
+    counts = Counts()
+    pol = policies.create("ssm_v1", tok_info)
+    out = list(mask_documents(docs, tokenizer, pol, 0, counts))
+    assert [ex.doc_id for ex in out] == ["a"]
+    assert counts.skipped_segments["no_entity"] == 1
+    assert counts.skipped_documents["all_segments_skipped"] == 1
+    assert counts.documents_read == 2 and counts.documents_written == 1
+
+
+def test_rand_fallback(tokenizer, tok_info):
+    seg = make_segments(tokenizer, ["the cat sat on the mat and looked out of the window."])[0]
+    pol = policies.create("ssm_v1", tok_info, {"on_no_entity": "rand"})
+    ex = pol.mask(seg, 0)
+    assert isinstance(ex, MaskedSegment) and ex.num_masked >= 1 and ex.format == "span"
+
+
+def test_precomputed_entities_equal_own_ner(tok_info, segments, entities):
+    pol = policies.create("ssm_v1", tok_info)
+    assert pol.mask_batch(segments[:40], 4) == pol.mask_batch(
+        segments[:40], 4, entities=entities[:40]
+    )
+
+
+def test_ner_only_pipeline_matches_full_pipeline(segments):
+    import spacy
+
+    from policies.ssm import SPACY_MODEL_FALLBACK, load_ner
+
+    nlp = load_ner()
+    assert nlp.pipe_names == ["ner"]
+    try:
+        full = spacy.load("en_core_web_sm")
+    except OSError:
+        full = spacy.load(SPACY_MODEL_FALLBACK)
+    texts = [s.text for s in segments[:60]]
+    a = [[(e.start_char, e.end_char, e.label_) for e in d.ents] for d in nlp.pipe(texts)]
+    b = [[(e.start_char, e.end_char, e.label_) for e in d.ents] for d in full.pipe(texts)]
+    assert a == b
+
+
+def test_bad_config_is_clear(tok_info):
+    from maskpt.config import ConfigError
+
+    with pytest.raises(ConfigError, match="on_no_entity"):
+        policies.create("ssm_v1", tok_info, {"on_no_entity": "skip"})
