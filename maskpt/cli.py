@@ -79,6 +79,62 @@ def _add_demo(sub) -> None:
     p.set_defaults(func=cmd_demo)
 
 
+def _add_preprocess(sub) -> None:
+    p = sub.add_parser(
+        "preprocess",
+        help="mask documents on Ray and write Arrow/WebDataset shards + index.json",
+        description="Read Wikipedia dumps (.xml/.xml.bz2), JSONL or text; segment, mask with a "
+        "policy on a Ray actor pool (embedded local Ray unless --address), and write shards, "
+        "index.json last. Reruns resume; a folder made by another run is refused.",
+        epilog="examples:\n"
+        "  maskpt preprocess --input enwiki-pages-articles.xml.bz2 --policy ssm_v1 --output shards/ssm\n"
+        "  maskpt preprocess --input wiki.jsonl --policy orig_v1 --tokenizer ./tok --output out "
+        "--format both\n"
+        "  maskpt preprocess --config configs/preprocess/wikipedia_ssm.yaml --address auto",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--config", help="YAML file of PreprocessConfig fields")
+    p.add_argument("--input", nargs="+", dest="inputs", help="input files")
+    p.add_argument("--policy", help="policy name (default orig_v1)")
+    p.add_argument("--output", help="shard folder")
+    p.add_argument("--tokenizer", help="tokenizer name or folder (default facebook/bart-base)")
+    p.add_argument("--format", choices=["arrow", "webdataset", "both"], help="default arrow")
+    p.add_argument("--seed", type=int)
+    p.add_argument("--shard-size", type=int, dest="shard_size", help="examples per shard")
+    p.add_argument(
+        "--docs-per-unit", type=int, dest="docs_per_unit", help="documents per unit of work"
+    )
+    p.add_argument("--max-length", type=int, dest="max_length", help="tokens per segment (128)")
+    p.add_argument("--workers", type=int, help="worker actors (default: one per CPU)")
+    p.add_argument("--address", help="Ray cluster address, e.g. auto (default: embedded local Ray)")
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a config field, e.g. policy_config.on_no_entity=rand",
+    )
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_preprocess)
+
+
+def _add_inspect(sub) -> None:
+    p = sub.add_parser(
+        "inspect",
+        help="summarise, show or verify a shard folder",
+        description="Without options: policy, seed, tokenizer, counts, skipped by reason, mask "
+        "ratio and span-length histogram. --show N prints decoded examples; --verify checks "
+        "checksums, schema, decodability and counts, exiting 1 and naming the bad shard and row.",
+    )
+    p.add_argument("folder")
+    p.add_argument("--show", type=int, metavar="N", help="print N examples")
+    p.add_argument("--id", help="with --show: the example with this id")
+    p.add_argument("--verify", action="store_true")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.add_argument("--tokenizer", help="tokenizer for --show (default: the one in index.json)")
+    p.set_defaults(func=cmd_inspect)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="maskpt",
@@ -86,7 +142,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"maskpt {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for add in (_add_demo, _add_mask, _add_policies, _add_tokenizer):
+    for add in (_add_demo, _add_inspect, _add_mask, _add_policies, _add_preprocess, _add_tokenizer):
         add(sub)
     return parser
 
@@ -136,7 +192,7 @@ def cmd_mask(args) -> int:
         args.policy, TokenizerInfo.from_tokenizer(tok, args.tokenizer), overrides=args.set
     )
     counts = Counts()
-    console = Console(stderr=args.json, highlight=False)
+    console = Console(stderr=args.json, highlight=False, soft_wrap=True)
     shown = 0
     for ex in mask_documents(_documents(args), tok, policy, args.seed, counts, args.max_length):
         if args.json:
@@ -175,6 +231,110 @@ def cmd_policies(args) -> int:
         print(f"{name}  {doc}")
         for f in dataclasses.fields(cls.config_cls):
             print(f"    {f.name} = {f.default!r}")
+    return 0
+
+
+def cmd_preprocess(args) -> int:
+    from maskpt.config import build_dataclass, read_yaml_mapping
+    from preprocess.config import PreprocessConfig
+    from preprocess.pipeline import run_preprocess
+
+    base = read_yaml_mapping(args.config) if args.config else {}
+    flags = {
+        k: getattr(args, k)
+        for k in (
+            "inputs",
+            "policy",
+            "output",
+            "tokenizer",
+            "format",
+            "seed",
+            "shard_size",
+            "docs_per_unit",
+            "max_length",
+            "workers",
+            "address",
+        )
+    }
+    base.update({k: v for k, v in flags.items() if v is not None})
+    cfg = build_dataclass(PreprocessConfig, base, args.set, where=args.config or "preprocess")
+    index = run_preprocess(cfg, progress=not args.quiet)
+    c = index["counts"]
+    print(
+        f"{cfg.output}: {c['segments_written']} segments, {c['tokens_written']} tokens in "
+        f"{len(index['shards'])} shards; {c['documents_read']} documents read, "
+        f"{c['documents_written']} written, skipped: {c['skipped_documents'] or 'none'}"
+    )
+    return 0
+
+
+def cmd_inspect(args) -> int:
+    from rich.console import Console
+
+    from preprocess import inspection
+
+    console = Console(highlight=False, soft_wrap=True)
+    if args.verify:
+        problems = inspection.verify(args.folder)
+        if args.json:
+            print(json.dumps({"folder": args.folder, "ok": not problems, "problems": problems}))
+        else:
+            for p in problems:
+                console.print(f"[red]FAIL[/] {p}")
+            if not problems:
+                console.print(
+                    f"[green]OK[/] {args.folder}: checksums, schema, rows and counts match"
+                )
+        return 1 if problems else 0
+    if args.show is not None or args.id:
+        from maskpt.show import print_example, to_json
+        from maskpt.tokenizer import load_tokenizer
+        from preprocess.manifest import load_index
+
+        index = load_index(args.folder)
+        tok = load_tokenizer(args.tokenizer or index["tokenizer"]["name"])
+        rows = inspection.find_rows(args.folder, args.show or 1, args.id)
+        if args.id and not rows:
+            raise ValueError(f"no example with id {args.id!r} in {args.folder}")
+        for row in rows:
+            ex = inspection.row_to_masked(
+                row, index["policy"]["target_format"], index["policy"]["name"]
+            )
+            if args.json:
+                print(json.dumps(to_json(tok, ex), ensure_ascii=False))
+            else:
+                print_example(console, tok, ex)
+        return 0
+    summary = inspection.summarize(args.folder)
+    if args.json:
+        print(json.dumps(summary, indent=2))
+        return 0
+    c = summary["counts"]
+    pol = summary["policy"]
+    console.print(
+        f"[bold]{summary['folder']}[/]: {pol['name']} (target {pol['target_format']}), "
+        f"seed {summary['seed']}, max_length {summary['max_length']}"
+    )
+    console.print(f"  policy config: {json.dumps(pol['config'])}")
+    t = summary["tokenizer"]
+    console.print(f"  tokenizer: {t['name']} (vocab {t['vocab_size']}, sha256 {t['sha256'][:12]})")
+    console.print(
+        f"  {summary['examples']} examples in {summary['shards']} shards "
+        f"({', '.join(summary['formats'])}); {c['tokens_written']} tokens"
+    )
+    console.print(f"  documents: {c['documents_read']} read, {c['documents_written']} written")
+    for kind in ("skipped_documents", "skipped_segments"):
+        if c[kind]:
+            console.print(
+                f"  {kind.replace('_', ' ')}: "
+                + ", ".join(f"{k}: {v}" for k, v in sorted(c[kind].items()))
+            )
+    console.print(f"  mask ratio: {summary['mask_ratio']:.3f}")
+    hist = summary["span_length_histogram"]
+    total = max(1, sum(hist.values()))
+    console.print("  masked-span lengths (input tokens):")
+    for k, v in list(hist.items())[:20]:
+        console.print(f"    {k:>3} {v:>8}  {'#' * max(1, round(40 * v / total)) if v else ''}")
     return 0
 
 

@@ -118,21 +118,23 @@ def build_dataclass(cls, data: dict | None, overrides=(), where: str = "config",
         raise ConfigError(f"{where}: {exc}") from exc
 
 
+def read_yaml_mapping(path: str | Path) -> dict:
+    """The top-level mapping of a YAML config file, or a ConfigError naming it."""
+    try:
+        data = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+    except FileNotFoundError:
+        raise ConfigError(f"config file {path} does not exist") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: top level must be a mapping")
+    return data
+
+
 def load_config(cls, path: str | Path | None = None, overrides=()):
     """Load a YAML file (may be None) into `cls`, then apply overrides."""
-    data: dict = {}
-    where = "config"
-    if path is not None:
-        where = str(path)
-        try:
-            data = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
-        except FileNotFoundError:
-            raise ConfigError(f"config file {path} does not exist") from None
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
-        if not isinstance(data, dict):
-            raise ConfigError(f"{path}: top level must be a mapping")
-    return build_dataclass(cls, data, overrides, where=where)
+    data = read_yaml_mapping(path) if path is not None else {}
+    return build_dataclass(cls, data, overrides, where=str(path) if path else "config")
 
 
 def to_dict(cfg) -> dict:

@@ -18,8 +18,9 @@ from preprocess.segment import segment_document
 
 @dataclass
 class Counts:
-    """What went in and what came out. Every document read is either written
-    (as segments) or counted in `skipped` with a reason."""
+    """What went in and what came out. Every record read is either a written
+    document or a skipped one: documents_read == documents_written +
+    sum(skipped_documents.values())."""
 
     documents_read: int = 0
     documents_written: int = 0
@@ -54,10 +55,29 @@ class Counts:
             "segments": self.segments,
             "segments_written": self.segments_written,
             "tokens_written": self.tokens_written,
+            "masked_tokens": self.masked_tokens,
+            "content_tokens": self.content_tokens,
             "mask_ratio": self.masked_tokens / max(1, self.content_tokens),
             "skipped_documents": dict(sorted(self.skipped_documents.items())),
             "skipped_segments": dict(sorted(self.skipped_segments.items())),
         }
+
+
+ADDITIVE = (
+    "documents_read", "documents_written", "segments", "segments_written",
+    "tokens_written", "masked_tokens", "content_tokens",
+)  # fmt: skip
+
+
+def merge_counts(dicts) -> dict:
+    """Sum `Counts.as_dict()` results (e.g. of all work units)."""
+    total = Counts()
+    for d in dicts:
+        for key in ADDITIVE:
+            setattr(total, key, getattr(total, key) + d.get(key, 0))
+        total.skipped_documents.update(d.get("skipped_documents", {}))
+        total.skipped_segments.update(d.get("skipped_segments", {}))
+    return total.as_dict()
 
 
 def iter_segments(
@@ -68,10 +88,10 @@ def iter_segments(
 ) -> Iterator[Segment]:
     info = TokenizerInfo.from_tokenizer(tokenizer)
     for item in items:
+        counts.documents_read += 1
         if isinstance(item, Skip):  # a record the reader could not use
             counts.skip_document(item)
             continue
-        counts.documents_read += 1
         produced = doc_skipped = False
         for seg in segment_document(tokenizer, item.id, item.text, max_length, info):
             if isinstance(seg, Skip):
@@ -95,12 +115,13 @@ def mask_documents(
     seed: int,
     counts: Counts,
     max_length: int = 128,
-    batch_size: int = 64,
+    batch_size: int | None = None,
 ) -> Iterator[MaskedSegment]:
     """Segment and mask documents in batches; skips go to `counts`.
 
     Results come back in document order, so a document whose segments were all
     dropped by the policy is noticed when the next document starts."""
+    batch_size = batch_size or getattr(policy.config, "batch_size", 64)
     batch: list[Segment] = []
     doc = {"id": None, "written": False}
 

@@ -34,10 +34,20 @@ class Policy:
 
     name: str = ""
     config_cls: type
+    target_format: str = "span"
+    """`full` (the whole original sequence) or `span` (the masked spans)."""
+    wants_gpu: bool = False
+    """Learned policies set this: the pipeline then runs them in GPU actors
+    (batched inference) when the cluster has GPUs, and in CPU actors otherwise."""
 
     def __init__(self, config, tokenizer_info: TokenizerInfo):
         self.config = config
         self.tok = tokenizer_info
+
+    def setup(self, device: str) -> None:
+        """Called once per worker before masking, with "cuda" or "cpu": load
+        models, move them to the device. Heuristic policies need nothing.
+        Output must not depend on the device."""
 
     def mask(self, segment: Segment, seed: int) -> MaskedSegment | Skip:
         raise NotImplementedError

@@ -98,6 +98,7 @@ def _word_starts(segment: Segment) -> list[bool]:
 @register("orig_v1")
 class OrigPolicy(Policy):
     config_cls = OrigConfig
+    target_format = "full"
 
     def __init__(self, config, tokenizer_info):
         super().__init__(config, tokenizer_info)

@@ -96,8 +96,12 @@ def read_text(path: str | Path) -> Iterator[Document | Skip]:
         yield Document(id=f"{path.stem}-{n}", text="\n".join(buf), title=f"{path.name}:{start}")
 
 
-def read_any(path: str | Path) -> Iterator[Document | Skip]:
-    """Pick a reader from the file name."""
+def read_any(path: str | Path, raw: bool = False) -> Iterator:
+    """Pick a reader from the file name: `.jsonl`, `.txt`, or a Wikipedia
+    dump `.xml` / `.xml.bz2`. With `raw=True`, dump pages come as
+    `RawPage`s whose wikitext is cleaned later (`RawPage.to_document`)."""
+    from preprocess.wikipedia import read_wikipedia_dump, read_wikipedia_pages
+
     p = Path(path)
     if not p.exists():
         raise FileNotFoundError(f"input {p} does not exist")
@@ -106,4 +110,6 @@ def read_any(path: str | Path) -> Iterator[Document | Skip]:
         return read_jsonl(p)
     if name.endswith(".txt"):
         return read_text(p)
-    raise ValueError(f"input {p}: unknown format (expected .jsonl or .txt)")
+    if name.endswith((".xml", ".xml.bz2")):
+        return read_wikipedia_pages(p) if raw else read_wikipedia_dump(p)
+    raise ValueError(f"input {p}: unknown format (expected .jsonl, .txt, .xml or .xml.bz2)")

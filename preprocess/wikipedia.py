@@ -20,10 +20,10 @@ tail sections are dropped.
 from __future__ import annotations
 
 import bz2
-import contextlib
 import re
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import mwparserfromhell
@@ -51,7 +51,32 @@ def _open(path: Path):
     return bz2.open(path, "rb") if path.suffix == ".bz2" else path.open("rb")
 
 
+@dataclass(frozen=True)
+class RawPage:
+    """An article page whose wikitext is not cleaned yet (cleaning is the slow
+    part, so the pipeline does it in its workers)."""
+
+    id: str
+    title: str
+    wikitext: str
+
+    def to_document(self) -> Document | Skip:
+        clean = clean_wikitext(self.wikitext)
+        if not clean:
+            return Skip(
+                self.id, "only_markup" if self.wikitext.strip() else "empty_text", self.title
+            )
+        return Document(id=self.id, text=clean, title=self.title)
+
+
 def read_wikipedia_dump(path: str | Path) -> Iterator[Document | Skip]:
+    """Clean article documents, and a `Skip` for every other page."""
+    for item in read_wikipedia_pages(path):
+        yield item.to_document() if isinstance(item, RawPage) else item
+
+
+def read_wikipedia_pages(path: str | Path) -> Iterator[RawPage | Skip]:
+    """Article pages with raw wikitext, and a `Skip` for every other page."""
     path = Path(path)
     pages = 0
     try:
@@ -77,7 +102,7 @@ def read_wikipedia_dump(path: str | Path) -> Iterator[Document | Skip]:
         ) from exc
 
 
-def _page(page, path: Path) -> Document | Skip:
+def _page(page, path: Path) -> RawPage | Skip:
     fields = {_local(c.tag): c for c in page}
     title = (fields["title"].text or "") if "title" in fields else ""
     page_id = (fields["id"].text or "").strip() if "id" in fields else ""
@@ -96,10 +121,7 @@ def _page(page, path: Path) -> Document | Skip:
                 text = c.text or ""
     if text.lstrip().lower().startswith("#redirect"):
         return Skip(page_id, "redirect", title)
-    clean = clean_wikitext(text)
-    if not clean:
-        return Skip(page_id, "only_markup" if text.strip() else "empty_text", title)
-    return Document(id=page_id, text=clean, title=title)
+    return RawPage(id=page_id, title=title, wikitext=text)
 
 
 # Regex passes around the parser: where mwparserfromhell cannot parse a stretch
@@ -114,6 +136,11 @@ _TEMPLATE = re.compile(r"\{\{[^{}]*\}\}")
 _MEDIA_LINE = re.compile(r"^.*\[\[(?:file|image|media|category):.*$", re.I | re.M)
 _LINK = re.compile(r"\[\[(?:[^|\[\]]*\|)?([^\[\]]*)\]\]")
 _HTML_TAG = re.compile(r"</?[a-zA-Z][^<>\n]*>")
+# what is left of an image link whose [[File:...]] wrapper was parsed away
+_IMAGE_LEFTOVER = re.compile(
+    r"^.*(?:^|\|)(?:thumb|thumbnail|frame|frameless|upright|left|right|center|\d+px)(?:\||$).*$",
+    re.M,
+)
 
 
 def _post(text: str) -> str:
@@ -121,38 +148,56 @@ def _post(text: str) -> str:
     while prev != text:  # nested templates, innermost first
         prev, text = text, _TEMPLATE.sub("", text)
     text = _MEDIA_LINE.sub("", text)
+    text = _IMAGE_LEFTOVER.sub("", text)
     text = _LINK.sub(r"\1", text)
     text = _HTML_TAG.sub("", text)
     return text.replace("[[", "").replace("]]", "").replace("{{", "").replace("}}", "")
 
 
 def clean_wikitext(text: str) -> str:
-    """Plain text of an article's wikitext (see the module docstring)."""
+    """Plain text of an article's wikitext (see the module docstring).
+
+    One pass over the top-level nodes: headings open sections (a dropped
+    section takes its subsections with it), unwanted nodes are skipped, the
+    rest are stripped to text. Skipping instead of `Wikicode.remove` keeps
+    this linear in the page size."""
     for pattern, repl in _PRE:
         text = pattern.sub(repl, text)
     code = mwparserfromhell.parse(text)
     paragraphs: list[str] = []
-    for section in code.get_sections(levels=None, include_lead=True, flat=True):
-        headings = section.filter_headings(recursive=False)
-        title = headings[0].title.strip_code().strip() if headings else ""
-        if title.lower() in DROP_SECTIONS:
-            continue
-        for h in headings:
-            section.remove(h)
-        body = _strip(section)
+    parts: list[str] = []
+    title, drop_level = "", None
+
+    def close_section():
+        body = _tidy("".join(parts))
         if title and body:
             paragraphs.append(title)
         if body:
             paragraphs.append(body)
+        parts.clear()
+
+    for node in code.nodes:
+        if isinstance(node, mwparserfromhell.nodes.Heading):
+            if drop_level is None:
+                close_section()
+            parts.clear()
+            if drop_level is not None and node.level > drop_level:
+                continue  # a subsection of a dropped section
+            title = _tidy(str(node.title.strip_code()))
+            drop_level = node.level if title.lower() in DROP_SECTIONS else None
+            continue
+        if drop_level is not None or _unwanted(node):
+            continue
+        stripped = node.__strip__(normalize=True, collapse=True, keep_template_params=False)
+        if stripped:
+            parts.append(str(stripped))
+    if drop_level is None:
+        close_section()
     return "\n\n".join(paragraphs)
 
 
-def _strip(code) -> str:
-    for node in code.filter(recursive=True):
-        if _unwanted(node):
-            with contextlib.suppress(ValueError):  # already gone with an unwanted parent
-                code.remove(node, recursive=True)
-    raw = _post(code.strip_code(normalize=True, collapse=True, keep_template_params=False))
+def _tidy(raw: str) -> str:
+    raw = _post(raw)
     lines = []
     for line in raw.split("\n"):
         line = re.sub(r"[ \t\u00a0]+", " ", line).strip()

@@ -91,7 +91,7 @@ def test_real_dump_sample(shared_data):
     assert {s.reason for s in skips} <= {"redirect", "non_article_namespace", "only_markup"}
     for d in docs:
         assert "{{" not in d.text and "[[" not in d.text and "<ref" not in d.text
-        assert "Category:" not in d.text
+        assert "Category:" not in d.text and "thumb|" not in d.text
     assert docs[0].title == "Anarchism" and docs[0].text.startswith(
         "Anarchism is a political philosophy"
     )

@@ -1,0 +1,63 @@
+"""Configuration of `maskpt preprocess` (YAML via `--config`, CLI flags and
+`--set key=value` overrides all fill this one dataclass)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from maskpt.tokenizer import DEFAULT_TOKENIZER
+from preprocess.shards import FORMATS
+
+FORMAT_CHOICES = ("arrow", "webdataset", "both")
+
+
+@dataclass(frozen=True)
+class PreprocessConfig:
+    inputs: tuple[str, ...] = ()
+    """Input files: Wikipedia dumps (.xml, .xml.bz2), JSONL ({"id","title","text"}) or .txt."""
+    output: str = ""
+    """Shard folder to write (index.json appears when it is complete)."""
+    policy: str = "orig_v1"
+    """Registered masking policy name."""
+    policy_config: dict[str, Any] = field(default_factory=dict)
+    """Overrides of the policy's config dataclass."""
+    tokenizer: str = DEFAULT_TOKENIZER
+    """Hugging Face tokenizer name or folder (must match the model trained later)."""
+    seed: int = 0
+    """Masking seed."""
+    max_length: int = 128
+    """Tokens per segment, <s> and </s> included (the paper: 128)."""
+    format: str = "arrow"
+    """Shard format: arrow, webdataset or both (same rows in each)."""
+    shard_size: int = 10_000
+    """Most examples per shard file."""
+    docs_per_unit: int = 500
+    """Documents per unit of work: the resumable, deterministic slice of the input."""
+    workers: int = 0
+    """Worker actors; 0 = one per CPU Ray reports."""
+    address: str | None = None
+    """Ray address to join (e.g. "auto"); None starts an embedded local Ray."""
+    gpus_per_worker: float = 1.0
+    """GPUs per actor for policies that want a GPU, when the cluster has GPUs."""
+    max_in_flight: int = 2
+    """Units queued per worker (bounds driver memory)."""
+
+    def __post_init__(self) -> None:
+        if not self.inputs:
+            raise ValueError("give at least one input file")
+        if not self.output:
+            raise ValueError("output folder is required")
+        if self.format not in FORMAT_CHOICES:
+            raise ValueError(f"format must be one of {FORMAT_CHOICES}, got {self.format!r}")
+        if self.max_length < 8:
+            raise ValueError(f"max_length must be >= 8, got {self.max_length}")
+        for key in ("shard_size", "docs_per_unit", "max_in_flight"):
+            if getattr(self, key) < 1:
+                raise ValueError(f"{key} must be >= 1, got {getattr(self, key)}")
+        if self.workers < 0:
+            raise ValueError(f"workers must be >= 0, got {self.workers}")
+
+    @property
+    def formats(self) -> list[str]:
+        return list(FORMATS) if self.format == "both" else [self.format]

@@ -1,0 +1,203 @@
+"""`maskpt preprocess`: documents -> masked shards on Ray.
+
+The driver streams the inputs as units (`preprocess.units`) and hands them to
+a pool of Ray actors, at most `max_in_flight` per actor, so memory stays flat.
+Each actor loads the tokenizer and the policy once (for `ssm_v1`: spaCy's NER,
+run with `nlp.pipe` over a unit's segments), processes whole units, and writes
+each unit's shards and then its `.done` marker. Policies with `wants_gpu`
+get GPU actors (`gpus_per_worker` each) when the cluster has GPUs, CPU actors
+otherwise; the output does not depend on which.
+
+Why Ray actors rather than a Ray Data `map_batches` chain: the unit is the
+unit of exactly-once output (atomic shard files, then a marker), and Ray Data
+re-blocks rows between stages; an actor pool keeps units whole, loads models
+once per actor, and streams from inputs that cannot be split (bz2 dumps).
+
+Without `address` an embedded local Ray is started (and stopped); with
+`address="auto"` the driver joins a running cluster.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from maskpt.tokenizer import TokenizerInfo, load_tokenizer, tokenizer_fingerprint
+from preprocess.config import PreprocessConfig
+from preprocess.manifest import INDEX, build_index, claim_folder, write_json_atomic
+from preprocess.units import Unit, iter_units, process_unit, read_marker
+
+
+class UnitFailed(RuntimeError):
+    """A worker raised while processing a unit; finished units are kept."""
+
+
+class MaskWorker:
+    """One Ray actor: loads tokenizer and policy once, processes units."""
+
+    def __init__(
+        self,
+        tokenizer: str,
+        policy,
+        seed: int,
+        max_length: int,
+        out: str,
+        formats: list[str],
+        shard_size: int,
+    ):
+        import ray
+
+        self.tok = load_tokenizer(tokenizer)
+        self.policy = policy
+        self.device = "cuda" if ray.get_gpu_ids() else "cpu"
+        policy.setup(self.device)
+        self.args = (seed, max_length, Path(out), formats, shard_size)
+
+    def process(self, unit: Unit) -> dict:
+        return process_unit(unit, self.tok, self.policy, *self.args)
+
+
+def make_spec(cfg: PreprocessConfig, tok, policy) -> dict:
+    from maskpt.config import to_dict
+
+    return {
+        "policy": {
+            "name": policy.name,
+            "config": to_dict(policy.config),
+            "target_format": policy.target_format,
+        },
+        "seed": cfg.seed,
+        "max_length": cfg.max_length,
+        "tokenizer": {
+            "name": cfg.tokenizer,
+            "vocab_size": len(tok),
+            "sha256": tokenizer_fingerprint(tok),
+        },
+        "inputs": [{"path": str(Path(p)), "bytes": Path(p).stat().st_size} for p in cfg.inputs],
+        "formats": cfg.formats,
+        "shard_size": cfg.shard_size,
+        "docs_per_unit": cfg.docs_per_unit,
+    }
+
+
+def actor_options(policy, resources: dict, gpus_per_worker: float) -> dict:
+    """Ray options for one worker actor: a GPU for policies that want one when
+    the cluster has GPUs, else one CPU."""
+    if getattr(policy, "wants_gpu", False) and resources.get("GPU", 0) > 0:
+        return {"num_cpus": 1, "num_gpus": gpus_per_worker}
+    return {"num_cpus": 1, "num_gpus": 0}
+
+
+def run_preprocess(cfg: PreprocessConfig, policy=None, progress: bool = True) -> dict:
+    """Run (or resume) a preprocessing job; return the index. `policy` may be
+    given pre-built (tests, custom policies); by default it is created from
+    the registry by `cfg.policy` and `cfg.policy_config`."""
+    import policies as registry
+
+    for p in cfg.inputs:
+        if not Path(p).exists():
+            raise FileNotFoundError(f"input {p} does not exist")
+    tok = load_tokenizer(cfg.tokenizer)
+    if policy is None:
+        policy = registry.create(
+            cfg.policy, TokenizerInfo.from_tokenizer(tok, cfg.tokenizer), cfg.policy_config
+        )
+    out = Path(cfg.output)
+    spec = make_spec(cfg, tok, policy)
+    done = claim_folder(out, spec)
+    if done is not None:
+        if progress:
+            print(f"{out} is already complete ({INDEX} matches this run); nothing to do")
+        return done
+
+    import ray
+
+    started = not ray.is_initialized()
+    if started:
+        ray.init(
+            address=cfg.address,
+            include_dashboard=False,
+            log_to_driver=False,
+            configure_logging=False,
+        )
+    try:
+        markers = _run_units(cfg, policy, spec, out, progress)
+    finally:
+        if started:
+            ray.shutdown()
+    index = build_index(spec, markers)
+    write_json_atomic(out / INDEX, index)  # last: the folder is complete
+    return index
+
+
+def _run_units(cfg, policy, spec, out: Path, progress: bool) -> list[dict]:
+    import ray
+    from tqdm import tqdm
+
+    resources = ray.cluster_resources()
+    n_workers = cfg.workers or max(1, int(resources.get("CPU", 1)))
+    opts = actor_options(policy, resources, cfg.gpus_per_worker)
+    remote_cls = ray.remote(MaskWorker).options(**opts)
+    args = (cfg.tokenizer, policy, cfg.seed, cfg.max_length, str(out), cfg.formats, cfg.shard_size)
+    actors = [remote_cls.remote(*args) for _ in range(n_workers)]
+    idle = list(actors) * cfg.max_in_flight
+    pending: dict = {}  # ObjectRef -> (actor, unit id)
+    markers: list[dict] = []
+    bar = tqdm(
+        desc=f"preprocess {spec['policy']['name']}",
+        unit=" docs",
+        disable=not progress,
+        dynamic_ncols=True,
+    )
+    start = time.monotonic()
+    totals = {"segments": 0, "tokens": 0, "skipped": 0}
+
+    def collect(ref) -> None:
+        actor, unit_id = pending.pop(ref)
+        idle.append(actor)
+        try:
+            marker = ray.get(ref)
+        except Exception as exc:  # a worker raised: stop, keeping finished units
+            raise UnitFailed(
+                f"unit {unit_id} failed in a worker: {exc}\n"
+                f"Finished units are kept in {out}; rerun the same command to resume."
+            ) from exc
+        record(marker)
+
+    def record(marker: dict) -> None:
+        markers.append(marker)
+        c = marker["counts"]
+        totals["segments"] += c["segments_written"]
+        totals["tokens"] += c["tokens_written"]
+        totals["skipped"] += sum(c["skipped_documents"].values())
+        bar.update(c["documents_read"])
+        secs = max(1e-9, time.monotonic() - start)
+        bar.set_postfix(
+            seg_s=f"{totals['segments'] / secs:.0f}",
+            tok_s=f"{totals['tokens'] / secs:.0f}",
+            skipped=totals["skipped"],
+        )
+
+    resumed = 0
+    try:
+        for unit in iter_units(cfg.inputs, cfg.docs_per_unit):
+            marker = read_marker(out, unit.id)
+            if marker is not None:
+                resumed += 1
+                record(marker)
+                continue
+            while not idle:
+                ready, _ = ray.wait(list(pending), num_returns=1)
+                collect(ready[0])
+            actor = idle.pop()
+            pending[actor.process.remote(unit)] = (actor, unit.id)
+        while pending:
+            ready, _ = ray.wait(list(pending), num_returns=1)
+            collect(ready[0])
+    finally:
+        bar.close()
+        for a in actors:
+            ray.kill(a)
+    if progress and resumed:
+        print(f"resumed: {resumed} finished units skipped")
+    return markers
