@@ -1,0 +1,193 @@
+"""`train/pretrain.py` (DeepSpeed, streaming shards) against a plain PyTorch loop
+over the same tiny model, batches and optimizer, in the same run, on CPU.
+
+Prints tokens/s of both and their ratio (target >= 0.9: the data path and
+DeepSpeed add at most 10%), and the shard reader alone in examples/s against
+what training consumes (target >= 20x).
+
+    python bench/pretrain_throughput.py [--steps 40]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def make_shards(out: Path, tok, n_docs: int = 400) -> None:
+    import numpy as np
+
+    import policies
+    from maskpt.tokenizer import TokenizerInfo
+    from preprocess.config import PreprocessConfig
+    from preprocess.manifest import build_index, claim_folder, write_json_atomic
+    from preprocess.pipeline import make_spec
+    from preprocess.readers import Document
+    from preprocess.units import Unit, process_unit
+
+    rng = np.random.default_rng(0)
+    words = [
+        "the",
+        "of",
+        "and",
+        "a",
+        "in",
+        "to",
+        "was",
+        "is",
+        "for",
+        "on",
+        "as",
+        "by",
+        "with",
+        "from",
+        "at",
+        "his",
+        "that",
+        "an",
+        "were",
+        "which",
+    ]
+    words += [f"w{i}" for i in range(300)]
+    docs = [
+        Document(
+            f"d{i}",
+            " ".join(" ".join(rng.choice(words, size=12)).capitalize() + "." for _ in range(8)),
+        )
+        for i in range(n_docs)
+    ]
+    pol = policies.create("rand_v1", TokenizerInfo.from_tokenizer(tok))
+    dummy = out.parent / "in.jsonl"
+    dummy.write_text("")
+    cfg = PreprocessConfig(
+        inputs=(str(dummy),), output=str(out), policy="rand_v1", tokenizer=tok.name_or_path
+    )
+    spec = make_spec(cfg, tok, pol)
+    claim_folder(out, spec)
+    markers = [
+        process_unit(
+            Unit(f"000-{k:06d}", docs[k * 100 : (k + 1) * 100]),
+            tok,
+            pol,
+            0,
+            128,
+            out,
+            ["arrow"],
+            1000,
+        )
+        for k in range(n_docs // 100)
+    ]
+    write_json_atomic(out / "index.json", build_index(spec, markers))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument("--steps", type=int, default=40)
+    ap.add_argument("--warmup", type=int, default=5, help="steps excluded from the timing")
+    ap.add_argument("--set", action="append", default=[], help="config override, e.g. zero_stage=0")
+    args = ap.parse_args()
+
+    import torch
+
+    from maskpt.config import load_config
+    from maskpt.demo import bundled_corpus
+    from maskpt.tokenizer import train_tokenizer
+    from preprocess.readers import read_jsonl
+    from train.data import PretrainStream, collate, open_source
+    from train.loop import train
+    from train.model import build_model
+    from train.pretrain import PretrainConfig, lr_lambda
+
+    work = Path(tempfile.mkdtemp(prefix="maskpt-ptbench-"))
+    texts = [d.text for d in read_jsonl(bundled_corpus())]
+    tok = train_tokenizer(
+        texts * 3 + [" ".join(f"w{i}" for i in range(300))],
+        work / "tok",
+        vocab_size=2000,
+        min_frequency=1,
+    )
+    make_shards(work / "shards", tok)
+    over = [
+        f"data.shards=[{work / 'shards'}]",
+        f"model.tokenizer={work / 'tok'}",
+        f"output_dir={work / 'run'}",
+        f"total_steps={args.steps}",
+        "log_every=1",
+        "save_every=0",
+        "export=false",
+        "optim.warmup_steps=5",
+        "model.config.dropout=0.0",
+        *args.set,
+    ]
+    cfg = load_config(PretrainConfig, ROOT / "configs" / "pretrain" / "tiny_cpu.yaml", over)
+    torch.set_num_threads(torch.get_num_threads())
+    print(
+        f"tiny BART {cfg.model.config}, global batch {cfg.global_batch}, micro {cfg.micro_batch}, "
+        f"{args.steps} steps, {torch.get_num_threads()} threads"
+    )
+
+    # 1. the recipe (DeepSpeed ZeRO-1, gloo, one process, streaming shards)
+    train(cfg)
+    logs = [json.loads(x) for x in (work / "run" / "log.jsonl").read_text().splitlines()]
+    timed = logs[args.warmup :]
+    ds_rate = sum(r["tokens"] for r in timed) / sum(r["seconds"] for r in timed)
+
+    # 2. plain PyTorch: same model init, same batches (pre-collated), same optimizer
+    src = open_source(str(work / "shards"))
+    stream = PretrainStream([src], cfg.micro_batch, 0, 1, cfg.seed)
+    accum = cfg.global_batch // cfg.micro_batch
+    batches = [collate(stream.micro_batch(k), tok.pad_token_id) for k in range(args.steps * accum)]
+    model = build_model(cfg.model, tok, cfg.seed)
+    model.train()
+    opt = torch.optim.AdamW(
+        model.parameters(), lr=cfg.optim.lr, weight_decay=cfg.optim.weight_decay
+    )
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda(cfg))
+    tokens, t0 = 0, None
+    for step in range(args.steps):
+        if step == args.warmup:
+            tokens, t0 = 0, time.perf_counter()
+        for a in range(accum):
+            b = dict(batches[step * accum + a])
+            b.pop("ids")
+            loss = model(**b).loss / accum
+            loss.backward()
+            tokens += int(b["attention_mask"].sum()) + int((b["labels"] != -100).sum())
+        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.optim.grad_clip)
+        opt.step()
+        sched.step()
+        opt.zero_grad(set_to_none=True)
+    plain_rate = tokens / (time.perf_counter() - t0)
+
+    # 3. the reader alone: micro-batches read and collated per second
+    reader = PretrainStream([src], cfg.micro_batch, 0, 1, cfg.seed + 1)
+    t = time.perf_counter()
+    n_micro = 400
+    for k in range(n_micro):
+        collate(reader.micro_batch(k), tok.pad_token_id)
+    reader_eps = n_micro * cfg.micro_batch / (time.perf_counter() - t)
+    tokens_per_example = sum(
+        int(b["attention_mask"].sum()) + int((b["labels"] != -100).sum()) for b in batches
+    ) / (len(batches) * cfg.micro_batch)
+    train_eps = ds_rate / tokens_per_example
+
+    print(f"\ntrain/pretrain.py (DeepSpeed):  {ds_rate:10,.0f} tokens/s")
+    print(f"plain PyTorch loop:             {plain_rate:10,.0f} tokens/s")
+    print(f"  -> ratio {ds_rate / plain_rate:.2f} (target >= 0.9)")
+    print(
+        f"reader alone: {reader_eps:,.0f} examples/s; training consumes {train_eps:,.0f} "
+        f"examples/s -> {reader_eps / train_eps:.1f}x (target >= 20x)"
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,274 @@
+"""Streaming pre-training data from shard folders, exactly once per epoch,
+with exact resume.
+
+The data is one deterministic *stream*: position p of source s is example
+`order_s(epoch)[p mod N_s]` of epoch p // N_s, where `order_s(epoch)` shuffles
+the shard order and the rows inside each shard from (seed, epoch). Several
+folders are interleaved by weight with a deterministic schedule, each keeping
+its own epochs. Global batch number g of the stream is cut into
+world_size x micro-batches: rank r takes micro-batch r of each micro-step, and
+dataloader worker w of that rank takes every W-th of the rank's micro-batches,
+so PyTorch's round-robin over workers yields them in order. Every example is
+seen exactly once per epoch across ranks and workers (nothing dropped, nothing
+padded), and the state is one number: how many micro-steps the job consumed.
+
+Shards are read with memory-mapped Arrow (local) or through fsspec (any URL);
+the folder's index.json must exist (a complete folder), its shards must match
+their sizes and checksums, and its tokenizer must be the model's.
+"""
+
+from __future__ import annotations
+
+import bisect
+import hashlib
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from preprocess.shards import SCHEMA, check_row, sha256_file
+
+
+class DataError(ValueError):
+    """Shards that cannot be trained on; the message names the folder/shard."""
+
+
+def _open(url: str, mode: str = "rb"):
+    import fsspec
+
+    return fsspec.open(url, mode)
+
+
+def _join(folder: str, name: str) -> str:
+    return f"{folder.rstrip('/')}/{name}"
+
+
+@dataclass
+class Source:
+    """One shard folder: its manifest and the rows it holds (loaded lazily)."""
+
+    folder: str
+    weight: float
+    index: dict
+    shards: list[dict]
+
+    @property
+    def size(self) -> int:
+        return sum(s["examples"] for s in self.shards)
+
+
+def open_source(
+    folder: str, weight: float = 1.0, tokenizer_sha256: str | None = None, verify: bool = True
+) -> Source:
+    folder = str(folder)
+    try:
+        with _open(_join(folder, "index.json"), "r") as f:
+            index = json.load(f)
+    except FileNotFoundError:
+        raise DataError(
+            f"{folder}: no index.json - the shard folder is incomplete or not a shard folder "
+            "(finish `maskpt preprocess` first)"
+        ) from None
+    tok = index.get("tokenizer", {})
+    if tokenizer_sha256 is not None and tok.get("sha256") != tokenizer_sha256:
+        raise DataError(
+            f"{folder}: shards were made with tokenizer {tok.get('name')!r} "
+            f"(sha256 {str(tok.get('sha256'))[:12]}), the model uses another "
+            f"(sha256 {tokenizer_sha256[:12]}); re-run preprocessing with the model's tokenizer"
+        )
+    shards = [s for s in index["shards"] if s["format"] == "arrow"]
+    if not shards:
+        raise DataError(f"{folder}: no Arrow shards (pre-training reads the arrow format)")
+    if verify:
+        for s in shards:
+            path = _join(folder, s["path"])
+            if "://" not in folder:
+                if not Path(path).exists():
+                    raise DataError(f"{path}: shard listed in index.json is missing")
+                if Path(path).stat().st_size != s["bytes"] or sha256_file(path) != s["sha256"]:
+                    raise DataError(f"{path}: size or sha256 differs from index.json (corrupted)")
+    if weight <= 0:
+        raise DataError(f"{folder}: weight must be > 0, got {weight}")
+    return Source(folder, weight, index, shards)
+
+
+def _perm(seed: int, *key) -> np.random.Generator:
+    h = hashlib.blake2b(repr((seed, *key)).encode(), digest_size=16).digest()
+    return np.random.Generator(np.random.PCG64(int.from_bytes(h, "little")))
+
+
+class ShardStream:
+    """Random access to the shuffled example stream of one source."""
+
+    def __init__(self, src: Source, seed: int, shuffle: bool = True):
+        self.src, self.seed, self.shuffle = src, seed, shuffle
+        self._epoch = None
+        self._table_cache: dict[str, object] = {}
+        self._rows_perm: tuple = (None, None)
+
+    def _epoch_order(self, epoch: int):
+        if self._epoch == epoch:
+            return self._order
+        shards = list(self.src.shards)
+        if self.shuffle:
+            rng = _perm(self.seed, "shards", epoch)
+            shards = [shards[i] for i in rng.permutation(len(shards))]
+        cum = np.cumsum([s["examples"] for s in shards]).tolist()
+        self._epoch, self._order = epoch, (shards, cum)
+        return self._order
+
+    def _rows(self, shard: dict):
+        path = shard["path"]
+        table = self._table_cache.get(path)
+        if table is None:
+            import pyarrow as pa
+
+            url = _join(self.src.folder, path)
+            try:
+                if "://" in url:
+                    with _open(url) as f:
+                        table = pa.ipc.open_file(pa.py_buffer(f.read())).read_all()
+                else:
+                    table = pa.ipc.open_file(pa.memory_map(url, "r")).read_all()
+            except (OSError, pa.ArrowInvalid) as exc:
+                raise DataError(f"{url}: cannot read shard: {exc}") from exc
+            if not table.schema.equals(SCHEMA):
+                raise DataError(f"{url}: unexpected schema {table.schema}")
+            self._table_cache = {path: table}  # one shard in memory at a time
+        return table
+
+    def example(self, position: int) -> dict:
+        n = self.src.size
+        epoch, offset = divmod(position, n)
+        shards, cum = self._epoch_order(epoch)
+        k = bisect.bisect_right(cum, offset)
+        shard = shards[k]
+        row_in_shard = offset - (cum[k - 1] if k else 0)
+        if self.shuffle:
+            key = (epoch, shard["path"])
+            if self._rows_perm[0] != key:
+                rng = _perm(self.seed, "rows", epoch, shard["path"])
+                self._rows_perm = (key, rng.permutation(shard["examples"]))
+            row_in_shard = int(self._rows_perm[1][row_in_shard])
+        row = self._rows(shard).slice(row_in_shard, 1).to_pylist()[0]
+        return row
+
+
+class Mixture:
+    """Interleaves sources by weight: position p of the mixed stream comes
+    from source `pick(p)` (a low-discrepancy schedule: each source gets its
+    weight's share of every stretch of positions)."""
+
+    PHI = (math.sqrt(5) - 1) / 2
+
+    def __init__(self, sources: list[Source], seed: int, shuffle: bool = True):
+        self.streams = [ShardStream(s, seed, shuffle) for s in sources]
+        w = np.array([s.weight for s in sources], dtype=float)
+        self.cum = np.cumsum(w / w.sum()).tolist()
+        self.cum[-1] = 1.0
+
+    def pick(self, p: int) -> int:
+        if len(self.streams) == 1:
+            return 0
+        return bisect.bisect_right(self.cum, (p * self.PHI) % 1.0)
+
+
+class PretrainStream(torch.utils.data.IterableDataset):
+    """Yields this rank's micro-batches (dicts of lists), in order, forever.
+
+    `state_dict()` / `load_state_dict()` carry the number of micro-steps the
+    job has consumed; pass `start_micro_step` after a resume.
+    """
+
+    def __init__(
+        self,
+        sources: list[Source],
+        micro_batch: int,
+        rank: int,
+        world_size: int,
+        seed: int = 0,
+        shuffle: bool = True,
+        vocab_size: int | None = None,
+        max_length: int | None = None,
+    ):
+        self.mix = Mixture(sources, seed, shuffle)
+        self.micro, self.rank, self.world = micro_batch, rank, world_size
+        self.vocab_size, self.max_length = vocab_size, max_length
+        self.micro_steps_done = 0
+        self._source_counts = [0] * len(sources)  # positions consumed per source
+        self._counted_upto = 0
+
+    # -- state -------------------------------------------------------------------
+    def state_dict(self) -> dict:
+        return {"micro_steps_done": self.micro_steps_done}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.micro_steps_done = int(state["micro_steps_done"])
+
+    def advance(self, micro_steps: int = 1) -> None:
+        """Called by the trainer after consuming micro-steps (keeps state exact
+        even with prefetching workers)."""
+        self.micro_steps_done += micro_steps
+
+    # -- positions ---------------------------------------------------------------
+    def _source_positions(self, start: int, stop: int) -> list[tuple[int, int]]:
+        """(source, position in that source) for mixed positions [start, stop)."""
+        if start < self._counted_upto:  # going back (a new iterator): recount
+            self._source_counts, self._counted_upto = [0] * len(self.mix.streams), 0
+        counts = self._source_counts
+        for p in range(self._counted_upto, start):  # per-source offsets before `start`
+            counts[self.mix.pick(p)] += 1
+        out = []
+        for p in range(start, stop):
+            s = self.mix.pick(p)
+            out.append((s, counts[s]))
+            counts[s] += 1
+        self._counted_upto = stop
+        return out
+
+    def micro_batch(self, micro_step: int) -> list[dict]:
+        """The rows of this rank's micro-batch at global micro-step `micro_step`."""
+        start = (micro_step * self.world + self.rank) * self.micro
+        if len(self.mix.streams) == 1:
+            pos = [(0, p) for p in range(start, start + self.micro)]
+        else:
+            pos = self._source_positions(start, start + self.micro)
+        rows = [self.mix.streams[s].example(p) for s, p in pos]
+        if self.vocab_size is not None:
+            for r in rows:
+                why = check_row(r, self.vocab_size, self.max_length or 10**9)
+                if why:
+                    raise DataError(f"example {r['id']}: {why}")
+        return rows
+
+    def __iter__(self):
+        info = torch.utils.data.get_worker_info()
+        wid, nw = (info.id, info.num_workers) if info else (0, 1)
+        step = self.micro_steps_done
+        while True:
+            if (step - self.micro_steps_done) % nw == wid or nw == 1:
+                yield self.micro_batch(step)
+            step += 1
+
+
+def collate(rows: list[dict], pad_id: int) -> dict:
+    """Pad a micro-batch: source -> input_ids/attention_mask, target -> labels (-100 pad)."""
+    src_len = max(len(r["source_ids"]) for r in rows)
+    tgt_len = max(len(r["target_ids"]) for r in rows)
+    input_ids = torch.full((len(rows), src_len), pad_id, dtype=torch.long)
+    attention = torch.zeros((len(rows), src_len), dtype=torch.long)
+    labels = torch.full((len(rows), tgt_len), -100, dtype=torch.long)
+    for i, r in enumerate(rows):
+        s, t = r["source_ids"], r["target_ids"]
+        input_ids[i, : len(s)] = torch.tensor(s)
+        attention[i, : len(s)] = 1
+        labels[i, : len(t)] = torch.tensor(t)
+    return {
+        "input_ids": input_ids,
+        "attention_mask": attention,
+        "labels": labels,
+        "ids": [r["id"] for r in rows],
+    }

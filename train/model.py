@@ -1,0 +1,61 @@
+"""Building BART for (intermediate) pre-training, and distributed setup."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    name_or_path: str = "facebook/bart-base"
+    """`from_pretrained` name or folder (the paper starts from facebook/bart-base)."""
+    config: dict[str, Any] = field(default_factory=dict)
+    """If set: build a fresh BART from these BartConfig fields instead (tiny/offline runs)."""
+    tokenizer: str = ""
+    """Tokenizer name or folder; default: name_or_path. Must be the shards' tokenizer."""
+    attn_implementation: str = "sdpa"
+    """Attention kernel: sdpa (default) or eager."""
+
+    @property
+    def tokenizer_name(self) -> str:
+        return self.tokenizer or self.name_or_path
+
+
+def build_model(cfg: ModelConfig, tokenizer, seed: int):
+    import torch
+    from transformers import BartConfig, BartForConditionalGeneration
+
+    torch.manual_seed(seed)
+    if cfg.config:
+        fields = {
+            "vocab_size": len(tokenizer),
+            "pad_token_id": tokenizer.pad_token_id,
+            "bos_token_id": tokenizer.bos_token_id,
+            "eos_token_id": tokenizer.eos_token_id,
+            "decoder_start_token_id": tokenizer.eos_token_id,
+            "forced_eos_token_id": tokenizer.eos_token_id,
+            **cfg.config,
+        }
+        model = BartForConditionalGeneration(BartConfig(**fields))
+    else:
+        model = BartForConditionalGeneration.from_pretrained(cfg.name_or_path)
+        if model.config.vocab_size < len(tokenizer):
+            raise ValueError(
+                f"model {cfg.name_or_path} has {model.config.vocab_size} embeddings, the tokenizer "
+                f"{len(tokenizer)} tokens"
+            )
+    model.config._attn_implementation = cfg.attn_implementation
+    return model
+
+
+def dist_env() -> tuple[int, int, int]:
+    """(rank, local_rank, world_size) from the launcher's environment; a
+    plain `python` run is rank 0 of 1 (MASTER_ADDR etc. are set for it)."""
+    os.environ.setdefault("RANK", "0")
+    os.environ.setdefault("LOCAL_RANK", "0")
+    os.environ.setdefault("WORLD_SIZE", "1")
+    os.environ.setdefault("MASTER_ADDR", "127.0.0.1")
+    os.environ.setdefault("MASTER_PORT", str(29500 + os.getpid() % 1000))
+    return int(os.environ["RANK"]), int(os.environ["LOCAL_RANK"]), int(os.environ["WORLD_SIZE"])
