@@ -71,11 +71,14 @@ def _add_demo(sub) -> None:
         "demo",
         help="the main job on the embedded default (CPU, bundled text)",
         description="Train a tokenizer on the bundled paragraphs, mask them with every "
-        "heuristic policy, print examples and statistics, and save a summary.",
+        "heuristic policy (examples and statistics), preprocess them into shards on an embedded "
+        "local Ray, and run a few steps of tiny-BART pre-training on CPU; save a summary.",
     )
     p.add_argument("--out", default="runs/demo", help="output folder (default runs/demo)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--show", type=int, default=2, help="examples per policy (default 2)")
+    p.add_argument("--pretrain-steps", type=int, default=30,
+                   help="tiny-BART pre-training steps on the orig_v1 shards (0 = skip)")
     p.set_defaults(func=cmd_demo)
 
 
@@ -341,7 +344,7 @@ def cmd_inspect(args) -> int:
 def cmd_demo(args) -> int:
     from maskpt.demo import run_demo
 
-    run_demo(Path(args.out), seed=args.seed, show=args.show)
+    run_demo(Path(args.out), seed=args.seed, show=args.show, pretrain_steps=args.pretrain_steps)
     return 0
 
 
