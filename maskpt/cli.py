@@ -77,8 +77,12 @@ def _add_demo(sub) -> None:
     p.add_argument("--out", default="runs/demo", help="output folder (default runs/demo)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--show", type=int, default=2, help="examples per policy (default 2)")
-    p.add_argument("--pretrain-steps", type=int, default=30,
-                   help="tiny-BART pre-training steps on the orig_v1 shards (0 = skip)")
+    p.add_argument(
+        "--pretrain-steps",
+        type=int,
+        default=30,
+        help="tiny-BART pre-training steps on the orig_v1 shards (0 = skip)",
+    )
     p.set_defaults(func=cmd_demo)
 
 

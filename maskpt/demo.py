@@ -46,8 +46,9 @@ log_every: 5
 """
 
 
-def run_demo(out: Path, seed: int = 0, show: int = 2, max_length: int = 64,
-             pretrain_steps: int = 30) -> dict:
+def run_demo(
+    out: Path, seed: int = 0, show: int = 2, max_length: int = 64, pretrain_steps: int = 30
+) -> dict:
     from rich.console import Console
     from rich.table import Table
 
@@ -146,15 +147,29 @@ def _preprocess_each(console, corpus: Path, out: Path, seed: int, max_length: in
     result = {}
     for name in HEURISTIC:
         folder = out / "shards" / name
-        cfg = PreprocessConfig(inputs=(str(corpus),), output=str(folder), policy=name,
-                               tokenizer=str(out / "tokenizer"), seed=seed, max_length=max_length,
-                               format="both", docs_per_unit=4, shard_size=1000)
+        cfg = PreprocessConfig(
+            inputs=(str(corpus),),
+            output=str(folder),
+            policy=name,
+            tokenizer=str(out / "tokenizer"),
+            seed=seed,
+            max_length=max_length,
+            format="both",
+            docs_per_unit=4,
+            shard_size=1000,
+        )
         index = run_preprocess(cfg, progress=False)
         problems = verify(folder)
         c = index["counts"]
-        console.print(f"{name}: {c['segments_written']} examples in {len(index['shards'])} shards "
-                      f"-> {folder} ({'verified' if not problems else 'VERIFY FAILED: ' + problems[0]})")
-        result[name] = {"folder": str(folder), "examples": c["segments_written"], "ok": not problems}
+        console.print(
+            f"{name}: {c['segments_written']} examples in {len(index['shards'])} shards "
+            f"-> {folder} ({'verified' if not problems else 'VERIFY FAILED: ' + problems[0]})"
+        )
+        result[name] = {
+            "folder": str(folder),
+            "examples": c["segments_written"],
+            "ok": not problems,
+        }
     return result
 
 
@@ -164,7 +179,9 @@ def pretrain(console, out: Path, seed: int, max_length: int, steps: int) -> dict
 
     console.rule("[bold]intermediate pre-training (tiny BART, DeepSpeed, CPU)")
     cfg_path = out / "pretrain.yaml"
-    cfg_path.write_text(PRETRAIN_YAML.format(out=out, seed=seed, max_length=max_length, steps=steps))
+    cfg_path.write_text(
+        PRETRAIN_YAML.format(out=out, seed=seed, max_length=max_length, steps=steps)
+    )
     run_dir = out / "pretrain"
     if (run_dir / "hf").exists():
         console.print(f"{run_dir / 'hf'} exists: skipping (delete it to train again)")
@@ -178,7 +195,13 @@ def pretrain(console, out: Path, seed: int, max_length: int, steps: int) -> dict
         if proc.returncode != 0:
             raise RuntimeError(f"pre-training failed:\n{proc.stderr[-3000:]}")
     logs = [json.loads(x) for x in (run_dir / "log.jsonl").read_text().splitlines()]
-    console.print(f"loss {logs[0]['loss']:.3f} (step {logs[0]['step']}) -> {logs[-1]['loss']:.3f} "
-                  f"(step {logs[-1]['step']}); exported model: {run_dir / 'hf'}")
-    return {"first_loss": logs[0]["loss"], "last_loss": logs[-1]["loss"], "steps": logs[-1]["step"],
-            "export": str(run_dir / "hf")}
+    console.print(
+        f"loss {logs[0]['loss']:.3f} (step {logs[0]['step']}) -> {logs[-1]['loss']:.3f} "
+        f"(step {logs[-1]['step']}); exported model: {run_dir / 'hf'}"
+    )
+    return {
+        "first_loss": logs[0]["loss"],
+        "last_loss": logs[-1]["loss"],
+        "steps": logs[-1]["step"],
+        "export": str(run_dir / "hf"),
+    }

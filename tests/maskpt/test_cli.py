@@ -134,7 +134,10 @@ def test_policies_lists_configs(capsys):
 
 
 def test_demo_writes_summary(tmp_path, capsys):
-    assert main(["demo", "--out", str(tmp_path / "demo"), "--show", "1", "--pretrain-steps", "10"]) == 0
+    assert (
+        main(["demo", "--out", str(tmp_path / "demo"), "--show", "1", "--pretrain-steps", "10"])
+        == 0
+    )
     summary = json.loads((tmp_path / "demo" / "summary.json").read_text())
     assert set(summary["policies"]) == {"orig_v1", "rand_v1", "ssm_v1"}
     assert 0.2 < summary["policies"]["orig_v1"]["mask_ratio"] < 0.35
@@ -150,4 +153,7 @@ def test_demo_writes_summary(tmp_path, capsys):
 
     BartForConditionalGeneration.from_pretrained(pre["export"])
     # a rerun reuses the tokenizer, finds the shards complete and the model exported
-    assert main(["demo", "--out", str(tmp_path / "demo"), "--show", "0", "--pretrain-steps", "10"]) == 0
+    assert (
+        main(["demo", "--out", str(tmp_path / "demo"), "--show", "0", "--pretrain-steps", "10"])
+        == 0
+    )
