@@ -148,10 +148,12 @@ def read_arrow(path: str | Path) -> Iterator[dict]:
         raise ShardError(f"{path}: not a readable Arrow IPC file: {exc}") from exc
 
 
-def read_tar(path: str | Path) -> Iterator[dict]:
+def read_tar(path: str | Path, fileobj=None) -> Iterator[dict]:
+    """Rows of a WebDataset tar shard, from `path` or an open binary `fileobj`
+    (e.g. an fsspec file; `path` then only names it in errors)."""
     fields = ("json", *(f"{f}.npy" for f in ID_FIELDS), "mask.npy")
     try:
-        with tarfile.open(path, mode="r:") as tar:
+        with tarfile.open(None if fileobj is not None else path, mode="r:", fileobj=fileobj) as tar:
             row: dict = {}
             key = None
             for m in tar:

@@ -12,7 +12,9 @@ so PyTorch's round-robin over workers yields them in order. Every example is
 seen exactly once per epoch across ranks and workers (nothing dropped, nothing
 padded), and the state is one number: how many micro-steps the job consumed.
 
-Shards are read with memory-mapped Arrow (local) or through fsspec (any URL);
+Shards are read from Arrow (memory-mapped when local) or, for folders written
+with `--format webdataset` only, from the WebDataset tars; through fsspec for
+any URL;
 the folder's index.json must exist (a complete folder), its shards must match
 their sizes and checksums, and its tokenizer must be the model's.
 """
@@ -29,7 +31,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from preprocess.shards import SCHEMA, check_row, sha256_file
+from preprocess.shards import SCHEMA, ShardError, check_row, read_tar, sha256_file
 
 
 class DataError(ValueError):
@@ -79,9 +81,11 @@ def open_source(
             f"(sha256 {str(tok.get('sha256'))[:12]}), the model uses another "
             f"(sha256 {tokenizer_sha256[:12]}); re-run preprocessing with the model's tokenizer"
         )
-    shards = [s for s in index["shards"] if s["format"] == "arrow"]
+    formats = index.get("formats") or []
+    fmt = "arrow" if "arrow" in formats else "webdataset"
+    shards = [s for s in index["shards"] if s["format"] == fmt]
     if not shards:
-        raise DataError(f"{folder}: no Arrow shards (pre-training reads the arrow format)")
+        raise DataError(f"{folder}: index.json lists no Arrow or WebDataset shards")
     if verify:
         for s in shards:
             path = _join(folder, s["path"])
@@ -121,6 +125,8 @@ class ShardStream:
         return self._order
 
     def _rows(self, shard: dict):
+        """The shard as an Arrow table (one shard in memory at a time). Arrow
+        files are memory-mapped when local; WebDataset tars are decoded whole."""
         path = shard["path"]
         table = self._table_cache.get(path)
         if table is None:
@@ -128,16 +134,19 @@ class ShardStream:
 
             url = _join(self.src.folder, path)
             try:
-                if "://" in url:
+                if shard["format"] == "webdataset":
+                    with _open(url) as f:
+                        table = pa.Table.from_pylist(list(read_tar(url, fileobj=f)), schema=SCHEMA)
+                elif "://" in url:
                     with _open(url) as f:
                         table = pa.ipc.open_file(pa.py_buffer(f.read())).read_all()
                 else:
                     table = pa.ipc.open_file(pa.memory_map(url, "r")).read_all()
-            except (OSError, pa.ArrowInvalid) as exc:
+            except (OSError, pa.ArrowInvalid, ShardError) as exc:
                 raise DataError(f"{url}: cannot read shard: {exc}") from exc
             if not table.schema.equals(SCHEMA):
                 raise DataError(f"{url}: unexpected schema {table.schema}")
-            self._table_cache = {path: table}  # one shard in memory at a time
+            self._table_cache = {path: table}
         return table
 
     def example(self, position: int) -> dict:
@@ -148,9 +157,10 @@ class ShardStream:
         shard = shards[k]
         row_in_shard = offset - (cum[k - 1] if k else 0)
         if self.shuffle:
-            key = (epoch, shard["path"])
+            stem = shard["path"].rsplit(".", 1)[0]  # the same order for .arrow and .tar
+            key = (epoch, stem)
             if self._rows_perm[0] != key:
-                rng = _perm(self.seed, "rows", epoch, shard["path"])
+                rng = _perm(self.seed, "rows", epoch, stem)
                 self._rows_perm = (key, rng.permutation(shard["examples"]))
             row_in_shard = int(self._rows_perm[1][row_in_shard])
         row = self._rows(shard).slice(row_in_shard, 1).to_pylist()[0]

@@ -20,16 +20,15 @@ ROOT = Path(__file__).resolve().parents[2]
 TINY = ROOT / "configs" / "pretrain" / "tiny_cpu.yaml"
 
 
-@pytest.fixture(scope="module")
-def shards(tmp_path_factory, tokenizer, tok_info):
+def _make_shards(out, tokenizer, tok_info, fmt):
     """A small shard folder written with the shard writer alone (no Ray)."""
     import policies
     from preprocess.config import PreprocessConfig
     from preprocess.manifest import build_index, claim_folder, write_json_atomic
     from preprocess.pipeline import make_spec
+    from preprocess.readers import Document
     from preprocess.units import Unit, process_unit
 
-    out = tmp_path_factory.mktemp("shards")
     inp = out.parent / "in.jsonl"
     inp.write_text("")
     pol = policies.create("rand_v1", tok_info)
@@ -40,11 +39,10 @@ def shards(tmp_path_factory, tokenizer, tok_info):
         tokenizer=tokenizer.name_or_path,
         shard_size=23,
         max_length=64,
+        format=fmt,
     )
     spec = make_spec(cfg, tokenizer, pol)
     claim_folder(out, spec)
-    from preprocess.readers import Document
-
     texts = bundled_texts() + synthetic_texts(60, seed=21, sentences=(1, 3))
     docs = [Document(f"d{i}", t) for i, t in enumerate(texts)]
     markers = [
@@ -55,13 +53,31 @@ def shards(tmp_path_factory, tokenizer, tok_info):
             0,
             64,
             out,
-            ["arrow"],
+            cfg.formats,
             23,
         )
         for k in range(4)
     ]
     write_json_atomic(out / "index.json", build_index(spec, markers))
     return out
+
+
+@pytest.fixture(scope="module")
+def shards(tmp_path_factory, tokenizer, tok_info):
+    return _make_shards(tmp_path_factory.mktemp("shards"), tokenizer, tok_info, "arrow")
+
+
+def test_webdataset_and_fsspec_url_give_the_same_stream(
+    shards, tmp_path_factory, tokenizer, tok_info
+):
+    wds = _make_shards(tmp_path_factory.mktemp("wds"), tokenizer, tok_info, "webdataset")
+    assert not list(wds.glob("*.arrow"))
+    streams = [
+        PretrainStream([open_source(f)], 4, 0, 1, seed=2)
+        for f in (str(shards), str(wds), f"file://{shards}")
+    ]
+    batches = [[s.micro_batch(k) for k in range(12)] for s in streams]
+    assert batches[0] == batches[1] == batches[2]
 
 
 def run_cfg(tmp_path, shards, tokenizer, **over):
@@ -226,6 +242,33 @@ def test_deepspeed_launcher_two_ranks(tmp_path, shards, tokenizer):
         ]
     assert len(ids) == 24 and len(set(ids)) == 24  # 3 steps x 8, disjoint across ranks
     assert (tmp_path / "hf" / "model.safetensors").exists()
+
+
+def test_non_finite_loss_stops_without_saving(tmp_path, shards, tokenizer):
+    env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1")
+    args = run_cfg(
+        tmp_path,
+        shards,
+        tokenizer,
+        total_steps=6,
+        global_batch=8,
+        micro_batch=4,
+        save_every=1,
+        **{"optim.lr": "1e25", "optim.warmup_steps": 1, "optim.grad_clip": 0},
+    )
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "train" / "pretrain.py"), "--config", str(TINY), *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+    )
+    assert proc.returncode != 0
+    assert "non-finite loss at step" in proc.stderr and "examples [" in proc.stderr
+    step = int(proc.stderr.split("non-finite loss at step ")[1].split(",")[0])
+    saved = sorted(p.name for p in (tmp_path / "checkpoints").glob("step*"))
+    assert saved == [f"step{s:08d}" for s in range(1, step + 1)]  # nothing from the bad step
+    assert not (tmp_path / "hf").exists()
 
 
 def test_bad_input_fails_before_training(tmp_path, shards, tokenizer):
