@@ -22,15 +22,13 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def make_shards(out: Path, tok, n_docs: int = 400) -> None:
+    """Synthetic documents masked with rand_v1 into an Arrow shard folder (no Ray)."""
+    import json
+
     import numpy as np
 
-    import policies
-    from maskpt.tokenizer import TokenizerInfo
     from preprocess.config import PreprocessConfig
-    from preprocess.manifest import build_index, claim_folder, write_json_atomic
-    from preprocess.pipeline import make_spec
-    from preprocess.readers import Document
-    from preprocess.units import Unit, process_unit
+    from preprocess.pipeline import run_preprocess
 
     rng = np.random.default_rng(0)
     words = [
@@ -56,35 +54,22 @@ def make_shards(out: Path, tok, n_docs: int = 400) -> None:
         "which",
     ]
     words += [f"w{i}" for i in range(300)]
-    docs = [
-        Document(
-            f"d{i}",
-            " ".join(" ".join(rng.choice(words, size=12)).capitalize() + "." for _ in range(8)),
-        )
-        for i in range(n_docs)
-    ]
-    pol = policies.create("rand_v1", TokenizerInfo.from_tokenizer(tok))
-    dummy = out.parent / "in.jsonl"
-    dummy.write_text("")
+    inp = out.parent / "docs.jsonl"
+    with inp.open("w") as f:
+        for i in range(n_docs):
+            text = " ".join(
+                " ".join(rng.choice(words, size=12)).capitalize() + "." for _ in range(8)
+            )
+            f.write(json.dumps({"id": f"d{i}", "text": text}) + "\n")
     cfg = PreprocessConfig(
-        inputs=(str(dummy),), output=str(out), policy="rand_v1", tokenizer=tok.name_or_path
+        inputs=(str(inp),),
+        output=str(out),
+        policy="rand_v1",
+        tokenizer=tok.name_or_path,
+        docs_per_unit=100,
+        shard_size=1000,
     )
-    spec = make_spec(cfg, tok, pol)
-    claim_folder(out, spec)
-    markers = [
-        process_unit(
-            Unit(f"000-{k:06d}", docs[k * 100 : (k + 1) * 100]),
-            tok,
-            pol,
-            0,
-            128,
-            out,
-            ["arrow"],
-            1000,
-        )
-        for k in range(n_docs // 100)
-    ]
-    write_json_atomic(out / "index.json", build_index(spec, markers))
+    run_preprocess(cfg, progress=False, use_ray=False)
 
 
 def main() -> None:

@@ -121,6 +121,11 @@ def _add_preprocess(sub) -> None:
         metavar="KEY=VALUE",
         help="override a config field, e.g. policy_config.on_no_entity=rand",
     )
+    p.add_argument(
+        "--no-ray",
+        action="store_true",
+        help="process the units in this process, without Ray (small inputs, debugging)",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_preprocess)
 
@@ -265,7 +270,7 @@ def cmd_preprocess(args) -> int:
     }
     base.update({k: v for k, v in flags.items() if v is not None})
     cfg = build_dataclass(PreprocessConfig, base, args.set, where=args.config or "preprocess")
-    index = run_preprocess(cfg, progress=not args.quiet)
+    index = run_preprocess(cfg, progress=not args.quiet, use_ray=not args.no_ray)
     c = index["counts"]
     print(
         f"{cfg.output}: {c['segments_written']} segments, {c['tokens_written']} tokens in "

@@ -88,10 +88,14 @@ def actor_options(policy, resources: dict, gpus_per_worker: float) -> dict:
     return {"num_cpus": 1, "num_gpus": 0}
 
 
-def run_preprocess(cfg: PreprocessConfig, policy=None, progress: bool = True) -> dict:
+def run_preprocess(
+    cfg: PreprocessConfig, policy=None, progress: bool = True, use_ray: bool = True
+) -> dict:
     """Run (or resume) a preprocessing job; return the index. `policy` may be
     given pre-built (tests, custom policies); by default it is created from
-    the registry by `cfg.policy` and `cfg.policy_config`."""
+    the registry by `cfg.policy` and `cfg.policy_config`. `use_ray=False`
+    processes the same units one after another in this process (small
+    inputs, debugging): the output is the same."""
     import policies as registry
 
     for p in cfg.inputs:
@@ -109,6 +113,19 @@ def run_preprocess(cfg: PreprocessConfig, policy=None, progress: bool = True) ->
         if progress:
             print(f"{out} is already complete ({INDEX} matches this run); nothing to do")
         return done
+
+    if not use_ray:
+        policy.setup("cpu")
+        markers = [
+            read_marker(out, unit.id)
+            or process_unit(
+                unit, tok, policy, cfg.seed, cfg.max_length, out, cfg.formats, cfg.shard_size
+            )
+            for unit in iter_units(cfg.inputs, cfg.docs_per_unit)
+        ]
+        index = build_index(spec, markers)
+        write_json_atomic(out / INDEX, index)
+        return index
 
     import ray
 

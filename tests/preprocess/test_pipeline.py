@@ -273,3 +273,11 @@ def test_real_dump_sample_end_to_end(policy, shared_data, tmp_path, tokenizer_di
     assert c["documents_written"] > 100
     assert verify(out) == []  # checksums, schema, rows, counts; arrow == webdataset
     assert load_index(out)["counts"] == c
+
+
+def test_without_ray_gives_the_same_shards(corpus, tmp_path, tokenizer_dir):
+    a = run_preprocess(cfg(corpus, tmp_path / "ray", tokenizer_dir), progress=False)
+    b = run_preprocess(
+        cfg(corpus, tmp_path / "local", tokenizer_dir), progress=False, use_ray=False
+    )
+    assert a == b

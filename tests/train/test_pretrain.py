@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from maskpt.config import load_config
-from tests.conftest import bundled_texts, synthetic_texts
+from tests.conftest import bundled_texts, synthetic_texts, write_jsonl
 from train.data import DataError, PretrainStream, open_source
 from train.pretrain import PretrainConfig
 
@@ -21,17 +21,12 @@ TINY = ROOT / "configs" / "pretrain" / "tiny_cpu.yaml"
 
 
 def _make_shards(out, tokenizer, tok_info, fmt):
-    """A small shard folder written with the shard writer alone (no Ray)."""
-    import policies
+    """A small shard folder, written in-process (no Ray)."""
     from preprocess.config import PreprocessConfig
-    from preprocess.manifest import build_index, claim_folder, write_json_atomic
-    from preprocess.pipeline import make_spec
-    from preprocess.readers import Document
-    from preprocess.units import Unit, process_unit
+    from preprocess.pipeline import run_preprocess
 
-    inp = out.parent / "in.jsonl"
-    inp.write_text("")
-    pol = policies.create("rand_v1", tok_info)
+    texts = bundled_texts() + synthetic_texts(60, seed=21, sentences=(1, 3))
+    inp = write_jsonl(out.parent / f"in-{out.name}.jsonl", texts, prefix="d")
     cfg = PreprocessConfig(
         inputs=(str(inp),),
         output=str(out),
@@ -40,25 +35,9 @@ def _make_shards(out, tokenizer, tok_info, fmt):
         shard_size=23,
         max_length=64,
         format=fmt,
+        docs_per_unit=20,
     )
-    spec = make_spec(cfg, tokenizer, pol)
-    claim_folder(out, spec)
-    texts = bundled_texts() + synthetic_texts(60, seed=21, sentences=(1, 3))
-    docs = [Document(f"d{i}", t) for i, t in enumerate(texts)]
-    markers = [
-        process_unit(
-            Unit(f"000-{k:06d}", docs[k * 20 : (k + 1) * 20]),
-            tokenizer,
-            pol,
-            0,
-            64,
-            out,
-            cfg.formats,
-            23,
-        )
-        for k in range(4)
-    ]
-    write_json_atomic(out / "index.json", build_index(spec, markers))
+    run_preprocess(cfg, progress=False, use_ray=False)
     return out
 
 
