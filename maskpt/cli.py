@@ -147,6 +147,23 @@ def _add_inspect(sub) -> None:
     p.set_defaults(func=cmd_inspect)
 
 
+def _add_data(sub) -> None:
+    p = sub.add_parser("data", help="downstream task data: show converted examples")
+    dsub = p.add_subparsers(dest="data_cmd", required=True)
+    show = dsub.add_parser(
+        "show",
+        help="print a task split as the model gets it (source, target, all gold answers)",
+        description="Read a task's release files from a local folder, convert them to seq2seq "
+        "examples and print them. Tasks: nq tqa wq ay2 zsre wow ropes wiqa quartz.",
+    )
+    show.add_argument("task")
+    show.add_argument("path", help="folder holding the task's release files")
+    show.add_argument("--split", default="test", help="train, dev or test (default test)")
+    show.add_argument("--n", type=int, default=5, help="examples to print (default 5)")
+    show.add_argument("--json", action="store_true", help="one JSON object per example")
+    show.set_defaults(func=cmd_data_show)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="maskpt",
@@ -154,7 +171,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"maskpt {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for add in (_add_demo, _add_inspect, _add_mask, _add_policies, _add_preprocess, _add_tokenizer):
+    for add in (
+        _add_data,
+        _add_demo,
+        _add_inspect,
+        _add_mask,
+        _add_policies,
+        _add_preprocess,
+        _add_tokenizer,
+    ):
         add(sub)
     return parser
 
@@ -347,6 +372,25 @@ def cmd_inspect(args) -> int:
     console.print("  masked-span lengths (input tokens):")
     for k, v in list(hist.items())[:20]:
         console.print(f"    {k:>3} {v:>8}  {'#' * max(1, round(40 * v / total)) if v else ''}")
+    return 0
+
+
+def cmd_data_show(args) -> int:
+    import dataclasses
+
+    from train.tasks import load_split
+
+    examples = load_split(args.task, args.path, args.split)
+    for ex in examples[: args.n]:
+        if args.json:
+            print(json.dumps(dataclasses.asdict(ex), ensure_ascii=False))
+        else:
+            print(
+                f"[{ex.id}]\n  source:  {ex.source}\n  target:  {ex.target}\n  answers: "
+                + " | ".join(ex.answers)
+                + (f"\n  choices: {' | '.join(ex.choices)}" if ex.choices else "")
+            )
+    print(f"{args.task} {args.split}: {len(examples)} examples", file=sys.stderr)
     return 0
 
 
