@@ -248,13 +248,18 @@ def print_counts(console, counts, title: str) -> None:
         f"{d['segments_written']}/{d['segments']} segments written, {d['tokens_written']} tokens; "
         f"mask ratio {d['mask_ratio']:.3f}"
     )
-    for kind in ("skipped_documents", "skipped_segments"):
-        if d[kind]:
-            items = ", ".join(f"{k}: {v}" for k, v in d[kind].items())
-            console.print(f"  {kind.replace('_', ' ')}: {items}")
+    print_skips(console, d)
     for s in counts.examples[:5]:
         if s.detail:
             console.print(f"  [dim]{s.reason}: {s.detail}[/]")
+
+
+def print_skips(console, counts: dict) -> None:
+    """The skipped-by-reason lines of a counts dict (`Counts.as_dict()` or index.json)."""
+    for kind in ("skipped_documents", "skipped_segments"):
+        if counts[kind]:
+            items = ", ".join(f"{k}: {v}" for k, v in sorted(counts[kind].items()))
+            console.print(f"  {kind.replace('_', ' ')}: {items}")
 
 
 def cmd_policies(args) -> int:
@@ -360,12 +365,7 @@ def cmd_inspect(args) -> int:
         f"({', '.join(summary['formats'])}); {c['tokens_written']} tokens"
     )
     console.print(f"  documents: {c['documents_read']} read, {c['documents_written']} written")
-    for kind in ("skipped_documents", "skipped_segments"):
-        if c[kind]:
-            console.print(
-                f"  {kind.replace('_', ' ')}: "
-                + ", ".join(f"{k}: {v}" for k, v in sorted(c[kind].items()))
-            )
+    print_skips(console, c)
     console.print(f"  mask ratio: {summary['mask_ratio']:.3f}")
     hist = summary["span_length_histogram"]
     total = max(1, sum(hist.values()))

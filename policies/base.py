@@ -9,21 +9,18 @@ size and order cannot change the output, and global RNG state is never used.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Sequence
 
 import numpy as np
 
 from maskpt.records import MaskedSegment, Segment, Skip
+from maskpt.rng import stable_rng
 from maskpt.tokenizer import TokenizerInfo
 
 
 def segment_rng(seed: int, policy: str, segment_id: str) -> np.random.Generator:
     """A generator that is a pure function of (seed, policy, segment id)."""
-    digest = hashlib.blake2b(
-        f"{int(seed)}\x1f{policy}\x1f{segment_id}".encode(), digest_size=16
-    ).digest()
-    return np.random.Generator(np.random.PCG64(int.from_bytes(digest, "little")))
+    return stable_rng(int(seed), policy, segment_id)
 
 
 class Policy:

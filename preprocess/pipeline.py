@@ -114,7 +114,9 @@ def run_preprocess(
             print(f"{out} is already complete ({INDEX} matches this run); nothing to do")
         return done
 
-    if not use_ray:
+    if use_ray:
+        markers = _run_on_ray(cfg, policy, spec, out, progress)
+    else:
         policy.setup("cpu")
         markers = [
             read_marker(out, unit.id)
@@ -123,10 +125,13 @@ def run_preprocess(
             )
             for unit in iter_units(cfg.inputs, cfg.docs_per_unit)
         ]
-        index = build_index(spec, markers)
-        write_json_atomic(out / INDEX, index)
-        return index
+    index = build_index(spec, markers)
+    write_json_atomic(out / INDEX, index)  # last: the folder is complete
+    return index
 
+
+def _run_on_ray(cfg, policy, spec, out: Path, progress: bool) -> list[dict]:
+    """Join (address) or start an embedded local Ray, run the units, stop it if started."""
     import ray
 
     started = not ray.is_initialized()
@@ -138,13 +143,10 @@ def run_preprocess(
             configure_logging=False,
         )
     try:
-        markers = _run_units(cfg, policy, spec, out, progress)
+        return _run_units(cfg, policy, spec, out, progress)
     finally:
         if started:
             ray.shutdown()
-    index = build_index(spec, markers)
-    write_json_atomic(out / INDEX, index)  # last: the folder is complete
-    return index
 
 
 def _run_units(cfg, policy, spec, out: Path, progress: bool) -> list[dict]:

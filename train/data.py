@@ -22,7 +22,6 @@ their sizes and checksums, and its tokenizer must be the model's.
 from __future__ import annotations
 
 import bisect
-import hashlib
 import json
 import math
 from dataclasses import dataclass
@@ -31,6 +30,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from maskpt.rng import stable_rng
 from preprocess.shards import SCHEMA, ShardError, check_row, read_tar, sha256_file
 
 
@@ -63,8 +63,15 @@ class Source:
 
 
 def open_source(
-    folder: str, weight: float = 1.0, tokenizer_sha256: str | None = None, verify: bool = True
+    folder: str,
+    weight: float = 1.0,
+    tokenizer_sha256: str | None = None,
+    verify: bool = True,
+    verify_part: tuple[int, int] = (0, 1),
 ) -> Source:
+    """Open a complete shard folder. With `verify`, every shard must exist and
+    shard i's size and sha256 are checked when i % parts == part, so ranks
+    (`verify_part=(rank, world)`) share the hashing instead of repeating it."""
     folder = str(folder)
     try:
         with _open(_join(folder, "index.json"), "r") as f:
@@ -86,22 +93,19 @@ def open_source(
     shards = [s for s in index["shards"] if s["format"] == fmt]
     if not shards:
         raise DataError(f"{folder}: index.json lists no Arrow or WebDataset shards")
-    if verify:
-        for s in shards:
+    if verify and "://" not in folder:
+        part, parts = verify_part
+        for i, s in enumerate(shards):
             path = _join(folder, s["path"])
-            if "://" not in folder:
-                if not Path(path).exists():
-                    raise DataError(f"{path}: shard listed in index.json is missing")
-                if Path(path).stat().st_size != s["bytes"] or sha256_file(path) != s["sha256"]:
-                    raise DataError(f"{path}: size or sha256 differs from index.json (corrupted)")
+            if not Path(path).exists():
+                raise DataError(f"{path}: shard listed in index.json is missing")
+            if i % parts != part:
+                continue
+            if Path(path).stat().st_size != s["bytes"] or sha256_file(path) != s["sha256"]:
+                raise DataError(f"{path}: size or sha256 differs from index.json (corrupted)")
     if weight <= 0:
         raise DataError(f"{folder}: weight must be > 0, got {weight}")
     return Source(folder, weight, index, shards)
-
-
-def _perm(seed: int, *key) -> np.random.Generator:
-    h = hashlib.blake2b(repr((seed, *key)).encode(), digest_size=16).digest()
-    return np.random.Generator(np.random.PCG64(int.from_bytes(h, "little")))
 
 
 class ShardStream:
@@ -118,7 +122,7 @@ class ShardStream:
             return self._order
         shards = list(self.src.shards)
         if self.shuffle:
-            rng = _perm(self.seed, "shards", epoch)
+            rng = stable_rng(self.seed, "shards", epoch)
             shards = [shards[i] for i in rng.permutation(len(shards))]
         cum = np.cumsum([s["examples"] for s in shards]).tolist()
         self._epoch, self._order = epoch, (shards, cum)
@@ -160,7 +164,7 @@ class ShardStream:
             stem = shard["path"].rsplit(".", 1)[0]  # the same order for .arrow and .tar
             key = (epoch, stem)
             if self._rows_perm[0] != key:
-                rng = _perm(self.seed, "rows", epoch, stem)
+                rng = stable_rng(self.seed, "rows", epoch, stem)
                 self._rows_perm = (key, rng.permutation(shard["examples"]))
             row_in_shard = int(self._rows_perm[1][row_in_shard])
         row = self._rows(shard).slice(row_in_shard, 1).to_pylist()[0]

@@ -31,7 +31,7 @@ def _all_reduce(values: list[float], op="sum") -> list[float]:
     return t.tolist()
 
 
-def prepare(cfg: PretrainConfig, world: int):
+def prepare(cfg: PretrainConfig, world: int, rank: int = 0):
     """Everything that can fail on bad input, before any training: tokenizer,
     shard folders (complete, intact, same tokenizer, same max_length), batch split."""
     from maskpt.tokenizer import load_tokenizer, tokenizer_fingerprint
@@ -41,7 +41,7 @@ def prepare(cfg: PretrainConfig, world: int):
     sha = tokenizer_fingerprint(tok)
     weights = cfg.data.weights or (1.0,) * len(cfg.data.shards)
     sources = [
-        open_source(f, w, sha, cfg.data.verify)
+        open_source(f, w, sha, cfg.data.verify, verify_part=(rank, world))
         for f, w in zip(cfg.data.shards, weights, strict=True)
     ]
     for s in sources:
@@ -57,7 +57,7 @@ def train(cfg: PretrainConfig, resume: bool = False) -> dict:
     import torch.distributed as dist
 
     rank, local_rank, world = dist_env()
-    tok, sources = prepare(cfg, world)  # fails fast on bad input, before distributed init
+    tok, sources = prepare(cfg, world, rank)  # fails fast on bad input, before distributed init
     use_cuda = torch.cuda.is_available()
     if use_cuda:
         torch.cuda.set_device(local_rank)

@@ -283,3 +283,21 @@ def test_bad_input_fails_before_training(tmp_path, shards, tokenizer):
 
     with pytest.raises(ConfigError, match="not a multiple of micro_batch"):
         cfg(global_batch=10, micro_batch=4)
+
+
+def test_ranks_share_checksum_verification(tmp_path, shards):
+    corrupt = tmp_path / "corrupt"
+    shutil.copytree(shards, corrupt)
+    listed = [s["path"] for s in open_source(str(shards)).shards]
+    k = 1
+    p = corrupt / listed[k]
+    data = bytearray(p.read_bytes())
+    data[len(data) // 2] ^= 1
+    p.write_bytes(bytes(data))
+    with pytest.raises(DataError, match="corrupted"):  # the rank that owns shard k finds it
+        open_source(str(corrupt), verify_part=(k % 2, 2))
+    open_source(str(corrupt), verify_part=((k + 1) % 2, 2))  # the other rank does not hash it
+    (corrupt / listed[0]).unlink()
+    for part in range(2):  # a missing shard is seen by every rank
+        with pytest.raises(DataError, match="missing"):
+            open_source(str(corrupt), verify_part=(part, 2))
