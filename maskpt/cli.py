@@ -162,6 +162,72 @@ def _add_data(sub) -> None:
     show.add_argument("--n", type=int, default=5, help="examples to print (default 5)")
     show.add_argument("--json", action="store_true", help="one JSON object per example")
     show.set_defaults(func=cmd_data_show)
+    dl = dsub.add_parser(
+        "download",
+        help="fetch a task's official files into DIR and verify them",
+        description="Download a task's official release files (network needed), unpack what "
+        "the loader reads into DIR, check every split parses, and record sha256s in "
+        "DIR/MANIFEST.json. Without network, put the files in DIR by hand.",
+    )
+    dl.add_argument("task", help="nq tqa wq ay2 zsre wow ropes wiqa quartz")
+    dl.add_argument("dir", help="output folder")
+    dl.add_argument("--force", action="store_true", help="download again even if present")
+    dl.set_defaults(func=cmd_data_download)
+
+
+def _add_finetune(sub) -> None:
+    p = sub.add_parser(
+        "finetune",
+        help="fine-tune a BART checkpoint on one task and evaluate it (train/finetune.py)",
+        add_help=False,
+    )
+    p.set_defaults(func=cmd_finetune, passthrough=True)
+
+
+def _add_sweep(sub) -> None:
+    from train.sweep import __doc__ as doc
+
+    p = sub.add_parser(
+        "sweep",
+        help="the paper's fine-tuning protocol (LR/batch search, seeds) as separate jobs",
+        description=doc,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="example:\n  maskpt sweep --checkpoints orig=runs/orig/hf ssm=runs/ssm/hf "
+        "--tasks nq wq --data nq=data/nq wq=data/wq --out runs/ft --address auto",
+    )
+    p.add_argument("--checkpoints", nargs="+", required=True, metavar="[NAME=]PATH",
+                   help="HF model folders or hub names (row names in the report)")
+    p.add_argument("--tasks", nargs="+", required=True, help="task names")
+    p.add_argument("--data", nargs="+", required=True, metavar="TASK=DIR",
+                   help="task data folders (or one DIR holding a folder per task)")
+    p.add_argument("--out", required=True, help="sweep folder (one subfolder per run)")
+    p.add_argument("--lrs", nargs="+", type=float, default=[5e-6, 1e-5, 2e-5, 3e-5])
+    p.add_argument("--batch-sizes", nargs="+", type=int, default=[32, 64, 128, 256])
+    p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    p.add_argument("--search", choices=["staged", "grid"], default="staged",
+                   help="staged: lr, then batch size, then seeds (the paper); grid: everything")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="FinetuneConfig field for every run (repeatable)")
+    p.add_argument("--address", help="Ray cluster address (e.g. auto); default: run locally")
+    p.add_argument("--gpus-per-run", type=float, default=1.0, help="GPUs per Ray task")
+    p.add_argument("--retries", type=int, default=1, help="retries of a failed run (default 1)")
+    p.set_defaults(func=cmd_sweep)  # fmt: skip
+
+
+def _add_report(sub) -> None:
+    from train.report import __doc__ as doc
+
+    p = sub.add_parser(
+        "report",
+        help="the paper's results table (mean ± std, paired t-test) from fine-tuning runs",
+        description=doc,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("runs", nargs="+", help="sweep folders or run folders")
+    p.add_argument("--out", help="where report.md and report.json go (default: first RUNS)")
+    p.add_argument("--alpha", type=float, default=0.1, help="significance level (default 0.1)")
+    p.add_argument("--json", action="store_true", help="print JSON instead of Markdown")
+    p.set_defaults(func=cmd_report)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -174,10 +240,13 @@ def build_parser() -> argparse.ArgumentParser:
     for add in (
         _add_data,
         _add_demo,
+        _add_finetune,
         _add_inspect,
         _add_mask,
         _add_policies,
         _add_preprocess,
+        _add_report,
+        _add_sweep,
         _add_tokenizer,
     ):
         add(sub)
@@ -185,12 +254,19 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["finetune"]:  # its own parser: FinetuneConfig fields and overrides
+        from train.finetune import main as finetune_main
+
+        command, run = "finetune", lambda: finetune_main(argv[1:])
+    else:
+        args = build_parser().parse_args(argv)
+        command, run = args.command, lambda: args.func(args)
     try:
-        return args.func(args) or 0
+        return run() or 0
     except (ValueError, OSError, KeyError) as exc:
         msg = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
-        print(f"maskpt {args.command}: error: {msg}", file=sys.stderr)
+        print(f"maskpt {command}: error: {msg}", file=sys.stderr)
         return 2
 
 
@@ -391,6 +467,66 @@ def cmd_data_show(args) -> int:
                 + (f"\n  choices: {' | '.join(ex.choices)}" if ex.choices else "")
             )
     print(f"{args.task} {args.split}: {len(examples)} examples", file=sys.stderr)
+    return 0
+
+
+def cmd_data_download(args) -> int:
+    from train.download import download
+
+    sizes = download(args.task, args.dir, force=args.force)
+    print(f"{args.task} in {args.dir}: " + ", ".join(f"{k} {v}" for k, v in sizes.items()))
+    return 0
+
+
+def cmd_finetune(args) -> int:  # reached only through main()'s passthrough
+    raise AssertionError("unreachable")
+
+
+def _data_dirs(specs: list[str], tasks: list[str]) -> dict[str, str]:
+    if len(specs) == 1 and "=" not in specs[0]:
+        return {t: str(Path(specs[0]) / t) for t in tasks}
+    out = {}
+    for spec in specs:
+        task, sep, folder = spec.partition("=")
+        if not sep:
+            raise ValueError(f"--data {spec!r}: expected TASK=DIR")
+        out[task] = folder
+    return out
+
+
+def cmd_sweep(args) -> int:
+    from maskpt.config import parse_overrides
+    from train.finetune import FinetuneConfig
+    from train.sweep import Executor, sweep
+    from train.tasks import get_task
+
+    for t in args.tasks:
+        get_task(t)
+    settings = parse_overrides(args.set)
+    known = set(FinetuneConfig.__dataclass_fields__)
+    for key in settings:
+        if key.split(".")[0] not in known:
+            raise ValueError(f"--set {key}: not a FinetuneConfig field ({', '.join(sorted(known))})")
+    executor = Executor(args.address, args.gpus_per_run, args.retries)
+    summary = sweep(
+        args.checkpoints, args.tasks, _data_dirs(args.data, args.tasks), Path(args.out),
+        args.lrs, args.batch_sizes, args.seeds, args.search, settings, executor,
+    )  # fmt: skip
+    print(
+        f"sweep: {summary['ran']} run(s) executed, {summary['skipped_finished']} already "
+        f"finished, {len(summary['failed'])} failed; summary in {args.out}/sweep.json"
+    )
+    for f in summary["failed"]:
+        print(f"  failed: {f} (see {f}/log.txt)", file=sys.stderr)
+    return 1 if summary["failed"] else 0
+
+
+def cmd_report(args) -> int:
+    from train.report import build, collect, markdown, write
+
+    table = build(collect(args.runs), alpha=args.alpha)
+    write(table, Path(args.out or args.runs[0]))
+    print(json.dumps(table, indent=2) if args.json else markdown(table))
     return 0
 
 

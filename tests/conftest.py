@@ -99,3 +99,62 @@ def write_jsonl(path, texts, prefix="doc"):
         for i, t in enumerate(texts):
             f.write(json.dumps({"id": f"{prefix}{i}", "title": f"T{i}", "text": t}) + "\n")
     return path
+
+
+def save_tiny_bart(tokenizer, folder, seed: int = 0, d_model: int = 32) -> str:
+    """A tiny randomly initialised BART plus the test tokenizer, saved as a
+    Hugging Face folder (what a pre-training export looks like)."""
+    import torch
+    from transformers import BartConfig, BartForConditionalGeneration
+
+    torch.manual_seed(seed)
+    cfg = BartConfig(
+        vocab_size=len(tokenizer),
+        d_model=d_model,
+        encoder_layers=1,
+        decoder_layers=1,
+        encoder_attention_heads=2,
+        decoder_attention_heads=2,
+        encoder_ffn_dim=2 * d_model,
+        decoder_ffn_dim=2 * d_model,
+        max_position_embeddings=160,
+        pad_token_id=tokenizer.pad_token_id,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        decoder_start_token_id=tokenizer.eos_token_id,
+        forced_eos_token_id=tokenizer.eos_token_id,
+    )
+    BartForConditionalGeneration(cfg).save_pretrained(str(folder), safe_serialization=True)
+    tokenizer.save_pretrained(str(folder))
+    return str(folder)
+
+
+@pytest.fixture(scope="session")
+def tiny_bart(tokenizer, tmp_path_factory):
+    return save_tiny_bart(tokenizer, tmp_path_factory.mktemp("tiny_bart"))
+
+
+RELATIONS = {"colour": "blue", "place": "river", "maker": "stone", "season": "winter"}
+
+
+def write_tiny_qa(folder, n_train=64, n_dev=32, seed=0, prefix="structured_zeroshot") -> str:
+    """A tiny zsRE-format (KILT) task: `subject [SEP] relation` -> an answer
+    fixed by the relation, so a tiny model can learn it in a few steps."""
+    rng = np.random.default_rng(seed)
+    vocab = _vocabulary()
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    for split, n in (("train", n_train), ("dev", n_dev)):
+        with open(folder / f"{prefix}-{split}-kilt.jsonl", "w") as f:
+            for i in range(n):
+                rel = list(RELATIONS)[int(rng.integers(len(RELATIONS)))]
+                subj = " ".join(rng.choice(vocab, size=2))
+                rec = {"id": f"{split}{i}", "input": f"{subj} [SEP] {rel}",
+                       "output": [{"answer": RELATIONS[rel]}]}  # fmt: skip
+                f.write(json.dumps(rec) + "\n")
+    return str(folder)
+
+
+@pytest.fixture(scope="session")
+def tiny_qa(tmp_path_factory):
+    return write_tiny_qa(tmp_path_factory.mktemp("tiny_qa"))

@@ -1,0 +1,76 @@
+"""`maskpt sweep`: every run in its own folder, skipped when finished,
+failures retried and reported, results feeding `maskpt report`."""
+
+from __future__ import annotations
+
+import json
+
+from conftest import save_tiny_bart, write_tiny_qa
+from maskpt.cli import main
+
+QUICK = ["--set", "max_steps=20", "--set", "eval_every=10", "--set", "warmup_steps=5",
+         "--set", "num_beams=1", "--set", "max_gen_length=4"]  # fmt: skip
+
+
+def test_two_checkpoints_two_tasks_two_seeds_then_rerun_then_report(tmp_path, tokenizer, capsys):
+    a = save_tiny_bart(tokenizer, tmp_path / "ckpt_a", seed=1)
+    b = save_tiny_bart(tokenizer, tmp_path / "ckpt_b", seed=2)
+    data = tmp_path / "data"
+    write_tiny_qa(data / "zsre", n_train=32, n_dev=16)
+    write_tiny_qa(data / "ay2", n_train=32, n_dev=16, seed=5, prefix="aidayago2")
+    out = tmp_path / "sweep"
+    args = ["sweep", "--checkpoints", a, f"second={b}", "--tasks", "zsre", "ay2",
+            "--data", str(data), "--out", str(out), "--lrs", "3e-3", "--batch-sizes", "8",
+            "--seeds", "0", "1", "--search", "grid", *QUICK]  # fmt: skip
+    assert main(args) == 0
+    runs = sorted(p.parent.relative_to(out) for p in out.rglob("metrics.json"))
+    assert [str(r) for r in runs] == [
+        f"{ck}/{t}/lr0.003_bs8_seed{s}"
+        for ck in ("ckpt_a", "second") for t in ("ay2", "zsre") for s in (0, 1)
+    ]  # fmt: skip
+    for r in runs:
+        assert {"config.yaml", "log.txt", "predictions.test.jsonl"} <= {
+            p.name for p in (out / r).iterdir()
+        }
+    summary = json.loads((out / "sweep.json").read_text())
+    assert summary["ran"] == 8 and summary["failed"] == []
+    stamp = (out / runs[0] / "metrics.json").stat().st_mtime_ns
+    assert main(args) == 0
+    summary = json.loads((out / "sweep.json").read_text())
+    assert summary["ran"] == 0 and summary["skipped_finished"] == 8
+    assert (out / runs[0] / "metrics.json").stat().st_mtime_ns == stamp
+    capsys.readouterr()
+    assert main(["report", str(out)]) == 0
+    md = capsys.readouterr().out
+    assert md.splitlines()[0] == "| checkpoint | ay2 | zsre |"
+    assert md.count("| ckpt_a |") == 1 and md.count("| second |") == 1
+    table = json.loads((out / "report.json").read_text())
+    assert all(c["seeds"] == [0, 1] for c in table["cells"].values())
+
+
+def test_staged_search_picks_the_better_rate_then_runs_its_seeds(tmp_path, tiny_bart, tiny_qa):
+    out = tmp_path / "sweep"
+    args = ["sweep", "--checkpoints", f"tiny={tiny_bart}", "--tasks", "zsre",
+            "--data", f"zsre={tiny_qa}", "--out", str(out), "--lrs", "1e-7", "3e-3",
+            "--batch-sizes", "16", "--seeds", "0", "1", "--set", "max_steps=120",
+            "--set", "eval_every=40", "--set", "warmup_steps=5", "--set", "num_beams=1",
+            "--set", "max_gen_length=4"]  # fmt: skip
+    assert main(args) == 0
+    summary = json.loads((out / "sweep.json").read_text())
+    assert summary["chosen"] == {"tiny/zsre": {"lr": 0.003, "batch_size": 16}}
+    assert summary["ran"] == 3  # 2 rates; batch 16 at the best rate is already done; seed 1
+    assert (out / "tiny/zsre/lr0.003_bs16_seed1/metrics.json").exists()
+    assert not (out / "tiny/zsre/lr1e-07_bs16_seed1").exists()
+
+
+def test_failed_run_is_retried_and_reported(tmp_path, tiny_qa, capsys):
+    out = tmp_path / "sweep"
+    args = ["sweep", "--checkpoints", str(tmp_path / "no_such_model"), "--tasks", "zsre",
+            "--data", f"zsre={tiny_qa}", "--out", str(out), "--lrs", "1e-3",
+            "--batch-sizes", "8", "--seeds", "0", "--retries", "1", *QUICK]  # fmt: skip
+    assert main(args) == 1
+    summary = json.loads((out / "sweep.json").read_text())
+    assert len(summary["failed"]) == 1 and summary["ran"] == 2  # first try + one retry
+    log = (out / "no_such_model/zsre/lr0.001_bs8_seed0/log.txt").read_text()
+    assert "no_such_model" in log
+    assert "failed" in capsys.readouterr().err

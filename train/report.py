@@ -1,0 +1,131 @@
+"""`maskpt report RUNS...`: the paper's Tables 1-3 from fine-tuning runs.
+
+Rows are pre-training checkpoints (policies), columns are tasks; a cell is
+the test metric x100 as mean ± std over seeds at the setting (lr, batch size)
+with the most seeds and then the best mean dev score — after a staged sweep
+that is the chosen setting. Per column the best mean is **bold**, and rows
+not significantly worse than it are underlined: a two-sided paired t-test
+over the seeds both have gives p > 0.1 (identical scores count as p = 1;
+fewer than 2 shared seeds gives no test and no mark).
+
+Runs are found as `metrics.json` files under the given folders, laid out as
+`<checkpoint>/<task>/<run>/metrics.json` (what `maskpt sweep` writes).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+
+TASK_ORDER = ["nq", "tqa", "wq", "ay2", "zsre", "wow", "ropes", "wiqa", "quartz"]
+
+
+def collect(paths) -> list[dict]:
+    runs = []
+    for root in map(Path, paths):
+        files = [root] if root.name == "metrics.json" else sorted(root.rglob("metrics.json"))
+        for f in files:
+            try:
+                m = json.loads(f.read_text())
+            except json.JSONDecodeError as exc:
+                raise ValueError(f"{f}: not valid JSON ({exc})") from exc
+            for key in ("task", "dev", "test", "seed", "lr", "batch_size"):
+                if key not in m:
+                    raise ValueError(f"{f}: field {key!r} missing")
+            if f.parent.parent.name == m["task"]:
+                m["checkpoint"] = f.parent.parent.parent.name
+            else:
+                m.setdefault("checkpoint", Path(str(m.get("model", "?"))).name)
+            m["path"] = str(f.parent)
+            runs.append(m)
+    if not runs:
+        raise ValueError(f"no metrics.json under {', '.join(map(str, paths))}")
+    return runs
+
+
+def paired_p(a: dict[int, float], b: dict[int, float]) -> float | None:
+    """Two-sided paired t-test p-value over shared seeds (None if < 2)."""
+    seeds = sorted(set(a) & set(b))
+    if len(seeds) < 2:
+        return None
+    d = np.array([a[s] - b[s] for s in seeds])
+    if np.allclose(d, 0):
+        return 1.0
+    if np.allclose(d, d[0]):
+        return 0.0
+    from scipy import stats
+
+    return float(stats.ttest_rel([a[s] for s in seeds], [b[s] for s in seeds]).pvalue)
+
+
+def select(runs: list[dict]) -> dict[tuple[str, str], dict[int, float]]:
+    """Per (checkpoint, task): seed -> test score at the chosen setting."""
+    groups: dict = defaultdict(lambda: defaultdict(dict))
+    for r in runs:
+        groups[(r["checkpoint"], r["task"])][(r["lr"], r["batch_size"])][r["seed"]] = r
+    chosen = {}
+    for key, settings in groups.items():
+        best = max(
+            settings.values(),
+            key=lambda by_seed: (len(by_seed), np.mean([r["dev"] for r in by_seed.values()])),
+        )
+        chosen[key] = {s: 100.0 * r["test"] for s, r in best.items()}
+    return chosen
+
+
+def build(runs: list[dict], alpha: float = 0.1) -> dict:
+    chosen = select(runs)
+    checkpoints = sorted({c for c, _ in chosen})
+    tasks = sorted({t for _, t in chosen}, key=lambda t: (TASK_ORDER + [t]).index(t))
+    cells: dict = {}
+    for task in tasks:
+        rows = {c: chosen[(c, task)] for c in checkpoints if (c, task) in chosen}
+        means = {c: float(np.mean(list(v.values()))) for c, v in rows.items()}
+        best = max(means, key=means.get)
+        for c, v in rows.items():
+            vals = list(v.values())
+            p = None if c == best else paired_p(rows[best], v)
+            cells[f"{c}/{task}"] = {
+                "checkpoint": c, "task": task, "mean": means[c],
+                "std": float(np.std(vals, ddof=1)) if len(vals) > 1 else 0.0,
+                "seeds": sorted(v), "scores": [v[s] for s in sorted(v)],
+                "best": c == best, "p_vs_best": p,
+                "not_significantly_worse": c != best and p is not None and p > alpha,
+            }  # fmt: skip
+    return {"checkpoints": checkpoints, "tasks": tasks, "alpha": alpha, "cells": cells}
+
+
+def markdown(table: dict) -> str:
+    head = "| checkpoint | " + " | ".join(table["tasks"]) + " |"
+    lines = [head, "|---" * (len(table["tasks"]) + 1) + "|"]
+    for c in table["checkpoints"]:
+        row = [c]
+        for t in table["tasks"]:
+            cell = table["cells"].get(f"{c}/{t}")
+            if cell is None:
+                row.append("–")
+                continue
+            text = f"{cell['mean']:.1f} ± {cell['std']:.1f}"
+            if cell["best"]:
+                text = f"**{text}**"
+            elif cell["not_significantly_worse"]:
+                text = f"<u>{text}</u>"
+            row.append(text)
+        lines.append("| " + " | ".join(row) + " |")
+    lines.append("")
+    lines.append(
+        f"Test metric x100, mean ± std over seeds. **Bold**: best; <u>underlined</u>: not "
+        f"significantly worse than the best (paired t-test, p > {table['alpha']})."
+    )
+    return "\n".join(lines) + "\n"
+
+
+def write(table: dict, out: Path) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "report.md").write_text(markdown(table))
+    clean = json.loads(json.dumps(table, default=lambda x: None if math.isnan(x) else x))
+    (out / "report.json").write_text(json.dumps(clean, indent=2) + "\n")

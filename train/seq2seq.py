@@ -1,0 +1,123 @@
+"""Seq2seq helpers for fine-tuning: encode task examples, cut deterministic
+batches, label-smoothed loss, batched beam-search prediction and scoring.
+Functions only; `train/finetune.py` composes them."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from train.metrics import METRICS, mc_accuracy
+from train.tasks import TaskExample
+
+
+@dataclass(frozen=True)
+class Encoded:
+    source: list[int]
+    target: list[int]
+
+
+def encode(tokenizer, examples: Sequence[TaskExample], max_source: int, max_target: int):
+    """Token ids of sources and targets, truncated (ends keep </s>)."""
+    src = tokenizer([e.source for e in examples], truncation=True, max_length=max_source)
+    tgt = tokenizer([e.target for e in examples], truncation=True, max_length=max_target)
+    return [Encoded(s, t) for s, t in zip(src["input_ids"], tgt["input_ids"], strict=True)]
+
+
+def subset(examples: list, fraction: float, seed: int) -> list:
+    """A fixed random `fraction` of the examples (at least 1), the same for
+    every checkpoint and training seed given `seed` (the low-resource setting)."""
+    if fraction >= 1.0:
+        return list(examples)
+    k = max(1, round(fraction * len(examples)))
+    keep = np.sort(np.random.default_rng(seed).permutation(len(examples))[:k])
+    return [examples[i] for i in keep]
+
+
+def index_stream(n: int, seed: int) -> Iterator[int]:
+    """Example indices, one shuffled pass after another; a pass's order
+    depends only on (seed, pass)."""
+    epoch = 0
+    while True:
+        yield from np.random.default_rng([seed, epoch]).permutation(n).tolist()
+        epoch += 1
+
+
+def global_batches(n: int, batch: int, seed: int) -> Iterator[list[int]]:
+    """Global batches of `batch` indices over the stream; nothing is dropped:
+    a pass's last partial batch continues into the next pass."""
+    stream = index_stream(n, seed)
+    while True:
+        yield [next(stream) for _ in range(batch)]
+
+
+def collate(items: Sequence[Encoded], pad_id: int) -> dict[str, torch.Tensor]:
+    n_src = max(len(x.source) for x in items)
+    n_tgt = max(len(x.target) for x in items)
+    ids = torch.full((len(items), n_src), pad_id, dtype=torch.long)
+    att = torch.zeros((len(items), n_src), dtype=torch.long)
+    labels = torch.full((len(items), n_tgt), -100, dtype=torch.long)
+    for i, x in enumerate(items):
+        ids[i, : len(x.source)] = torch.tensor(x.source)
+        att[i, : len(x.source)] = 1
+        labels[i, : len(x.target)] = torch.tensor(x.target)
+    return {"input_ids": ids, "attention_mask": att, "labels": labels}
+
+
+def smoothed_loss(model, batch: dict[str, torch.Tensor], smoothing: float) -> torch.Tensor:
+    """Token-level cross-entropy with label smoothing over non-pad targets."""
+    logits = model(**batch).logits
+    return torch.nn.functional.cross_entropy(
+        logits.reshape(-1, logits.size(-1)).float(),
+        batch["labels"].reshape(-1),
+        ignore_index=-100,
+        label_smoothing=smoothing,
+    )
+
+
+@torch.no_grad()
+def predict(
+    model,
+    tokenizer,
+    encoded: Sequence[Encoded],
+    batch_size: int,
+    num_beams: int,
+    min_length: int,
+    max_length: int,
+    device,
+    progress: bool = False,
+) -> list[str]:
+    """Beam-search outputs for every example, in input order. Batches are
+    formed from length-sorted sources (less padding), then put back in order."""
+    model.eval()
+    order = sorted(range(len(encoded)), key=lambda i: len(encoded[i].source))
+    out: list[str] = [""] * len(encoded)
+    starts = range(0, len(order), batch_size)
+    if progress:
+        from tqdm import tqdm
+
+        starts = tqdm(starts, desc="generate", leave=False, dynamic_ncols=True)
+    for s in starts:
+        idx = order[s : s + batch_size]
+        batch = collate([encoded[i] for i in idx], tokenizer.pad_token_id)
+        gen = model.generate(
+            input_ids=batch["input_ids"].to(device),
+            attention_mask=batch["attention_mask"].to(device),
+            num_beams=num_beams,
+            min_new_tokens=min_length,
+            max_new_tokens=max_length,
+            early_stopping=True,
+        )
+        for i, text in zip(idx, tokenizer.batch_decode(gen, skip_special_tokens=True)):
+            out[i] = text.strip()
+    model.train()
+    return out
+
+
+def score(metric: str, prediction: str, example: TaskExample) -> float:
+    if metric == "accuracy":
+        return mc_accuracy(prediction, example.choices, example.target)
+    return METRICS[metric](prediction, example.answers)

@@ -1,0 +1,206 @@
+"""`maskpt sweep`: the paper's fine-tuning protocol as separate jobs.
+
+For every (checkpoint, task): search the learning rate at the first batch
+size and seed, then the batch size at the best rate, then run the remaining
+seeds at the best setting (`--search staged`, the paper's order); or run the
+full grid x seeds (`--search grid`). Each run is `python -m train.finetune`
+in its own process, writing its own folder
+
+    OUT/<checkpoint>/<task>/lr<lr>_bs<bs>_seed<seed>/
+        config.yaml  log.txt  log.jsonl  predictions.*.jsonl  metrics.json
+
+On a Ray cluster (`--address auto`) each run is a Ray task holding
+`--gpus-per-run` GPUs; locally the runs go one after another. A folder with
+metrics.json is finished and skipped on rerun; a failed run is retried
+`--retries` times and then reported (OUT/sweep.json and the exit status),
+never dropped.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+
+@dataclass(frozen=True)
+class Run:
+    checkpoint: str  # display name
+    model: str
+    task: str
+    lr: float
+    batch_size: int
+    seed: int
+    folder: Path
+    settings: dict = field(default_factory=dict, hash=False, compare=False)
+
+    def config(self) -> dict:
+        return {
+            **self.settings,
+            "task": self.task,
+            "model": self.model,
+            "lr": self.lr,
+            "batch_size": self.batch_size,
+            "seed": self.seed,
+            "output_dir": str(self.folder),
+        }
+
+    @property
+    def done(self) -> bool:
+        return (self.folder / "metrics.json").exists()
+
+    def dev(self) -> float:
+        return json.loads((self.folder / "metrics.json").read_text())["dev"]
+
+
+def execute(folder: str) -> tuple[bool, float, str]:
+    """Run one fine-tuning job in a fresh process; (ok, seconds, log tail)."""
+    folder_p = Path(folder)
+    t0 = time.perf_counter()
+    with (folder_p / "log.txt").open("ab") as log:
+        rc = subprocess.call(
+            [sys.executable, "-m", "train.finetune", "--config", str(folder_p / "config.yaml")],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    tail = (folder_p / "log.txt").read_text(errors="replace")[-2000:]
+    ok = rc == 0 and (folder_p / "metrics.json").exists()
+    return ok, time.perf_counter() - t0, tail
+
+
+class Executor:
+    """Runs a list of runs to completion (with retries): locally in order,
+    or as Ray tasks in parallel."""
+
+    def __init__(self, address: str | None, gpus_per_run: float, retries: int, log=print):
+        self.address, self.retries, self.log = address, retries, log
+        self.failed: dict[str, str] = {}
+        self.ran = self.skipped = 0
+        self._remote: Callable | None = None
+        if address:
+            import ray
+
+            if not ray.is_initialized():
+                ray.init(address=address, log_to_driver=False)
+            self._remote = ray.remote(num_gpus=gpus_per_run, num_cpus=1, max_retries=0)(execute)
+
+    def run_all(self, runs: list[Run]) -> None:
+        todo = []
+        for r in runs:
+            if r.done:
+                self.skipped += 1
+                continue
+            r.folder.mkdir(parents=True, exist_ok=True)
+            (r.folder / "config.yaml").write_text(yaml.safe_dump(r.config(), sort_keys=True))
+            todo.append(r)
+        for attempt in range(self.retries + 1):
+            if not todo:
+                return
+            results = self._launch(todo)
+            again = []
+            for r, (ok, secs, tail) in zip(todo, results, strict=True):
+                self.ran += 1
+                if ok:
+                    self.failed.pop(str(r.folder), None)
+                    self.log(f"done   {r.folder} ({secs:.0f}s)")
+                else:
+                    self.failed[str(r.folder)] = tail
+                    self.log(f"FAILED {r.folder} (attempt {attempt + 1}); log: {r.folder}/log.txt")
+                    again.append(r)
+            todo = again
+
+    def _launch(self, runs: list[Run]) -> list[tuple[bool, float, str]]:
+        if self._remote is None:
+            return [execute(str(r.folder)) for r in runs]
+        import ray
+
+        return ray.get([self._remote.remote(str(r.folder)) for r in runs])
+
+
+def _local(path: str) -> str:
+    """Absolute path for local folders (jobs may run elsewhere); hub names as given."""
+    return str(Path(path).resolve()) if Path(path).exists() else path
+
+
+def _name(path: str) -> tuple[str, str]:
+    """`NAME=PATH` or PATH (named after its folder; OUTPUT/hf -> OUTPUT)."""
+    if "=" in path:
+        name, _, p = path.partition("=")
+        return name, _local(p)
+    p = Path(path)
+    return (p.parent.name if p.name == "hf" else p.name) or path, _local(path)
+
+
+def _tag(lr: float, bs: int, seed: int) -> str:
+    return f"lr{lr:g}_bs{bs}_seed{seed}"
+
+
+def plan(checkpoint, task, lrs, batch_sizes, seeds, out: Path, settings) -> Callable:
+    name, model = checkpoint
+
+    def make(lr, bs, seed) -> Run:
+        return Run(name, model, task, lr, bs, seed, out / name / task / _tag(lr, bs, seed), settings)
+
+    return make
+
+
+def best_of(runs: list[Run]) -> Run | None:
+    finished = [r for r in runs if r.done]
+    return max(finished, key=lambda r: r.dev(), default=None)
+
+
+def sweep(
+    checkpoints: list[str],
+    tasks: list[str],
+    data: dict[str, str],
+    out: Path,
+    lrs: list[float],
+    batch_sizes: list[int],
+    seeds: list[int],
+    search: str = "staged",
+    settings: dict | None = None,
+    executor: Executor | None = None,
+) -> dict:
+    """Run the protocol for every checkpoint x task; returns the summary also
+    written to OUT/sweep.json."""
+    executor = executor or Executor(None, 0, 1)
+    settings = dict(settings or {})
+    out = Path(out).resolve()
+    makers = []
+    for ck in checkpoints:
+        for task in tasks:
+            if task not in data:
+                raise ValueError(f"no data folder for task {task!r}: pass --data {task}=DIR")
+            makers.append(plan(_name(ck), task, lrs, batch_sizes, seeds, out,
+                               {**settings, "data_dir": _local(data[task])}))  # fmt: skip
+    chosen: dict = {}
+    if search == "grid":
+        executor.run_all([m(lr, bs, s) for m in makers for lr in lrs for bs in batch_sizes
+                          for s in seeds])  # fmt: skip
+    else:
+        stage1 = {m: [m(lr, batch_sizes[0], seeds[0]) for lr in lrs] for m in makers}
+        executor.run_all([r for rs in stage1.values() for r in rs])
+        best_lr = {m: best_of(rs) for m, rs in stage1.items()}
+        stage2 = {m: [m(b.lr, bs, seeds[0]) for bs in batch_sizes] for m, b in best_lr.items() if b}
+        executor.run_all([r for rs in stage2.values() for r in rs])
+        best = {m: best_of(rs) for m, rs in stage2.items()}
+        executor.run_all([m(b.lr, b.batch_size, s) for m, b in best.items() if b for s in seeds])
+        for b in best.values():
+            if b:
+                chosen[f"{b.checkpoint}/{b.task}"] = {"lr": b.lr, "batch_size": b.batch_size}
+    summary = {
+        "search": search,
+        "ran": executor.ran,
+        "skipped_finished": executor.skipped,
+        "failed": sorted(executor.failed),
+        "chosen": chosen,
+    }
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "sweep.json").write_text(json.dumps(summary, indent=2) + "\n")
+    return summary
