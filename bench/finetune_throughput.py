@@ -111,8 +111,14 @@ def generation(model_dir, data, batch: int) -> tuple[float, float]:
     with torch.no_grad():
         for i in range(0, len(enc), batch):
             b = collate(enc[i : i + batch], tok.pad_token_id)
-            model.generate(input_ids=b["input_ids"], attention_mask=b["attention_mask"],
-                           num_beams=4, min_new_tokens=1, max_new_tokens=20, early_stopping=True)
+            model.generate(
+                input_ids=b["input_ids"],
+                attention_mask=b["attention_mask"],
+                num_beams=4,
+                min_new_tokens=1,
+                max_new_tokens=20,
+                early_stopping=True,
+            )
     plain = len(enc) / (time.perf_counter() - t0)
     t0 = time.perf_counter()
     predict(model, tok, enc, batch, 4, 1, 20, torch.device("cpu"))
@@ -120,7 +126,9 @@ def generation(model_dir, data, batch: int) -> tuple[float, float]:
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--steps", type=int, default=40)
     ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--repeats", type=int, default=3)

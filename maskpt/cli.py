@@ -103,6 +103,10 @@ def _add_preprocess(sub) -> None:
     p.add_argument("--config", help="YAML file of PreprocessConfig fields")
     p.add_argument("--input", nargs="+", dest="inputs", help="input files")
     p.add_argument("--policy", help="policy name (default orig_v1)")
+    p.add_argument(
+        "--policy-checkpoint",
+        help="learned policies (sup_v1, meta_v1): checkpoint folder from `maskpt train-policy`",
+    )
     p.add_argument("--output", help="shard folder")
     p.add_argument("--tokenizer", help="tokenizer name or folder (default facebook/bart-base)")
     p.add_argument("--format", choices=["arrow", "webdataset", "both"], help="default arrow")
@@ -184,6 +188,16 @@ def _add_finetune(sub) -> None:
     p.set_defaults(func=cmd_finetune, passthrough=True)
 
 
+def _add_train_policy(sub) -> None:
+    p = sub.add_parser(
+        "train-policy",
+        help="train a learned masking policy: `supervised` (sup_v1) or `meta` (meta_v1)",
+        description="maskpt train-policy supervised --help | maskpt train-policy meta --help",
+    )
+    p.add_argument("kind", choices=["supervised", "meta"])
+    p.set_defaults(func=cmd_finetune)
+
+
 def _add_sweep(sub) -> None:
     from train.sweep import __doc__ as doc
 
@@ -195,19 +209,38 @@ def _add_sweep(sub) -> None:
         epilog="example:\n  maskpt sweep --checkpoints orig=runs/orig/hf ssm=runs/ssm/hf "
         "--tasks nq wq --data nq=data/nq wq=data/wq --out runs/ft --address auto",
     )
-    p.add_argument("--checkpoints", nargs="+", required=True, metavar="[NAME=]PATH",
-                   help="HF model folders or hub names (row names in the report)")
+    p.add_argument(
+        "--checkpoints",
+        nargs="+",
+        required=True,
+        metavar="[NAME=]PATH",
+        help="HF model folders or hub names (row names in the report)",
+    )
     p.add_argument("--tasks", nargs="+", required=True, help="task names")
-    p.add_argument("--data", nargs="+", required=True, metavar="TASK=DIR",
-                   help="task data folders (or one DIR holding a folder per task)")
+    p.add_argument(
+        "--data",
+        nargs="+",
+        required=True,
+        metavar="TASK=DIR",
+        help="task data folders (or one DIR holding a folder per task)",
+    )
     p.add_argument("--out", required=True, help="sweep folder (one subfolder per run)")
     p.add_argument("--lrs", nargs="+", type=float, default=[5e-6, 1e-5, 2e-5, 3e-5])
     p.add_argument("--batch-sizes", nargs="+", type=int, default=[32, 64, 128, 256])
     p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
-    p.add_argument("--search", choices=["staged", "grid"], default="staged",
-                   help="staged: lr, then batch size, then seeds (the paper); grid: everything")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="FinetuneConfig field for every run (repeatable)")
+    p.add_argument(
+        "--search",
+        choices=["staged", "grid"],
+        default="staged",
+        help="staged: lr, then batch size, then seeds (the paper); grid: everything",
+    )
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="FinetuneConfig field for every run (repeatable)",
+    )
     p.add_argument("--address", help="Ray cluster address (e.g. auto); default: run locally")
     p.add_argument("--gpus-per-run", type=float, default=1.0, help="GPUs per Ray task")
     p.add_argument("--retries", type=int, default=1, help="retries of a failed run (default 1)")
@@ -247,6 +280,7 @@ def build_parser() -> argparse.ArgumentParser:
         _add_preprocess,
         _add_report,
         _add_sweep,
+        _add_train_policy,
         _add_tokenizer,
     ):
         add(sub)
@@ -259,6 +293,12 @@ def main(argv=None) -> int:
         from train.finetune import main as finetune_main
 
         command, run = "finetune", lambda: finetune_main(argv[1:])
+    elif argv[:1] == ["train-policy"] and argv[1:2] in (["supervised"], ["meta"]):
+        if argv[1] == "supervised":
+            from train.supervised_policy import main as policy_main
+        else:
+            from train.meta_policy import main as policy_main
+        command, run = f"train-policy {argv[1]}", lambda: policy_main(argv[2:])
     else:
         args = build_parser().parse_args(argv)
         command, run = args.command, lambda: args.func(args)
@@ -375,6 +415,8 @@ def cmd_preprocess(args) -> int:
         )
     }
     base.update({k: v for k, v in flags.items() if v is not None})
+    if args.policy_checkpoint:
+        base.setdefault("policy_config", {})["checkpoint"] = args.policy_checkpoint
     cfg = build_dataclass(PreprocessConfig, base, args.set, where=args.config or "preprocess")
     index = run_preprocess(cfg, progress=not args.quiet, use_ray=not args.no_ray)
     c = index["counts"]
@@ -506,7 +548,9 @@ def cmd_sweep(args) -> int:
     known = set(FinetuneConfig.__dataclass_fields__)
     for key in settings:
         if key.split(".")[0] not in known:
-            raise ValueError(f"--set {key}: not a FinetuneConfig field ({', '.join(sorted(known))})")
+            raise ValueError(
+                f"--set {key}: not a FinetuneConfig field ({', '.join(sorted(known))})"
+            )
     executor = Executor(args.address, args.gpus_per_run, args.retries)
     summary = sweep(
         args.checkpoints, args.tasks, _data_dirs(args.data, args.tasks), Path(args.out),

@@ -43,6 +43,8 @@ class TokenizerInfo:
     mask_id: int
     vocab_size: int
     special_ids: frozenset[int]
+    sha256: str = ""
+    """`tokenizer_fingerprint` of the tokenizer (learned policies check it)."""
 
     @classmethod
     def from_tokenizer(cls, tokenizer, name: str = "") -> TokenizerInfo:
@@ -66,6 +68,9 @@ class TokenizerInfo:
             mask_id=tokenizer.mask_token_id,
             vocab_size=len(tokenizer),
             special_ids=frozenset(tokenizer.all_special_ids),
+            sha256=tokenizer_fingerprint(tokenizer)
+            if hasattr(tokenizer, "backend_tokenizer")
+            else "",
         )
 
 
@@ -100,7 +105,15 @@ def load_tokenizer(name_or_path: str = DEFAULT_TOKENIZER):
 def tokenizer_fingerprint(tokenizer) -> str:
     """sha256 of the tokenizer's full serialized definition (vocab, merges,
     normalizer, special tokens): equal fingerprints mean equal tokenization."""
-    return hashlib.sha256(tokenizer.backend_tokenizer.to_str().encode("utf-8")).hexdigest()
+    backend = tokenizer.backend_tokenizer
+    if backend.truncation is not None or backend.padding is not None:
+        # calls with truncation=/padding= leave that state behind; it is not tokenization
+        from tokenizers import Tokenizer
+
+        backend = Tokenizer.from_str(backend.to_str())
+        backend.no_truncation()
+        backend.no_padding()
+    return hashlib.sha256(backend.to_str().encode("utf-8")).hexdigest()
 
 
 def train_tokenizer(

@@ -5,7 +5,7 @@ policy = registry.create("rand_v1", TokenizerInfo.from_tokenizer(tok))
 results = policy.mask_batch(segments, seed=0)
 """
 
-from policies import orig, rand, ssm  # noqa: F401  (registration)
+from policies import learned, orig, rand, ssm  # noqa: F401  (registration)
 from policies.registry import create, get, names, register
 
 __all__ = ["create", "get", "names", "register"]

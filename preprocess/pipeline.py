@@ -65,6 +65,11 @@ def make_spec(cfg: PreprocessConfig, tok, policy) -> dict:
             "name": policy.name,
             "config": to_dict(policy.config),
             "target_format": policy.target_format,
+            **(
+                {"checkpoint_sha256": policy.fingerprint}
+                if getattr(policy, "fingerprint", None)
+                else {}
+            ),
         },
         "seed": cfg.seed,
         "max_length": cfg.max_length,

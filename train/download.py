@@ -83,6 +83,7 @@ def _fetch(url: str, dest: Path, progress: bool) -> None:
 def _unpack(archive: Path, url: str, members: dict[str, str], folder: Path) -> None:
     """Copy the wanted members to folder; a member is matched by its path's
     end so that a different top-level folder name in the archive still works."""
+
     def want(name: str) -> str | None:
         return next((v for k, v in members.items() if name.endswith(k)), None)
 

@@ -105,7 +105,7 @@ def evaluate(cfg, model, tok, examples, encoded, device, rank, world, metric, pr
         device,
         progress,
     )
-    pairs = sorted(_gather(list(zip(mine, preds)), world))
+    pairs = sorted(_gather(list(zip(mine, preds, strict=True)), world))
     records = []
     for i, pred in pairs:
         ex = examples[i]

@@ -111,7 +111,7 @@ def predict(
             max_new_tokens=max_length,
             early_stopping=True,
         )
-        for i, text in zip(idx, tokenizer.batch_decode(gen, skip_special_tokens=True)):
+        for i, text in zip(idx, tokenizer.batch_decode(gen, skip_special_tokens=True), strict=True):
             out[i] = text.strip()
     model.train()
     return out

@@ -145,7 +145,9 @@ def plan(checkpoint, task, lrs, batch_sizes, seeds, out: Path, settings) -> Call
     name, model = checkpoint
 
     def make(lr, bs, seed) -> Run:
-        return Run(name, model, task, lr, bs, seed, out / name / task / _tag(lr, bs, seed), settings)
+        return Run(
+            name, model, task, lr, bs, seed, out / name / task / _tag(lr, bs, seed), settings
+        )
 
     return make
 

@@ -27,7 +27,9 @@ def test_zip_members_are_unpacked_and_verified(tmp_path, monkeypatch):
         for split in ("train", "dev", "test"):
             z.writestr(f"quartz-dataset-v1-aug2019/{split}.jsonl", json.dumps(QUARTZ) + "\n")
         z.writestr("quartz-dataset-v1-aug2019/README", "x")
-    members = {f"quartz-dataset-v1-aug2019/{s}.jsonl": f"{s}.jsonl" for s in ("train", "dev", "test")}
+    members = {
+        f"quartz-dataset-v1-aug2019/{s}.jsonl": f"{s}.jsonl" for s in ("train", "dev", "test")
+    }
     monkeypatch.setitem(dl.SOURCES, "quartz", [(archive.as_uri(), members)])
     out = tmp_path / "out"
     assert dl.download("quartz", out, progress=False) == {"train": 1, "dev": 1, "test": 1}

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 
 from conftest import save_tiny_bart, write_tiny_qa
+
 from maskpt.cli import main
 
 QUICK = ["--set", "max_steps=20", "--set", "eval_every=10", "--set", "warmup_steps=5",

@@ -1,0 +1,84 @@
+"""The learned policies' networks (torch only; no I/O).
+
+- `SpanExtractor` (`sup_v1`): embeddings initialised from a BART embedding
+  matrix, a 2-layer BiLSTM (hidden 300 per direction), start and end heads.
+  `top_spans` ranks spans by start + end logit with a maximum length.
+- `MetaMasker` (`meta_v1`): frozen BART embeddings, Conv1d (kernel 3) and two
+  linear layers -> 2 logits per token (keep, mask). `gumbel_mask` is the
+  straight-through hard Gumbel-softmax used in training.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+class SpanExtractor(nn.Module):
+    def __init__(self, vocab_size: int, embed_dim: int, hidden: int = 300, layers: int = 2,
+                 dropout: float = 0.1, pad_id: int = 1):  # fmt: skip
+        super().__init__()
+        self.embed = nn.Embedding(vocab_size, embed_dim, padding_idx=pad_id)
+        self.lstm = nn.LSTM(embed_dim, hidden, num_layers=layers, bidirectional=True,
+                            batch_first=True, dropout=dropout if layers > 1 else 0.0)  # fmt: skip
+        self.drop = nn.Dropout(dropout)
+        self.start = nn.Linear(2 * hidden, 1)
+        self.end = nn.Linear(2 * hidden, 1)
+
+    def forward(self, ids: torch.Tensor, attention: torch.Tensor):
+        """(start, end) logits [B, L]; padding gets -inf."""
+        lengths = attention.sum(1).cpu()
+        packed = nn.utils.rnn.pack_padded_sequence(
+            self.drop(self.embed(ids)), lengths, batch_first=True, enforce_sorted=False
+        )
+        h, _ = self.lstm(packed)
+        h, _ = nn.utils.rnn.pad_packed_sequence(h, batch_first=True, total_length=ids.size(1))
+        h = self.drop(h)
+        neg = torch.finfo(h.dtype).min
+        start = self.start(h).squeeze(-1).masked_fill(attention == 0, neg)
+        end = self.end(h).squeeze(-1).masked_fill(attention == 0, neg)
+        return start, end
+
+
+def top_spans(start: torch.Tensor, end: torch.Tensor, allowed: torch.Tensor, max_len: int,
+              k: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:  # fmt: skip
+    """The k best spans per row: (scores, starts, ends), each [B, k].
+    A span (i, j) needs i <= j < i + max_len and both ends `allowed`."""
+    length = start.size(1)
+    i = torch.arange(length, device=start.device)
+    band = (i[None, :] >= i[:, None]) & (i[None, :] < i[:, None] + max_len)
+    ok = band[None] & allowed[:, :, None] & allowed[:, None, :]
+    scores = (start[:, :, None] + end[:, None, :]).masked_fill(~ok, float("-inf"))
+    best, flat = scores.flatten(1).topk(min(k, length * length), dim=1)
+    return best, flat // length, flat % length
+
+
+class MetaMasker(nn.Module):
+    def __init__(self, embeddings: torch.Tensor, hidden: int = 256, pad_id: int = 1):
+        super().__init__()
+        self.embed = nn.Embedding.from_pretrained(embeddings.detach().clone(), freeze=True,
+                                                  padding_idx=pad_id)  # fmt: skip
+        dim = embeddings.size(1)
+        self.conv = nn.Conv1d(dim, hidden, kernel_size=3, padding=1)
+        self.fc1 = nn.Linear(hidden, hidden)
+        self.fc2 = nn.Linear(hidden, 2)
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        """Logits [B, L, 2] of (keep, mask) per token."""
+        h = torch.relu(self.conv(self.embed(ids).transpose(1, 2))).transpose(1, 2)
+        return self.fc2(torch.relu(self.fc1(h)))
+
+
+def gumbel_mask(logits: torch.Tensor, tau: float, generator: torch.Generator | None = None):
+    """Straight-through hard Gumbel-softmax: a 0/1 mask [B, L] in the forward
+    pass whose gradient is that of the soft sample."""
+    u = torch.rand(logits.shape, generator=generator, device="cpu").to(logits.device)
+    g = -torch.log((-torch.log(u.clamp(1e-10, 1.0))).clamp_min(1e-10))
+    soft = torch.softmax((logits + g) / tau, dim=-1)
+    hard = torch.nn.functional.one_hot(soft.argmax(-1), 2).to(soft.dtype)
+    return (hard - soft.detach() + soft)[..., 1]
+
+
+def budget_regulariser(rate: torch.Tensor, gamma: float = 0.15, eps: float = 0.05):
+    """Zero while the mask rate is within gamma ± eps, quadratic outside."""
+    return torch.clamp((rate - gamma).abs() - eps, min=0.0) ** 2

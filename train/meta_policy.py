@@ -1,0 +1,266 @@
+"""Train the meta-learned masking policy (`meta_v1`): the paper's Algorithm 1.
+
+    maskpt train-policy meta --examples qa_contexts.jsonl --model facebook/bart-base --output-dir policies/meta
+
+One meta step on a batch of (context, question, answer):
+1. the policy phi gives (keep, mask) logits per context token; a
+   straight-through hard Gumbel-softmax sample d (tau) picks the masks;
+2. the source embeddings are (1 - d) E[x] + d E[<mask>]; one inner SGD step
+   of pre-training (reconstruct the full context) gives theta(p,1);
+3. one inner SGD step of fine-tuning on (question -> answer) gives theta2;
+4. outer loss L_ft(theta2) - L_ft(theta(p,1)) + beta * L_reg, with
+   L_reg = max(0, |mask rate - gamma| - eps)^2 (gamma 0.15, eps 0.05);
+   the gradient flows through both inner steps (`higher`) into phi only;
+5. phi is updated, and the model carries theta(p,1) forward.
+
+`backend: func` does the same with torch.func.functional_call (for
+comparison, see bench/policy_throughput.py). BART must use eager attention
+(double backward).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+
+@dataclass(frozen=True)
+class MetaConfig:
+    examples: str = ""
+    """JSONL of {context, question, answer}."""
+    model: str = "facebook/bart-base"
+    """BART to start from (its embeddings also initialise the policy's frozen embedding)."""
+    tokenizer: str = ""
+    """Tokenizer; default: the model's."""
+    output_dir: str = "runs/policy_meta"
+    """Checkpoint folder for `meta_v1`."""
+    steps: int = 1000
+    """Meta steps."""
+    batch_size: int = 8
+    """(context, question, answer) triples per meta step."""
+    pretrain_lr: float = 1e-4
+    """Inner pre-training SGD step size."""
+    finetune_lr: float = 1e-4
+    """Inner fine-tuning SGD step size."""
+    policy_lr: float = 1e-3
+    """Adam learning rate of the policy."""
+    tau: float = 1.0
+    """Gumbel-softmax temperature."""
+    beta: float = 1.0
+    """Weight of the budget regulariser."""
+    gamma: float = 0.15
+    """Target mask rate."""
+    eps: float = 0.05
+    """Free band around gamma."""
+    hidden: int = 256
+    """Policy hidden size."""
+    max_length: int = 128
+    """Context tokens."""
+    backend: Literal["higher", "func"] = "higher"
+    """Differentiable inner loop: higher (the paper's) or torch.func.functional_call."""
+    seed: int = 0
+    """Seed for sampling, order and initialisation."""
+    log_every: int = 10
+    """Log every N meta steps."""
+
+    def __post_init__(self):
+        if not self.examples:
+            raise ValueError("examples: give a JSONL file of {context, question, answer}")
+        if self.backend not in ("higher", "func"):
+            raise ValueError(f"backend must be higher or func, got {self.backend!r}")
+        for key in ("steps", "batch_size", "hidden", "max_length"):
+            if getattr(self, key) < 1:
+                raise ValueError(f"{key} must be >= 1")
+        if self.tau <= 0 or not 0 <= self.gamma <= 1 or self.eps < 0:
+            raise ValueError("tau must be > 0, gamma in [0, 1], eps >= 0")
+
+
+def _pad(seqs, pad_id, label=False):
+    n = max(len(s) for s in seqs)
+    t = torch.full((len(seqs), n), -100 if label else pad_id, dtype=torch.long)
+    for i, s in enumerate(seqs):
+        t[i, : len(s)] = torch.tensor(s)
+    return t
+
+
+def make_batch(tok, examples, max_length: int) -> dict:
+    ctx = tok([e.context for e in examples], truncation=True, max_length=max_length)["input_ids"]
+    q = tok([e.question for e in examples], truncation=True, max_length=64)["input_ids"]
+    a = tok([e.answer for e in examples], truncation=True, max_length=32)["input_ids"]
+    ids = _pad(ctx, tok.pad_token_id)
+    special = torch.tensor([tok.bos_token_id, tok.eos_token_id, tok.pad_token_id])
+    return {
+        "ctx": ids,
+        "ctx_att": (ids != tok.pad_token_id).long(),
+        "ctx_labels": _pad(ctx, tok.pad_token_id, label=True),
+        "content": (~torch.isin(ids, special)).float(),
+        "q": _pad(q, tok.pad_token_id),
+        "q_att": (_pad(q, tok.pad_token_id) != tok.pad_token_id).long(),
+        "a": _pad(a, tok.pad_token_id, label=True),
+    }
+
+
+def _mixed_embeddings(embed, ids, d, mask_id):
+    """(1 - d) E[x] + d E[<mask>] with the given (possibly fast) embedding module."""
+    ex = embed(ids)
+    em = embed(torch.full_like(ids, mask_id))
+    return (1 - d)[..., None] * ex + d[..., None] * em
+
+
+def meta_step(model, masker, batch, cfg: MetaConfig, mask_id: int, gen: torch.Generator):
+    """One step of Algorithm 1. Leaves gradients on the policy's parameters,
+    sets the model to theta(p,1), and returns the logged quantities."""
+    from policies.networks import budget_regulariser, gumbel_mask
+
+    logits = masker(batch["ctx"])
+    d = gumbel_mask(logits, cfg.tau, gen) * batch["content"]
+    rate = d.sum() / batch["content"].sum()
+    reg = budget_regulariser(rate, cfg.gamma, cfg.eps)
+    ft_inputs = {"input_ids": batch["q"], "attention_mask": batch["q_att"], "labels": batch["a"]}
+    if cfg.backend == "higher":
+        import higher
+
+        inner = torch.optim.SGD(model.parameters(), lr=cfg.pretrain_lr)
+        with higher.innerloop_ctx(model, inner, copy_initial_weights=False) as (fmodel, diffopt):
+            embeds = _mixed_embeddings(fmodel.model.encoder.embed_tokens, batch["ctx"], d, mask_id)
+            l_pre = fmodel(inputs_embeds=embeds, attention_mask=batch["ctx_att"],
+                           labels=batch["ctx_labels"]).loss  # fmt: skip
+            diffopt.step(l_pre)
+            l_ft1 = fmodel(**ft_inputs).loss
+            diffopt.step(l_ft1, override={"lr": [cfg.finetune_lr]})
+            l_ft2 = fmodel(**ft_inputs).loss
+            meta = l_ft2 - l_ft1 + cfg.beta * reg
+            meta.backward()
+            theta1 = [p.detach().clone() for p in fmodel.parameters(time=1)]
+        with torch.no_grad():
+            for p, new in zip(model.parameters(), theta1, strict=True):
+                p.copy_(new)
+    else:
+        from torch.func import functional_call
+
+        names = [n for n, _ in model.named_parameters()]
+        params = dict(model.named_parameters())
+
+        def sgd(theta, loss, lr):
+            grads = torch.autograd.grad(loss, list(theta.values()), create_graph=True,
+                                        allow_unused=True)  # fmt: skip
+            return {
+                n: p if g is None else p - lr * g
+                for (n, p), g in zip(theta.items(), grads, strict=True)
+            }
+
+        scale = getattr(model.model.encoder.embed_tokens, "embed_scale", 1.0)
+        w = params["model.shared.weight"]
+
+        def embed(ids):
+            return torch.nn.functional.embedding(ids, w) * scale
+
+        embeds = _mixed_embeddings(embed, batch["ctx"], d, mask_id)
+        l_pre = functional_call(model, params, (), {"inputs_embeds": embeds,
+                                "attention_mask": batch["ctx_att"],
+                                "labels": batch["ctx_labels"]}).loss  # fmt: skip
+        theta1 = sgd(params, l_pre, cfg.pretrain_lr)
+        l_ft1 = functional_call(model, theta1, (), ft_inputs).loss
+        theta2 = sgd(theta1, l_ft1, cfg.finetune_lr)
+        l_ft2 = functional_call(model, theta2, (), ft_inputs).loss
+        meta = l_ft2 - l_ft1 + cfg.beta * reg
+        meta.backward()
+        with torch.no_grad():
+            for n in names:
+                params[n].copy_(theta1[n].detach())
+    model.zero_grad(set_to_none=True)
+    grad_norm = torch.sqrt(sum((p.grad**2).sum() for p in masker.parameters()
+                               if p.grad is not None))  # fmt: skip
+    return {"meta_loss": meta.item(), "l_pre": l_pre.item(), "l_ft1": l_ft1.item(),
+            "l_ft2": l_ft2.item(), "reg": reg.item(), "mask_rate": rate.item(),
+            "policy_grad_norm": grad_norm.item(), "mask": d.detach()}  # fmt: skip
+
+
+def load_models(cfg: MetaConfig):
+    from transformers import AutoTokenizer, BartForConditionalGeneration
+
+    from policies.networks import MetaMasker
+
+    tok = AutoTokenizer.from_pretrained(cfg.tokenizer or cfg.model)
+    model = BartForConditionalGeneration.from_pretrained(cfg.model, attn_implementation="eager")
+    torch.manual_seed(cfg.seed)
+    emb = model.get_input_embeddings().weight
+    masker = MetaMasker(emb, hidden=cfg.hidden, pad_id=tok.pad_token_id)
+    args = {"embedding_shape": list(emb.shape), "hidden": cfg.hidden, "pad_id": tok.pad_token_id}
+    return tok, model, masker, args
+
+
+def train(cfg: MetaConfig, progress: bool = True) -> dict:
+    from tqdm import tqdm
+
+    from policies import checkpoint
+    from train.policy_data import read_jsonl
+
+    dropped: Counter = Counter()
+    examples = [e for e in read_jsonl(cfg.examples, dropped) if e.question]
+    if not examples:
+        raise ValueError(f"{cfg.examples}: no usable (context, question, answer) example")
+    tok, model, masker, args = load_models(cfg)
+    model.train()
+    opt = torch.optim.Adam([p for p in masker.parameters() if p.requires_grad], lr=cfg.policy_lr)
+    gen = torch.Generator().manual_seed(cfg.seed)
+    out = Path(cfg.output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    log = (out / "train_log.jsonl").open("w")
+    last: dict = {}
+    for step in tqdm(range(cfg.steps), desc="train meta_v1", disable=not progress):
+        rng = np.random.default_rng([cfg.seed, step])
+        pick = rng.choice(len(examples), size=min(cfg.batch_size, len(examples)), replace=False)
+        batch = make_batch(tok, [examples[i] for i in pick], cfg.max_length)
+        torch.manual_seed(cfg.seed * 1_000_003 + step)  # dropout
+        opt.zero_grad(set_to_none=True)
+        rec = meta_step(model, masker, batch, cfg, tok.mask_token_id, gen)
+        rec.pop("mask")
+        if not np.isfinite(rec["meta_loss"]):
+            raise FloatingPointError(f"non-finite meta loss at step {step}: {rec}")
+        opt.step()
+        last = {"step": step + 1, **rec}
+        if (step + 1) % cfg.log_every == 0 or step + 1 == cfg.steps:
+            log.write(json.dumps(last) + "\n")
+            log.flush()
+    log.close()
+    checkpoint.save(out, "meta_v1", masker, args, tok,
+                    {**last, "examples": len(examples), "dropped": dict(dropped)})  # fmt: skip
+    return last
+
+
+def main(argv=None) -> int:
+    import argparse
+
+    from maskpt.config import load_config
+
+    ap = argparse.ArgumentParser(prog="maskpt train-policy meta", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    ap.add_argument("--config", help="YAML file of MetaConfig fields")
+    ap.add_argument("overrides", nargs="*", metavar="KEY=VALUE")
+    ap.add_argument("--examples", help="shortcut for examples=...")
+    ap.add_argument("--model", help="shortcut for model=...")
+    ap.add_argument("--output-dir", help="shortcut for output_dir=...")
+    args = ap.parse_args(argv)
+    short = {k: getattr(args, k) for k in ("examples", "model", "output_dir")}
+    cfg = load_config(MetaConfig, args.config,
+                      [f"{k}={v}" for k, v in short.items() if v] + args.overrides)  # fmt: skip
+    last = train(cfg)
+    print(
+        f"meta_v1 checkpoint in {cfg.output_dir}: last meta loss {last['meta_loss']:.4f}, "
+        f"mask rate {last['mask_rate']:.3f}"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,235 @@
+"""Train the supervised span-extraction policy (`sup_v1`).
+
+    maskpt train-policy supervised --examples qa_contexts.jsonl --model facebook/bart-base --output-dir policies/sup
+    maskpt train-policy supervised --task tqa --data-dir data/tqa --output-dir policies/sup_tqa
+
+(context, answer span) examples where the answer occurs in the context;
+a 2-layer BiLSTM over embeddings initialised from the BART model's embedding
+matrix; cross-entropy on the start and end positions. The paper's settings
+are the defaults (30 epochs, lr 1e-5, batch 512); the checkpoint with the
+best validation loss is saved as a policy folder for `sup_v1`.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+
+@dataclass(frozen=True)
+class SupervisedConfig:
+    examples: str = ""
+    """JSONL of {context, answer(s), question}; or use task + data_dir."""
+    task: str = ""
+    """`tqa` reads TriviaQA's rc files and Wikipedia evidence from data_dir."""
+    data_dir: str = ""
+    """Folder of the task's files (with task)."""
+    model: str = "facebook/bart-base"
+    """BART whose embedding matrix initialises the policy (and whose tokenizer it uses)."""
+    tokenizer: str = ""
+    """Tokenizer; default: the model's. Must be the one the shards will use."""
+    output_dir: str = "runs/policy_sup"
+    """Checkpoint folder for `sup_v1`."""
+    epochs: int = 30
+    """Training epochs (the paper: 30)."""
+    max_steps: int = 0
+    """Stop after this many steps (0 = epochs decide)."""
+    lr: float = 1e-5
+    """Adam learning rate (the paper: 1e-5)."""
+    batch_size: int = 512
+    """Examples per step (the paper: 512)."""
+    hidden: int = 300
+    """LSTM hidden size per direction."""
+    layers: int = 2
+    """LSTM layers."""
+    dropout: float = 0.1
+    """Dropout on embeddings and LSTM outputs."""
+    max_length: int = 128
+    """Context window in tokens (the shards' segment length)."""
+    max_span_length: int = 10
+    """Answers longer than this (tokens) are dropped; the deployed policy's limit."""
+    val_fraction: float = 0.1
+    """Share of examples held out for validation loss and span accuracy."""
+    seed: int = 0
+    """Seed for the split, initialisation and order."""
+
+    def __post_init__(self):
+        if not self.examples and not (self.task and self.data_dir):
+            raise ValueError("give examples=FILE.jsonl, or task=tqa with data_dir=DIR")
+        if self.task and self.task != "tqa":
+            raise ValueError(
+                f"task: only tqa has context files here, got {self.task!r}; "
+                "for other tasks write {context, answer} JSONL and pass examples="
+            )
+        for key in ("epochs", "batch_size", "hidden", "layers", "max_length", "max_span_length"):
+            if getattr(self, key) < 1:
+                raise ValueError(f"{key} must be >= 1")
+        if not 0 < self.val_fraction < 1:
+            raise ValueError("val_fraction must be in (0, 1)")
+
+
+def encode(tok, examples, max_length: int, max_span: int, dropped: Counter):
+    """(ids, start, end) per example: a window of the context around the answer."""
+    out = []
+    room = max_length - 2
+    for ex in examples:
+        enc = tok(ex.context, add_special_tokens=False, return_offsets_mapping=True)
+        ids, offs = enc["input_ids"], enc["offset_mapping"]
+        span = [k for k, (a, b) in enumerate(offs) if a < ex.end and b > ex.start]
+        if not span:
+            dropped["answer_not_tokenized"] += 1
+            continue
+        s, e = span[0], span[-1]
+        if e - s + 1 > max_span:
+            dropped["answer_too_long"] += 1
+            continue
+        w = max(0, min(s - room // 2, len(ids) - room))
+        window = ids[w : w + room]
+        out.append(([tok.bos_token_id, *window, tok.eos_token_id], s - w + 1, e - w + 1))
+    return out
+
+
+def batch_tensors(items, pad_id: int):
+    n = max(len(i[0]) for i in items)
+    ids = torch.full((len(items), n), pad_id, dtype=torch.long)
+    att = torch.zeros_like(ids)
+    for k, (x, _, _) in enumerate(items):
+        ids[k, : len(x)] = torch.tensor(x)
+        att[k, : len(x)] = 1
+    starts = torch.tensor([i[1] for i in items])
+    ends = torch.tensor([i[2] for i in items])
+    return ids, att, starts, ends
+
+
+def evaluate(net, items, pad_id: int, max_span: int, batch: int = 256) -> tuple[float, float]:
+    """(mean loss, top-1 exact span accuracy)."""
+    from policies.networks import top_spans
+
+    net.eval()
+    loss, hits = 0.0, 0
+    with torch.no_grad():
+        for k in range(0, len(items), batch):
+            ids, att, s, e = batch_tensors(items[k : k + batch], pad_id)
+            start, end = net(ids, att)
+            loss += float(span_loss(start, end, s, e)) * len(s)
+            allowed = att.bool()
+            allowed[:, 0] = False
+            allowed[torch.arange(len(s)), att.sum(1) - 1] = False
+            _, bs, be = top_spans(start, end, allowed, max_span, 1)
+            hits += int(((bs[:, 0] == s) & (be[:, 0] == e)).sum())
+    net.train()
+    return loss / max(1, len(items)), hits / max(1, len(items))
+
+
+def span_loss(start, end, s, e):
+    ce = torch.nn.functional.cross_entropy
+    return (ce(start, s) + ce(end, e)) / 2
+
+
+def train(cfg: SupervisedConfig, progress: bool = True) -> dict:
+    from transformers import AutoTokenizer, BartForConditionalGeneration
+
+    from policies import checkpoint
+    from policies.networks import SpanExtractor
+    from train.policy_data import read_jsonl, read_triviaqa
+
+    dropped: Counter = Counter()
+    if cfg.examples:
+        examples = read_jsonl(cfg.examples, dropped)
+    else:
+        examples = read_triviaqa(cfg.data_dir, "train", dropped)
+    tok = AutoTokenizer.from_pretrained(cfg.tokenizer or cfg.model)
+    items = encode(tok, examples, cfg.max_length, cfg.max_span_length, dropped)
+    if len(items) < 2:
+        raise ValueError(f"only {len(items)} usable examples (dropped: {dict(dropped)})")
+    rng = np.random.default_rng(cfg.seed)
+    order = rng.permutation(len(items))
+    n_val = max(1, int(len(items) * cfg.val_fraction))
+    val = [items[i] for i in order[:n_val]]
+    train_items = [items[i] for i in order[n_val:]]
+    emb = BartForConditionalGeneration.from_pretrained(cfg.model).get_input_embeddings().weight
+    if emb.size(0) < len(tok):
+        raise ValueError(f"{cfg.model}: {emb.size(0)} embeddings for {len(tok)} tokenizer tokens")
+    torch.manual_seed(cfg.seed)
+    args = {"vocab_size": emb.size(0), "embed_dim": emb.size(1), "hidden": cfg.hidden,
+            "layers": cfg.layers, "dropout": cfg.dropout, "pad_id": tok.pad_token_id}  # fmt: skip
+    net = SpanExtractor(**args)
+    with torch.no_grad():
+        net.embed.weight.copy_(emb)
+    opt = torch.optim.Adam(net.parameters(), lr=cfg.lr)
+    per_epoch = math.ceil(len(train_items) / cfg.batch_size)
+    total = cfg.epochs * per_epoch
+    total = min(total, cfg.max_steps) if cfg.max_steps else total
+    out = Path(cfg.output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    log = (out / "train_log.jsonl").open("w")
+    from tqdm import tqdm
+
+    bar = tqdm(total=total, desc="train sup_v1", disable=not progress, dynamic_ncols=True)
+    best, step, epoch = math.inf, 0, 0
+    summary: dict = {}
+    while step < total:
+        perm = np.random.default_rng([cfg.seed, epoch]).permutation(len(train_items))
+        for k in range(0, len(perm), cfg.batch_size):
+            ids, att, s, e = batch_tensors([train_items[i] for i in perm[k : k + cfg.batch_size]],
+                                           tok.pad_token_id)  # fmt: skip
+            loss = span_loss(*net(ids, att), s, e)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            step += 1
+            bar.update(1)
+            bar.set_postfix(loss=f"{loss.item():.3f}")
+            if step >= total:
+                break
+        epoch += 1
+        val_loss, val_acc = evaluate(net, val, tok.pad_token_id, cfg.max_span_length)
+        log.write(json.dumps({"epoch": epoch, "step": step, "val_loss": val_loss,
+                              "val_top1": val_acc}) + "\n")  # fmt: skip
+        log.flush()
+        if val_loss < best:
+            best = val_loss
+            summary = {"epoch": epoch, "step": step, "val_loss": val_loss, "val_top1": val_acc,
+                       "train_examples": len(train_items), "val_examples": len(val),
+                       "dropped": dict(dropped)}  # fmt: skip
+            checkpoint.save(out, "sup_v1", net, args, tok, summary)
+    bar.close()
+    log.close()
+    return summary
+
+
+def main(argv=None) -> int:
+    import argparse
+
+    from maskpt.config import load_config
+
+    ap = argparse.ArgumentParser(prog="maskpt train-policy supervised", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    ap.add_argument("--config", help="YAML file of SupervisedConfig fields")
+    ap.add_argument("overrides", nargs="*", metavar="KEY=VALUE")
+    ap.add_argument("--examples", help="shortcut for examples=...")
+    ap.add_argument("--task", help="shortcut for task=...")
+    ap.add_argument("--data-dir", help="shortcut for data_dir=...")
+    ap.add_argument("--model", help="shortcut for model=...")
+    ap.add_argument("--output-dir", help="shortcut for output_dir=...")
+    args = ap.parse_args(argv)
+    short = {k: getattr(args, k) for k in ("examples", "task", "data_dir", "model", "output_dir")}
+    cfg = load_config(SupervisedConfig, args.config,
+                      [f"{k}={v}" for k, v in short.items() if v] + args.overrides)  # fmt: skip
+    s = train(cfg)
+    print(f"sup_v1 checkpoint in {cfg.output_dir}: val loss {s['val_loss']:.3f}, top-1 span "
+          f"accuracy {s['val_top1']:.3f}; dropped {s['dropped'] or 'none'}")  # fmt: skip
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
