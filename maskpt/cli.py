@@ -342,7 +342,9 @@ def cmd_mask(args) -> int:
 
     tok = load_tokenizer(args.tokenizer)
     policy = policies.create(
-        args.policy, TokenizerInfo.from_tokenizer(tok, args.tokenizer), overrides=args.set
+        args.policy,
+        TokenizerInfo.from_tokenizer(tok, args.tokenizer, fingerprint=True),
+        overrides=args.set,
     )
     counts = Counts()
     console = Console(stderr=args.json, highlight=False, soft_wrap=True)

@@ -44,10 +44,13 @@ class TokenizerInfo:
     vocab_size: int
     special_ids: frozenset[int]
     sha256: str = ""
-    """`tokenizer_fingerprint` of the tokenizer (learned policies check it)."""
+    """`tokenizer_fingerprint` of the tokenizer when asked for (learned policies
+    check it against their checkpoint); empty otherwise."""
 
     @classmethod
-    def from_tokenizer(cls, tokenizer, name: str = "") -> TokenizerInfo:
+    def from_tokenizer(cls, tokenizer, name: str = "", fingerprint: bool = False) -> TokenizerInfo:
+        """The ids policies need; `fingerprint=True` also hashes the tokenizer
+        (serialises it whole: do it once per run, not per document)."""
         name = name or getattr(tokenizer, "name_or_path", "") or "tokenizer"
         missing = [
             t
@@ -68,9 +71,7 @@ class TokenizerInfo:
             mask_id=tokenizer.mask_token_id,
             vocab_size=len(tokenizer),
             special_ids=frozenset(tokenizer.all_special_ids),
-            sha256=tokenizer_fingerprint(tokenizer)
-            if hasattr(tokenizer, "backend_tokenizer")
-            else "",
+            sha256=tokenizer_fingerprint(tokenizer) if fingerprint else "",
         )
 
 

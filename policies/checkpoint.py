@@ -71,8 +71,9 @@ def fingerprint(folder) -> str:
     return h.hexdigest()
 
 
-def load(folder, policy: str, tokenizer_sha256: str | None = None):
-    """(network in eval mode, metadata) of a checkpoint for `policy`."""
+def load(folder, policy: str, tokenizer_sha256: str = "", vocab_size: int = 0):
+    """(network in eval mode, metadata) of a checkpoint for `policy`; the
+    tokenizer is checked by fingerprint and/or vocabulary size when given."""
     from safetensors import SafetensorError
     from safetensors.torch import load_file
 
@@ -93,6 +94,11 @@ def load(folder, policy: str, tokenizer_sha256: str | None = None):
             f"{folder}: trained with another tokenizer (fingerprint "
             f"{str(meta.get('tokenizer_sha256'))[:12]}..., this run's {tokenizer_sha256[:12]}...); "
             "use the tokenizer saved in the checkpoint folder"
+        )
+    if vocab_size and meta.get("vocab_size") != vocab_size:
+        raise PolicyCheckpointError(
+            f"{folder}: trained with another tokenizer ({meta.get('vocab_size')} tokens, this "
+            f"run's {vocab_size}); use the tokenizer saved in the checkpoint folder"
         )
     try:
         state = load_file(str(folder / WEIGHTS))

@@ -12,29 +12,19 @@ post-processing: whole words, the 50% -> 30% cap, merged masks.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
 import torch
 
+from maskpt.batching import pad_ids
 from maskpt.records import MaskedSegment, Segment, Skip
 from policies.base import Policy
 from policies.postprocess import finalize
 from policies.registry import register
 
 ROUND = 1000.0
-
-
-def _batch_ids(segments: Sequence[Segment], pad_id: int):
-    n = max(len(s.input_ids) for s in segments)
-    ids = torch.full((len(segments), n), pad_id, dtype=torch.long)
-    att = torch.zeros((len(segments), n), dtype=torch.long)
-    for i, s in enumerate(segments):
-        ids[i, : len(s.input_ids)] = torch.tensor(s.input_ids)
-        att[i, : len(s.input_ids)] = 1
-    return ids, att
 
 
 class _Learned(Policy):
@@ -46,16 +36,22 @@ class _Learned(Policy):
 
         if not config.checkpoint:
             raise ValueError(f"{self.name}: set policy_config.checkpoint (--policy-checkpoint DIR)")
-        # validate now, on the driver, so a bad folder fails before any worker starts
-        checkpoint.load(config.checkpoint, self.name, tokenizer_info.sha256 or None)
+        # load (and so validate) now, on the driver, so a bad folder fails before any worker starts
+        self.net = self._load()
         self.fingerprint = checkpoint.fingerprint(config.checkpoint)
-        self.net, self.device = None, "cpu"
+        self.device = "cpu"
 
-    def setup(self, device: str) -> None:
+    def _load(self):
         from policies import checkpoint
 
+        net, _ = checkpoint.load(self.config.checkpoint, self.name, self.tok.sha256,
+                                 self.tok.vocab_size)  # fmt: skip
+        return net
+
+    def setup(self, device: str) -> None:
         self.device = device
-        self.net, _ = checkpoint.load(self.config.checkpoint, self.name, self.tok.sha256 or None)
+        if self.net is None:  # a Ray worker: the network does not travel with the policy
+            self.net = self._load()
         self.net.to(device)
 
     def __getstate__(self):
@@ -68,12 +64,12 @@ class _Learned(Policy):
         raise NotImplementedError
 
     def mask_batch(self, segments, seed):
-        if self.net is None:
+        if self.net is None:  # unpickled without setup()
             self.setup(self.device)
         out: list[MaskedSegment | Skip] = []
         for k in range(0, len(segments), self.config.batch_size):
             part = segments[k : k + self.config.batch_size]
-            ids, att = _batch_ids(part, self.tok.pad_id)
+            ids, att = pad_ids([s.input_ids for s in part], self.tok.pad_id)
             with torch.no_grad():
                 rows = self.scores(ids.to(self.device), att.to(self.device))
             for seg, row in zip(part, rows, strict=True):
@@ -91,15 +87,11 @@ class _Learned(Policy):
 
 
 @dataclass(frozen=True)
-class SupConfig:
+class LearnedConfig:
+    """Fields every deployed learned policy has."""
+
     checkpoint: str = ""
-    """Folder written by `maskpt train-policy supervised`."""
-    mode: Literal["top1", "sample"] = "top1"
-    """top1: the best span; sample: one of the top_k uniformly."""
-    top_k: int = 5
-    """Spans to sample from in `sample` mode."""
-    max_span_length: int = 10
-    """Longest span in tokens."""
+    """Folder written by `maskpt train-policy`."""
     batch_size: int = 256
     """Segments per forward pass."""
     max_ratio: float = 0.5
@@ -108,23 +100,38 @@ class SupConfig:
     """... unmask whole words down to this share."""
 
     def __post_init__(self):
+        if self.batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
+
+
+@dataclass(frozen=True)
+class SupPolicyConfig(LearnedConfig):
+    mode: Literal["top1", "sample"] = "top1"
+    """top1: the best span; sample: one of the top_k uniformly."""
+    top_k: int = 5
+    """Spans to sample from in `sample` mode."""
+    max_span_length: int = 10
+    """Longest span in tokens."""
+
+    def __post_init__(self):
+        super().__post_init__()
         if self.mode not in ("top1", "sample"):
             raise ValueError(f"mode must be top1 or sample, got {self.mode!r}")
-        if self.top_k < 1 or self.max_span_length < 1 or self.batch_size < 1:
-            raise ValueError("top_k, max_span_length and batch_size must be >= 1")
+        if self.top_k < 1 or self.max_span_length < 1:
+            raise ValueError("top_k and max_span_length must be >= 1")
 
 
 @register("sup_v1")
 class SupervisedSpanPolicy(_Learned):
-    config_cls = SupConfig
+    config_cls = SupPolicyConfig
     target_format = "span"
 
     def scores(self, ids, att):
-        from policies.networks import top_spans
+        from policies.networks import inner_positions, top_spans
 
         start, end = self.net(ids, att)
         start, end = (torch.round(x.float() * ROUND) / ROUND for x in (start, end))
-        allowed = att.bool() & (ids != self.tok.bos_id) & (ids != self.tok.eos_id)
+        allowed = inner_positions(ids, att, self.tok.bos_id, self.tok.eos_id)
         k = 1 if self.config.mode == "top1" else self.config.top_k
         best, s, e = top_spans(start, end, allowed, self.config.max_span_length, k)
         return list(zip(best.cpu().tolist(), s.cpu().tolist(), e.cpu().tolist(), strict=True))
@@ -141,28 +148,19 @@ class SupervisedSpanPolicy(_Learned):
 
 
 @dataclass(frozen=True)
-class MetaConfig:
-    checkpoint: str = ""
-    """Folder written by `maskpt train-policy meta`."""
+class MetaPolicyConfig(LearnedConfig):
     mode: Literal["sample", "argmax"] = "sample"
     """sample: mask each token with its predicted probability; argmax: where p > 0.5."""
-    batch_size: int = 256
-    """Segments per forward pass."""
-    max_ratio: float = 0.5
-    """Post-processing: above this masked share ..."""
-    target_ratio: float = 0.3
-    """... unmask whole words down to this share."""
 
     def __post_init__(self):
+        super().__post_init__()
         if self.mode not in ("sample", "argmax"):
             raise ValueError(f"mode must be sample or argmax, got {self.mode!r}")
-        if self.batch_size < 1:
-            raise ValueError("batch_size must be >= 1")
 
 
 @register("meta_v1")
 class MetaPolicy(_Learned):
-    config_cls = MetaConfig
+    config_cls = MetaPolicyConfig
     target_format = "full"
 
     def scores(self, ids, att):

@@ -40,6 +40,11 @@ class SpanExtractor(nn.Module):
         return start, end
 
 
+def inner_positions(ids: torch.Tensor, att: torch.Tensor, bos_id: int, eos_id: int):
+    """Real tokens other than <s> and </s>: where a span may start or end."""
+    return att.bool() & (ids != bos_id) & (ids != eos_id)
+
+
 def top_spans(start: torch.Tensor, end: torch.Tensor, allowed: torch.Tensor, max_len: int,
               k: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:  # fmt: skip
     """The k best spans per row: (scores, starts, ends), each [B, k].

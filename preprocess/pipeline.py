@@ -109,7 +109,9 @@ def run_preprocess(
     tok = load_tokenizer(cfg.tokenizer)
     if policy is None:
         policy = registry.create(
-            cfg.policy, TokenizerInfo.from_tokenizer(tok, cfg.tokenizer), cfg.policy_config
+            cfg.policy,
+            TokenizerInfo.from_tokenizer(tok, cfg.tokenizer, fingerprint=True),
+            cfg.policy_config,
         )
     out = Path(cfg.output)
     spec = make_spec(cfg, tok, policy)

@@ -30,6 +30,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from maskpt.batching import pad_seq2seq
 from maskpt.rng import stable_rng
 from preprocess.shards import SCHEMA, ShardError, check_row, read_tar, sha256_file
 
@@ -270,19 +271,5 @@ class PretrainStream(torch.utils.data.IterableDataset):
 
 def collate(rows: list[dict], pad_id: int) -> dict:
     """Pad a micro-batch: source -> input_ids/attention_mask, target -> labels (-100 pad)."""
-    src_len = max(len(r["source_ids"]) for r in rows)
-    tgt_len = max(len(r["target_ids"]) for r in rows)
-    input_ids = torch.full((len(rows), src_len), pad_id, dtype=torch.long)
-    attention = torch.zeros((len(rows), src_len), dtype=torch.long)
-    labels = torch.full((len(rows), tgt_len), -100, dtype=torch.long)
-    for i, r in enumerate(rows):
-        s, t = r["source_ids"], r["target_ids"]
-        input_ids[i, : len(s)] = torch.tensor(s)
-        attention[i, : len(s)] = 1
-        labels[i, : len(t)] = torch.tensor(t)
-    return {
-        "input_ids": input_ids,
-        "attention_mask": attention,
-        "labels": labels,
-        "ids": [r["id"] for r in rows],
-    }
+    batch = pad_seq2seq([r["source_ids"] for r in rows], [r["target_ids"] for r in rows], pad_id)
+    return {**batch, "ids": [r["id"] for r in rows]}

@@ -13,7 +13,7 @@ from pathlib import Path
 import torch
 
 from train.finetune import FinetuneConfig
-from train.model import dist_env
+from train.model import dist_env, finish_distributed, init_deepspeed, split_batch, zero_config
 from train.pretrain import micro_seed
 from train.seq2seq import collate, encode, global_batches, predict, score, smoothed_loss, subset
 from train.tasks import TaskDataError, get_task, load_split
@@ -43,11 +43,11 @@ class PlainStepper:
             self.opt.zero_grad(set_to_none=True)
 
 
-def _world() -> tuple[int, int]:
+def _world() -> tuple[int, int, int]:
+    """(rank, local rank, world size); one plain process is (0, 0, 1)."""
     if os.environ.get("WORLD_SIZE") and int(os.environ["WORLD_SIZE"]) > 1:
-        rank, _, world = dist_env()
-        return rank, world
-    return 0, 1
+        return dist_env()
+    return 0, 0, 1
 
 
 def _stepper(cfg: FinetuneConfig, model, world: int, accum: int, micro: int):
@@ -58,24 +58,10 @@ def _stepper(cfg: FinetuneConfig, model, world: int, accum: int, micro: int):
         return PlainStepper(model, optimizer, scheduler, accum, cfg.grad_clip)
     import deepspeed
 
-    dist_env()
-    use_cuda = torch.cuda.is_available()
-    deepspeed.init_distributed(dist_backend="nccl" if use_cuda else "gloo", verbose=False)
-    bf16 = cfg.precision == "bf16" or (cfg.precision == "auto" and use_cuda)
+    bf16 = init_deepspeed(cfg.precision)
+    config = zero_config(cfg.batch_size, micro, accum, cfg.grad_clip, cfg.zero_stage, bf16)
     engine, _, _, _ = deepspeed.initialize(
-        model=model,
-        optimizer=optimizer,
-        lr_scheduler=scheduler,
-        config={
-            "train_batch_size": cfg.batch_size,
-            "train_micro_batch_size_per_gpu": micro,
-            "gradient_accumulation_steps": accum,
-            "gradient_clipping": cfg.grad_clip,
-            "zero_optimization": {"stage": cfg.zero_stage},
-            "bf16": {"enabled": bf16},
-            "zero_allow_untested_optimizer": True,
-            "steps_per_print": 10**9,
-        },
+        model=model, optimizer=optimizer, lr_scheduler=scheduler, config=config
     )
     return engine
 
@@ -130,27 +116,23 @@ def finetune(cfg: FinetuneConfig) -> dict | None:
 
     from maskpt.config import to_dict
 
-    rank, world = _world()
+    rank, local_rank, world = _world()
     task = get_task(cfg.task)
     splits = {s: load_split(cfg.task, cfg.data_dir, s) for s in ("train", "dev", "test")}
     splits["train"] = subset(splits["train"], cfg.train_fraction, cfg.subset_seed)
     for split, examples in splits.items():
         if not examples:
             raise TaskDataError(f"{cfg.task}: the {split} split in {cfg.data_dir} is empty")
-    micro = cfg.micro_batch or cfg.batch_size // world
-    if cfg.batch_size % (micro * world):
-        raise ValueError(
-            f"batch_size {cfg.batch_size} is not micro_batch {micro} x world {world} x accumulation"
-        )
-    accum = cfg.batch_size // (micro * world)
+    if world > 1 and not cfg.deepspeed:
+        raise ValueError(f"launched as {world} processes: set deepspeed=true (or run one process)")
+    micro = cfg.micro_batch or max(1, cfg.batch_size // world)
+    accum = split_batch(cfg.batch_size, micro, world, names=("batch_size", "micro_batch"))
     tok = AutoTokenizer.from_pretrained(cfg.tokenizer or cfg.model)
     torch.manual_seed(cfg.seed)
     model = BartForConditionalGeneration.from_pretrained(
         cfg.model, dropout=cfg.dropout, attention_dropout=cfg.dropout
     )
-    device = torch.device(f"cuda:{rank % max(1, torch.cuda.device_count())}") if (
-        torch.cuda.is_available()
-    ) else torch.device("cpu")  # fmt: skip
+    device = torch.device(f"cuda:{local_rank}" if torch.cuda.is_available() else "cpu")
     model.to(device)
     limit = model.config.max_position_embeddings
     src_len, tgt_len = min(cfg.max_source_length, limit), min(cfg.max_target_length, limit)
@@ -244,8 +226,5 @@ def finetune(cfg: FinetuneConfig) -> dict | None:
         tmp.write_text(json.dumps(metrics, indent=2) + "\n")
         tmp.replace(out / "metrics.json")
     if cfg.deepspeed:
-        import torch.distributed as dist
-
-        dist.barrier()
-        dist.destroy_process_group()
+        finish_distributed()
     return metrics

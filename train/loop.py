@@ -11,7 +11,7 @@ from pathlib import Path
 import torch
 
 from train.data import DataError, PretrainStream, collate, open_source
-from train.model import build_model, dist_env
+from train.model import build_model, dist_env, finish_distributed, init_deepspeed
 from train.pretrain import (
     NonFiniteLoss,
     PretrainConfig,
@@ -54,15 +54,10 @@ def prepare(cfg: PretrainConfig, world: int, rank: int = 0):
 
 def train(cfg: PretrainConfig, resume: bool = False) -> dict:
     import deepspeed
-    import torch.distributed as dist
 
-    rank, local_rank, world = dist_env()
+    rank, _, world = dist_env()
     tok, sources = prepare(cfg, world, rank)  # fails fast on bad input, before distributed init
-    use_cuda = torch.cuda.is_available()
-    if use_cuda:
-        torch.cuda.set_device(local_rank)
-    deepspeed.init_distributed(dist_backend="nccl" if use_cuda else "gloo", verbose=False)
-    bf16 = cfg.precision == "bf16" or (cfg.precision == "auto" and use_cuda)
+    bf16 = init_deepspeed(cfg.precision)
 
     out = Path(cfg.output_dir)
     ckpt_dir = out / "checkpoints"
@@ -180,6 +175,5 @@ def train(cfg: PretrainConfig, resume: bool = False) -> dict:
         export_dir = out / "hf"
         engine.module.save_pretrained(str(export_dir), safe_serialization=True)
         tok.save_pretrained(str(export_dir))
-    dist.barrier()
-    dist.destroy_process_group()
+    finish_distributed()
     return {"step": step, "losses": history}

@@ -84,28 +84,23 @@ class MetaConfig:
             raise ValueError("tau must be > 0, gamma in [0, 1], eps >= 0")
 
 
-def _pad(seqs, pad_id, label=False):
-    n = max(len(s) for s in seqs)
-    t = torch.full((len(seqs), n), -100 if label else pad_id, dtype=torch.long)
-    for i, s in enumerate(seqs):
-        t[i, : len(s)] = torch.tensor(s)
-    return t
-
-
 def make_batch(tok, examples, max_length: int) -> dict:
+    from maskpt.batching import pad, pad_ids
+
     ctx = tok([e.context for e in examples], truncation=True, max_length=max_length)["input_ids"]
     q = tok([e.question for e in examples], truncation=True, max_length=64)["input_ids"]
     a = tok([e.answer for e in examples], truncation=True, max_length=32)["input_ids"]
-    ids = _pad(ctx, tok.pad_token_id)
+    ids, att = pad_ids(ctx, tok.pad_token_id)
+    q_ids, q_att = pad_ids(q, tok.pad_token_id)
     special = torch.tensor([tok.bos_token_id, tok.eos_token_id, tok.pad_token_id])
     return {
         "ctx": ids,
-        "ctx_att": (ids != tok.pad_token_id).long(),
-        "ctx_labels": _pad(ctx, tok.pad_token_id, label=True),
+        "ctx_att": att,
+        "ctx_labels": pad(ctx, -100),
         "content": (~torch.isin(ids, special)).float(),
-        "q": _pad(q, tok.pad_token_id),
-        "q_att": (_pad(q, tok.pad_token_id) != tok.pad_token_id).long(),
-        "a": _pad(a, tok.pad_token_id, label=True),
+        "q": q_ids,
+        "q_att": q_att,
+        "a": pad(a, -100),
     }
 
 

@@ -59,3 +59,54 @@ def dist_env() -> tuple[int, int, int]:
     os.environ.setdefault("MASTER_ADDR", "127.0.0.1")
     os.environ.setdefault("MASTER_PORT", str(29500 + os.getpid() % 1000))
     return int(os.environ["RANK"]), int(os.environ["LOCAL_RANK"]), int(os.environ["WORLD_SIZE"])
+
+
+def split_batch(
+    global_batch: int, micro_batch: int, world: int, names=("global_batch", "micro_batch")
+) -> int:
+    """Gradient-accumulation steps so that micro x world x accumulation = global."""
+    per_step = micro_batch * world
+    if global_batch % per_step:
+        raise ValueError(
+            f"{names[0]} {global_batch} cannot be split into {names[1]} {micro_batch} x world "
+            f"size {world} x gradient accumulation: {global_batch} is not a multiple of "
+            f"{per_step}; change {names[1]} or {names[0]}"
+        )
+    return global_batch // per_step
+
+
+def zero_config(global_batch: int, micro_batch: int, accum: int, grad_clip: float,
+                zero_stage: int, bf16: bool) -> dict:  # fmt: skip
+    """The DeepSpeed config both recipes use (optimizer and schedule are passed in)."""
+    return {
+        "train_batch_size": global_batch,
+        "train_micro_batch_size_per_gpu": micro_batch,
+        "gradient_accumulation_steps": accum,
+        "gradient_clipping": grad_clip,
+        "zero_optimization": {"stage": zero_stage},
+        "bf16": {"enabled": bf16},
+        "zero_allow_untested_optimizer": True,
+        "steps_per_print": 10**9,
+    }
+
+
+def init_deepspeed(precision: str) -> bool:
+    """Distributed init from the launcher's environment (NCCL on GPU, gloo on
+    CPU); returns whether to train in bf16 (`auto` = on GPU)."""
+    import deepspeed
+    import torch
+
+    _, local_rank, _ = dist_env()
+    use_cuda = torch.cuda.is_available()
+    if use_cuda:
+        torch.cuda.set_device(local_rank)
+    deepspeed.init_distributed(dist_backend="nccl" if use_cuda else "gloo", verbose=False)
+    return precision == "bf16" or (precision == "auto" and use_cuda)
+
+
+def finish_distributed() -> None:
+    """Barrier, then tear the process group down (a rank can abort at exit otherwise)."""
+    import torch.distributed as dist
+
+    dist.barrier()
+    dist.destroy_process_group()

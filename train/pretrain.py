@@ -26,7 +26,7 @@ sys.path.insert(
     0, str(Path(__file__).resolve().parents[1])
 )  # `deepspeed train/pretrain.py` from a checkout
 
-from train.model import ModelConfig  # noqa: E402
+from train.model import ModelConfig, split_batch, zero_config  # noqa: E402
 
 
 @dataclass(frozen=True)
@@ -111,27 +111,12 @@ class PretrainConfig:
 
 
 def accumulation_steps(cfg: PretrainConfig, world: int) -> int:
-    per_step = cfg.micro_batch * world
-    if cfg.global_batch % per_step:
-        raise ValueError(
-            f"global_batch {cfg.global_batch} cannot be split into micro_batch {cfg.micro_batch} "
-            f"x world size {world} x gradient accumulation: {cfg.global_batch} is not a multiple "
-            f"of {per_step}; change micro_batch or global_batch"
-        )
-    return cfg.global_batch // per_step
+    return split_batch(cfg.global_batch, cfg.micro_batch, world)
 
 
 def deepspeed_config(cfg: PretrainConfig, world: int, bf16: bool) -> dict:
-    return {
-        "train_batch_size": cfg.global_batch,
-        "train_micro_batch_size_per_gpu": cfg.micro_batch,
-        "gradient_accumulation_steps": accumulation_steps(cfg, world),
-        "gradient_clipping": cfg.optim.grad_clip,
-        "zero_optimization": {"stage": cfg.zero_stage},
-        "bf16": {"enabled": bf16},
-        "zero_allow_untested_optimizer": True,
-        "steps_per_print": 10**9,
-    }
+    return zero_config(cfg.global_batch, cfg.micro_batch, accumulation_steps(cfg, world),
+                       cfg.optim.grad_clip, cfg.zero_stage, bf16)  # fmt: skip
 
 
 def lr_lambda(cfg: PretrainConfig):

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from maskpt.batching import pad_seq2seq
 from train.metrics import METRICS, mc_accuracy
 from train.tasks import TaskExample
 
@@ -55,16 +56,7 @@ def global_batches(n: int, batch: int, seed: int) -> Iterator[list[int]]:
 
 
 def collate(items: Sequence[Encoded], pad_id: int) -> dict[str, torch.Tensor]:
-    n_src = max(len(x.source) for x in items)
-    n_tgt = max(len(x.target) for x in items)
-    ids = torch.full((len(items), n_src), pad_id, dtype=torch.long)
-    att = torch.zeros((len(items), n_src), dtype=torch.long)
-    labels = torch.full((len(items), n_tgt), -100, dtype=torch.long)
-    for i, x in enumerate(items):
-        ids[i, : len(x.source)] = torch.tensor(x.source)
-        att[i, : len(x.source)] = 1
-        labels[i, : len(x.target)] = torch.tensor(x.target)
-    return {"input_ids": ids, "attention_mask": att, "labels": labels}
+    return pad_seq2seq([x.source for x in items], [x.target for x in items], pad_id)
 
 
 def smoothed_loss(model, batch: dict[str, torch.Tensor], smoothing: float) -> torch.Tensor:

@@ -99,31 +99,26 @@ def encode(tok, examples, max_length: int, max_span: int, dropped: Counter):
 
 
 def batch_tensors(items, pad_id: int):
-    n = max(len(i[0]) for i in items)
-    ids = torch.full((len(items), n), pad_id, dtype=torch.long)
-    att = torch.zeros_like(ids)
-    for k, (x, _, _) in enumerate(items):
-        ids[k, : len(x)] = torch.tensor(x)
-        att[k, : len(x)] = 1
+    from maskpt.batching import pad_ids
+
+    ids, att = pad_ids([i[0] for i in items], pad_id)
     starts = torch.tensor([i[1] for i in items])
     ends = torch.tensor([i[2] for i in items])
     return ids, att, starts, ends
 
 
-def evaluate(net, items, pad_id: int, max_span: int, batch: int = 256) -> tuple[float, float]:
+def evaluate(net, items, tok, max_span: int, batch: int = 256) -> tuple[float, float]:
     """(mean loss, top-1 exact span accuracy)."""
-    from policies.networks import top_spans
+    from policies.networks import inner_positions, top_spans
 
     net.eval()
     loss, hits = 0.0, 0
     with torch.no_grad():
         for k in range(0, len(items), batch):
-            ids, att, s, e = batch_tensors(items[k : k + batch], pad_id)
+            ids, att, s, e = batch_tensors(items[k : k + batch], tok.pad_token_id)
             start, end = net(ids, att)
             loss += float(span_loss(start, end, s, e)) * len(s)
-            allowed = att.bool()
-            allowed[:, 0] = False
-            allowed[torch.arange(len(s)), att.sum(1) - 1] = False
+            allowed = inner_positions(ids, att, tok.bos_token_id, tok.eos_token_id)
             _, bs, be = top_spans(start, end, allowed, max_span, 1)
             hits += int(((bs[:, 0] == s) & (be[:, 0] == e)).sum())
     net.train()
@@ -192,7 +187,7 @@ def train(cfg: SupervisedConfig, progress: bool = True) -> dict:
             if step >= total:
                 break
         epoch += 1
-        val_loss, val_acc = evaluate(net, val, tok.pad_token_id, cfg.max_span_length)
+        val_loss, val_acc = evaluate(net, val, tok, cfg.max_span_length)
         log.write(json.dumps({"epoch": epoch, "step": step, "val_loss": val_loss,
                               "val_top1": val_acc}) + "\n")  # fmt: skip
         log.flush()

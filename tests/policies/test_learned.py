@@ -130,6 +130,9 @@ def test_bad_checkpoints_are_refused(checkpoints, tok_info, tmp_path):
     with pytest.raises(PolicyCheckpointError, match="another tokenizer"):
         policies.create("sup_v1", TokenizerInfo.from_tokenizer(other),
                         {"checkpoint": checkpoints["sup_v1"]})  # fmt: skip
+    with pytest.raises(PolicyCheckpointError, match="another tokenizer .fingerprint"):
+        policies.create("sup_v1", TokenizerInfo.from_tokenizer(other, fingerprint=True),
+                        {"checkpoint": checkpoints["sup_v1"]})  # fmt: skip
     bad = tmp_path / "nan"
     shutil.copytree(checkpoints["sup_v1"], bad)
     from safetensors.torch import load_file, save_file
