@@ -180,12 +180,11 @@ def _add_data(sub) -> None:
 
 
 def _add_finetune(sub) -> None:
-    p = sub.add_parser(
+    sub.add_parser(
         "finetune",
         help="fine-tune a BART checkpoint on one task and evaluate it (train/finetune.py)",
         add_help=False,
     )
-    p.set_defaults(func=cmd_finetune, passthrough=True)
 
 
 def _add_train_policy(sub) -> None:
@@ -195,7 +194,6 @@ def _add_train_policy(sub) -> None:
         description="maskpt train-policy supervised --help | maskpt train-policy meta --help",
     )
     p.add_argument("kind", choices=["supervised", "meta"])
-    p.set_defaults(func=cmd_finetune)
 
 
 def _add_sweep(sub) -> None:
@@ -287,19 +285,24 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv=None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    if argv[:1] == ["finetune"]:  # its own parser: FinetuneConfig fields and overrides
-        from train.finetune import main as finetune_main
+# Subcommands that are recipes with their own parser (config fields and
+# key=value overrides): `maskpt WORDS...` hands the rest of the line to MODULE.main.
+RECIPES = {
+    ("finetune",): "train.finetune",
+    ("train-policy", "supervised"): "train.supervised_policy",
+    ("train-policy", "meta"): "train.meta_policy",
+}
 
-        command, run = "finetune", lambda: finetune_main(argv[1:])
-    elif argv[:1] == ["train-policy"] and argv[1:2] in (["supervised"], ["meta"]):
-        if argv[1] == "supervised":
-            from train.supervised_policy import main as policy_main
-        else:
-            from train.meta_policy import main as policy_main
-        command, run = f"train-policy {argv[1]}", lambda: policy_main(argv[2:])
-    else:
+
+def main(argv=None) -> int:
+    import importlib
+
+    argv = list(sys.argv[1:] if argv is None else argv)
+    words = next((w for w in RECIPES if tuple(argv[: len(w)]) == w), None)
+    if words is not None:
+        recipe = importlib.import_module(RECIPES[words]).main
+        command, run = " ".join(words), lambda: recipe(argv[len(words) :])
+    else:  # the parser also lists the recipes for --help, and rejects a bad train-policy kind
         args = build_parser().parse_args(argv)
         command, run = args.command, lambda: args.func(args)
     try:
@@ -520,10 +523,6 @@ def cmd_data_download(args) -> int:
     sizes = download(args.task, args.dir, force=args.force)
     print(f"{args.task} in {args.dir}: " + ", ".join(f"{k} {v}" for k, v in sizes.items()))
     return 0
-
-
-def cmd_finetune(args) -> int:  # reached only through main()'s passthrough
-    raise AssertionError("unreachable")
 
 
 def _data_dirs(specs: list[str], tasks: list[str]) -> dict[str, str]:

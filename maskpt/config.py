@@ -148,3 +148,23 @@ def to_dict(cfg) -> dict:
         return v
 
     return conv(dataclasses.asdict(cfg))
+
+
+def recipe_config(cls, argv, prog: str, doc: str, shortcuts=()):
+    """A recipe's command line: `--config FILE`, `--some-field VALUE` for each
+    field named in `shortcuts`, then dotted `key=value` overrides (which win).
+    Returns the validated `cls`. `--local_rank` (the deepspeed launcher's) is
+    accepted and ignored."""
+    import argparse
+
+    ap = argparse.ArgumentParser(
+        prog=prog, description=doc, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument("--config", help=f"YAML file of {cls.__name__} fields")
+    for name in shortcuts:
+        ap.add_argument(f"--{name.replace('_', '-')}", dest=name, help=f"shortcut for {name}=...")
+    ap.add_argument("--local_rank", type=int, default=None, help=argparse.SUPPRESS)
+    ap.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="config overrides")
+    args = ap.parse_args(argv)
+    given = [f"{n}={getattr(args, n)}" for n in shortcuts if getattr(args, n) is not None]
+    return load_config(cls, args.config, given + args.overrides)

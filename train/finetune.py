@@ -1,8 +1,8 @@
 """Fine-tune a BART checkpoint on one downstream task and evaluate it.
 
     maskpt finetune --task nq --data-dir data/nq --model runs/pretrain/hf [key=value ...]
-    python -m train.finetune --config configs/finetune/nq.yaml lr=2e-5 seed=1
-    deepspeed --num_gpus 4 train/finetune.py --config configs/finetune/nq.yaml deepspeed=true
+    python -m train.finetune --config configs/finetune/paper.yaml task=nq data_dir=data/nq lr=2e-5 seed=1
+    deepspeed --num_gpus 4 train/finetune.py --config configs/finetune/paper.yaml task=nq data_dir=data/nq deepspeed=true
 
 The paper's Table 5 settings are the defaults: label smoothing 0.1, dropout
 0.1, weight decay 0.01, gradient clipping 0.1, warm-up 500 steps, beam 4,
@@ -18,7 +18,6 @@ means the run finished.
 
 from __future__ import annotations
 
-import argparse
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -116,36 +115,11 @@ class FinetuneConfig:
             raise ValueError(f"zero_stage must be 0, 1 or 2, got {self.zero_stage}")
 
 
-def build_argparser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(
-        prog="maskpt finetune",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    ap.add_argument("--config", help="YAML file of FinetuneConfig fields")
-    ap.add_argument("--task", help="shortcut for task=...")
-    ap.add_argument("--data-dir", help="shortcut for data_dir=...")
-    ap.add_argument("--model", help="shortcut for model=...")
-    ap.add_argument("--output-dir", help="shortcut for output_dir=...")
-    ap.add_argument("--train-fraction", type=float, help="shortcut for train_fraction=...")
-    ap.add_argument("--local_rank", type=int, default=None, help=argparse.SUPPRESS)
-    ap.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="config overrides")
-    return ap
-
-
 def main(argv=None) -> int:
-    args = build_argparser().parse_args(argv)
-    from maskpt.config import load_config
+    from maskpt.config import recipe_config
 
-    shortcuts = {
-        "task": args.task,
-        "data_dir": args.data_dir,
-        "model": args.model,
-        "output_dir": args.output_dir,
-        "train_fraction": args.train_fraction,
-    }
-    overrides = [f"{k}={v}" for k, v in shortcuts.items() if v is not None] + args.overrides
-    cfg = load_config(FinetuneConfig, args.config, overrides)
+    cfg = recipe_config(FinetuneConfig, argv, "maskpt finetune", __doc__,
+                        ("task", "data_dir", "model", "output_dir", "train_fraction"))  # fmt: skip
     from train.ft_loop import finetune
 
     metrics = finetune(cfg)

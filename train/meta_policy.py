@@ -234,21 +234,10 @@ def train(cfg: MetaConfig, progress: bool = True) -> dict:
 
 
 def main(argv=None) -> int:
-    import argparse
+    from maskpt.config import recipe_config
 
-    from maskpt.config import load_config
-
-    ap = argparse.ArgumentParser(prog="maskpt train-policy meta", description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
-    ap.add_argument("--config", help="YAML file of MetaConfig fields")
-    ap.add_argument("overrides", nargs="*", metavar="KEY=VALUE")
-    ap.add_argument("--examples", help="shortcut for examples=...")
-    ap.add_argument("--model", help="shortcut for model=...")
-    ap.add_argument("--output-dir", help="shortcut for output_dir=...")
-    args = ap.parse_args(argv)
-    short = {k: getattr(args, k) for k in ("examples", "model", "output_dir")}
-    cfg = load_config(MetaConfig, args.config,
-                      [f"{k}={v}" for k, v in short.items() if v] + args.overrides)  # fmt: skip
+    cfg = recipe_config(MetaConfig, argv, "maskpt train-policy meta", __doc__,
+                        ("examples", "model", "output_dir"))  # fmt: skip
     last = train(cfg)
     print(
         f"meta_v1 checkpoint in {cfg.output_dir}: last meta loss {last['meta_loss']:.4f}, "

@@ -15,7 +15,6 @@ Runs are found as `metrics.json` files under the given folders, laid out as
 from __future__ import annotations
 
 import json
-import math
 from collections import defaultdict
 from pathlib import Path
 
@@ -127,5 +126,4 @@ def markdown(table: dict) -> str:
 def write(table: dict, out: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
     (out / "report.md").write_text(markdown(table))
-    clean = json.loads(json.dumps(table, default=lambda x: None if math.isnan(x) else x))
-    (out / "report.json").write_text(json.dumps(clean, indent=2) + "\n")
+    (out / "report.json").write_text(json.dumps(table, indent=2) + "\n")

@@ -203,23 +203,10 @@ def train(cfg: SupervisedConfig, progress: bool = True) -> dict:
 
 
 def main(argv=None) -> int:
-    import argparse
+    from maskpt.config import recipe_config
 
-    from maskpt.config import load_config
-
-    ap = argparse.ArgumentParser(prog="maskpt train-policy supervised", description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
-    ap.add_argument("--config", help="YAML file of SupervisedConfig fields")
-    ap.add_argument("overrides", nargs="*", metavar="KEY=VALUE")
-    ap.add_argument("--examples", help="shortcut for examples=...")
-    ap.add_argument("--task", help="shortcut for task=...")
-    ap.add_argument("--data-dir", help="shortcut for data_dir=...")
-    ap.add_argument("--model", help="shortcut for model=...")
-    ap.add_argument("--output-dir", help="shortcut for output_dir=...")
-    args = ap.parse_args(argv)
-    short = {k: getattr(args, k) for k in ("examples", "task", "data_dir", "model", "output_dir")}
-    cfg = load_config(SupervisedConfig, args.config,
-                      [f"{k}={v}" for k, v in short.items() if v] + args.overrides)  # fmt: skip
+    cfg = recipe_config(SupervisedConfig, argv, "maskpt train-policy supervised", __doc__,
+                        ("examples", "task", "data_dir", "model", "output_dir"))  # fmt: skip
     s = train(cfg)
     print(f"sup_v1 checkpoint in {cfg.output_dir}: val loss {s['val_loss']:.3f}, top-1 span "
           f"accuracy {s['val_top1']:.3f}; dropped {s['dropped'] or 'none'}")  # fmt: skip

@@ -141,7 +141,8 @@ def _tag(lr: float, bs: int, seed: int) -> str:
     return f"lr{lr:g}_bs{bs}_seed{seed}"
 
 
-def plan(checkpoint, task, lrs, batch_sizes, seeds, out: Path, settings) -> Callable:
+def plan(checkpoint: tuple[str, str], task: str, out: Path, settings: dict) -> Callable:
+    """A maker of the runs of one (checkpoint, task): make(lr, batch size, seed) -> Run."""
     name, model = checkpoint
 
     def make(lr, bs, seed) -> Run:
@@ -179,7 +180,7 @@ def sweep(
         for task in tasks:
             if task not in data:
                 raise ValueError(f"no data folder for task {task!r}: pass --data {task}=DIR")
-            makers.append(plan(_name(ck), task, lrs, batch_sizes, seeds, out,
+            makers.append(plan(_name(ck), task, out,
                                {**settings, "data_dir": _local(data[task])}))  # fmt: skip
     chosen: dict = {}
     if search == "grid":

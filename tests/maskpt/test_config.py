@@ -48,3 +48,23 @@ def test_errors_name_the_key_and_file(tmp_path):
         parse_overrides(["steps"])
     with pytest.raises(ConfigError, match="does not exist"):
         load_config(Outer, tmp_path / "none.yaml")
+
+
+def test_recipe_config_shortcuts_then_overrides(tmp_path):
+    from dataclasses import dataclass
+
+    from maskpt.config import recipe_config
+
+    @dataclass(frozen=True)
+    class Recipe:
+        data_dir: str = ""
+        lr: float = 1.0
+        steps: int = 1
+
+    cfg_file = tmp_path / "r.yaml"
+    cfg_file.write_text("lr: 0.5\nsteps: 3\n")
+    cfg = recipe_config(Recipe, ["--config", str(cfg_file), "--data-dir", "d", "--lr", "0.1",
+                                 "lr=0.2", "--local_rank", "1"], "prog", "doc",
+                        ("data_dir", "lr"))  # fmt: skip
+    assert cfg == Recipe(data_dir="d", lr=0.2, steps=3)  # file < shortcut < key=value
+    assert recipe_config(Recipe, [], "prog", "doc", ("lr",)) == Recipe()
