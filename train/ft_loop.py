@@ -13,7 +13,14 @@ from pathlib import Path
 import torch
 
 from train.finetune import FinetuneConfig
-from train.model import dist_env, finish_distributed, init_deepspeed, split_batch, zero_config
+from train.model import (
+    all_reduce,
+    dist_env,
+    finish_distributed,
+    init_deepspeed,
+    split_batch,
+    zero_config,
+)
 from train.pretrain import micro_seed
 from train.seq2seq import collate, encode, global_batches, predict, score, smoothed_loss, subset
 from train.tasks import TaskDataError, get_task, load_split
@@ -152,6 +159,7 @@ def finetune(cfg: FinetuneConfig) -> dict | None:
     total = min(total, cfg.max_steps) if cfg.max_steps else total
     eval_every = cfg.eval_every or steps_per_epoch
     best, best_step, best_state, bad, step = -1.0, 0, None, 0, 0
+    best_dev: list[dict] | None = None  # the best evaluation's records, when it scored all of dev
     batches = global_batches(n_train, cfg.batch_size, cfg.seed)
     t0, seen, train_s = time.perf_counter(), 0, 0.0
     bar = None
@@ -170,8 +178,11 @@ def finetune(cfg: FinetuneConfig) -> dict | None:
             torch.manual_seed(micro_seed(cfg.seed, step, m, rank))
             loss = smoothed_loss(engine, {k: v.to(device) for k, v in batch.items()},
                                  cfg.label_smoothing)  # fmt: skip
-            if not torch.isfinite(loss):
-                raise FloatingPointError(f"non-finite loss at step {step} (examples {ids})")
+            if all_reduce([float(torch.isfinite(loss).item())], op="min")[0] < 1:  # all ranks stop
+                raise FloatingPointError(
+                    f"non-finite loss at step {step} on some rank (rank {rank}: loss {loss.item()}, "
+                    f"examples {ids})"
+                )
             engine.backward(loss)
             engine.step()
             loss_sum += loss.item()
@@ -182,7 +193,7 @@ def finetune(cfg: FinetuneConfig) -> dict | None:
             bar.update(1)
             bar.set_postfix(loss=f"{loss_sum / accum:.3f}", best=f"{max(best, 0):.3f}")
         if step % eval_every == 0 or step == total:
-            score_, _ = evaluate(cfg, module, tok, splits["dev"][:dev_n], enc["dev"][:dev_n],
+            score_, records = evaluate(cfg, module, tok, splits["dev"][:dev_n], enc["dev"][:dev_n],
                                  device, rank, world, task.metric)  # fmt: skip
             rec = {"step": step, "loss": loss_sum / accum, "dev": score_,
                    "train_examples_per_s": seen / train_s}  # fmt: skip
@@ -191,6 +202,7 @@ def finetune(cfg: FinetuneConfig) -> dict | None:
                 log.flush()
             if score_ > best:
                 best, best_step, bad = score_, step, 0
+                best_dev = records if dev_n == len(splits["dev"]) else None
                 best_state = {k: v.detach().to("cpu", copy=True)
                               for k, v in module.state_dict().items()}  # fmt: skip
             else:
@@ -205,8 +217,21 @@ def finetune(cfg: FinetuneConfig) -> dict | None:
         module.load_state_dict(best_state)
     final = {}
     for split in ("dev", "test"):
-        final[split], records = evaluate(cfg, module, tok, splits[split], enc[split], device,
-                                         rank, world, task.metric, progress=rank == 0)  # fmt: skip
+        if split == "dev" and best_dev is not None:  # the restored weights made these already
+            final[split], records = best, best_dev
+        else:
+            final[split], records = evaluate(
+                cfg,
+                module,
+                tok,
+                splits[split],
+                enc[split],
+                device,
+                rank,
+                world,
+                task.metric,
+                progress=rank == 0,
+            )
         if rank == 0:
             _write_jsonl(out / f"predictions.{split}.jsonl", records)
     metrics = None

@@ -11,7 +11,7 @@ from pathlib import Path
 import torch
 
 from train.data import DataError, PretrainStream, collate, open_source
-from train.model import build_model, dist_env, finish_distributed, init_deepspeed
+from train.model import all_reduce, build_model, dist_env, finish_distributed, init_deepspeed
 from train.pretrain import (
     NonFiniteLoss,
     PretrainConfig,
@@ -20,15 +20,6 @@ from train.pretrain import (
     lr_lambda,
     micro_seed,
 )
-
-
-def _all_reduce(values: list[float], op="sum") -> list[float]:
-    import torch.distributed as dist
-
-    t = torch.tensor(values, dtype=torch.float64)
-    if dist.is_initialized() and dist.get_world_size() > 1:
-        dist.all_reduce(t, op=dist.ReduceOp.SUM if op == "sum" else dist.ReduceOp.MIN)
-    return t.tolist()
 
 
 def prepare(cfg: PretrainConfig, world: int, rank: int = 0):
@@ -122,7 +113,7 @@ def train(cfg: PretrainConfig, resume: bool = False) -> dict:
             torch.manual_seed(micro_seed(cfg.seed, step, micro, rank))
             batch = {k: v.to(device) for k, v in batch.items()}
             loss = engine(**batch).loss
-            finite = _all_reduce([1.0 if torch.isfinite(loss).item() else 0.0], op="min")[0]
+            finite = all_reduce([1.0 if torch.isfinite(loss).item() else 0.0], op="min")[0]
             if finite < 1:
                 raise NonFiniteLoss(
                     f"non-finite loss at step {step}, micro-step {micro} (rank {rank}: loss "
@@ -134,7 +125,7 @@ def train(cfg: PretrainConfig, resume: bool = False) -> dict:
             loss_sum += loss.item()
             tokens += int(batch["attention_mask"].sum()) + int((batch["labels"] != -100).sum())
         step += 1
-        mean_loss, all_tokens = _all_reduce([loss_sum / accum, float(tokens)])
+        mean_loss, all_tokens = all_reduce([loss_sum / accum, float(tokens)])
         mean_loss /= world
         history.append(mean_loss)
         tokens_since += all_tokens

@@ -96,3 +96,16 @@ def test_finetune_under_deepspeed_two_ranks(tmp_path, tiny_bart, tiny_qa):
     assert metrics["steps"] == 20 and metrics["dev_examples"] == 16
     preds = (out / "predictions.dev.jsonl").read_text().splitlines()
     assert len(preds) == 16 and len({json.loads(p)["id"] for p in preds}) == 16
+
+
+def test_non_finite_loss_stops_without_results(tmp_path, tiny_bart, tiny_qa, monkeypatch):
+    import torch
+
+    import train.ft_loop
+
+    monkeypatch.setattr(train.ft_loop, "smoothed_loss", lambda *a: torch.tensor(float("nan")))
+    out = tmp_path / "run"
+    with pytest.raises(FloatingPointError, match="non-finite loss at step 0"):
+        finetune_main(["--task", "zsre", "--data-dir", tiny_qa, "--model", tiny_bart,
+                       "--output-dir", str(out), "max_steps=3", *FAST])  # fmt: skip
+    assert not (out / "metrics.json").exists()
