@@ -10,7 +10,8 @@ in its own process, writing its own folder
         config.yaml  log.txt  log.jsonl  predictions.*.jsonl  metrics.json
 
 On a Ray cluster (`--address auto`) each run is a Ray task holding
-`--gpus-per-run` GPUs; locally the runs go one after another. A folder with
+`--gpus-per-run` GPUs (OUT must then be on a filesystem every node sees);
+locally the runs go one after another. A folder with
 metrics.json is finished and skipped on rerun; a failed run is retried
 `--retries` times and then reported (OUT/sweep.json and the exit status),
 never dropped.
@@ -120,7 +121,14 @@ class Executor:
             return [execute(str(r.folder)) for r in runs]
         import ray
 
-        return ray.get([self._remote.remote(str(r.folder)) for r in runs])
+        refs = [self._remote.remote(str(r.folder)) for r in runs]
+        results = []
+        for ref in refs:  # one by one: a lost worker fails its run, not the sweep
+            try:
+                results.append(ray.get(ref))
+            except ray.exceptions.RayError as exc:
+                results.append((False, 0.0, f"Ray task failed: {exc}"))
+        return results
 
 
 def _local(path: str) -> str:

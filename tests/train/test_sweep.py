@@ -75,3 +75,17 @@ def test_failed_run_is_retried_and_reported(tmp_path, tiny_qa, capsys):
     log = (out / "no_such_model/zsre/lr0.001_bs8_seed0/log.txt").read_text()
     assert "no_such_model" in log
     assert "failed" in capsys.readouterr().err
+
+
+def test_runs_as_ray_tasks(tmp_path, tiny_bart, tiny_qa, ray_local):
+    from train.sweep import Executor, sweep
+
+    out = tmp_path / "sweep"
+    settings = {"max_steps": 10, "eval_every": 10, "warmup_steps": 5, "num_beams": 1,
+                "max_gen_length": 4}  # fmt: skip
+    executor = Executor("auto", gpus_per_run=0, retries=0, log=lambda *_: None)
+    summary = sweep([f"tiny={tiny_bart}", f"broken={tmp_path / 'missing'}"], ["zsre"],
+                    {"zsre": tiny_qa}, out, [1e-3], [8], [0], "grid", settings, executor)  # fmt: skip
+    assert summary["ran"] == 2
+    assert summary["failed"] == [str(out / "broken/zsre/lr0.001_bs8_seed0")]
+    assert (out / "tiny/zsre/lr0.001_bs8_seed0/metrics.json").exists()
