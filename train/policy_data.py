@@ -74,13 +74,11 @@ def read_jsonl(path: str | Path, dropped: Counter) -> list[QAContext]:
 
 
 def read_triviaqa(folder: str | Path, split: str, dropped: Counter) -> list[QAContext]:
-    from train.tasks import _json
+    from train.tasks import _json, _need
 
     folder = Path(folder)
-    names = [f"unfiltered-web-{split}.json", f"web-{split}.json", f"wikipedia-{split}.json"]
-    path = next((folder / n for n in names if (folder / n).exists()), None)
-    if path is None:
-        raise TaskDataError(f"tqa: none of {', '.join(names)} in {folder}")
+    names = (f"unfiltered-web-{split}.json", f"web-{split}.json", f"wikipedia-{split}.json")
+    path = _need(folder, names, "tqa")
     evidence = next((d for d in (folder / "evidence" / "wikipedia", folder / "evidence_wikipedia")
                      if d.is_dir()), None)  # fmt: skip
     if evidence is None:
