@@ -7,7 +7,8 @@
 segment's own generator (seed, policy, segment id), and scores are rounded
 to 1e-3 before ranking or sampling so that CPU and GPU kernels, whose float
 results differ in the last bits, make the same choices. Then DESIGN.md's
-post-processing: whole words, the 50% -> 30% cap, merged masks.
+post-processing: whole words, the 50% -> 30% cap, merged masks. A segment
+for which the policy masks nothing is skipped and counted (`no_span`).
 """
 
 from __future__ import annotations
@@ -57,7 +58,8 @@ class _Learned(Policy):
     def __getstate__(self):
         return {**self.__dict__, "net": None}  # workers load the network in setup()
 
-    def scores(self, ids, att) -> torch.Tensor:
+    def scores(self, ids, att) -> list:
+        """One row of network output per segment (on the CPU), for `decide`."""
         raise NotImplementedError
 
     def decide(self, seg: Segment, row, rng) -> np.ndarray | None:
