@@ -67,21 +67,26 @@ def _add_policies(sub) -> None:
 
 
 def _add_demo(sub) -> None:
+    from maskpt.demo import __doc__ as doc
+    from maskpt.demo import config_fields
+
     p = sub.add_parser(
         "demo",
-        help="the main job on the embedded default (CPU, bundled text)",
-        description="Train a tokenizer on the bundled paragraphs, mask them with every "
-        "heuristic policy (examples and statistics), preprocess them into shards on an embedded "
-        "local Ray, and run a few steps of tiny-BART pre-training on CPU; save a summary.",
+        help="the main job end to end: synthetic world, every policy, pre-train, fine-tune, table",
+        description=doc,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="config fields (--set KEY=VALUE; also world.people, world.repeats, model.d_model, "
+        "...):\n" + config_fields(),
     )
     p.add_argument("--out", default="runs/demo", help="output folder (default runs/demo)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--show", type=int, default=2, help="examples per policy (default 2)")
     p.add_argument(
-        "--pretrain-steps",
-        type=int,
-        default=30,
-        help="tiny-BART pre-training steps on the orig_v1 shards (0 = skip)",
+        "--size",
+        choices=["tiny", "default", "large"],
+        default="default",
+        help="tiny: a few minutes (CI); default: ~30 min on 2 CPU cores; large: GPU or hours",
+    )
+    p.add_argument(
+        "--set", action="append", default=[], metavar="KEY=VALUE", help="config field (repeatable)"
     )
     p.set_defaults(func=cmd_demo)
 
@@ -261,6 +266,47 @@ def _add_report(sub) -> None:
     p.set_defaults(func=cmd_report)
 
 
+def _add_analyze(sub) -> None:
+    from maskpt.analyze import __doc__ as doc
+
+    p = sub.add_parser(
+        "analyze",
+        help="what policies mask: POS of masked words and mask vs corpus frequency (plots, CSV)",
+        description=doc,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="example:\n  maskpt analyze runs/shards/orig runs/shards/ssm --sample 0.01 "
+        "--out runs/analysis",
+    )
+    p.add_argument("folders", nargs="+", metavar="DIR", help="shard folders (one per policy)")
+    p.add_argument("--out", required=True, help="folder for pos.png, freq.png, CSV and JSON")
+    p.add_argument(
+        "--sample", type=float, default=0.01, help="fraction of rows to analyse (default 0.01)"
+    )
+    p.add_argument("--seed", type=int, default=0, help="sampling seed (default 0)")
+    p.set_defaults(func=cmd_analyze)
+
+
+def _add_world(sub) -> None:
+    from maskpt.world import __doc__ as doc
+
+    p = sub.add_parser(
+        "world",
+        help="generate the synthetic closed-book QA benchmark (fictional people, articles, QA)",
+        description=doc,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("out", help="output folder")
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="WorldConfig field: people, background_people, repeats, train_fraction, "
+        "dev_fraction, seed (repeatable)",
+    )
+    p.set_defaults(func=cmd_world)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="maskpt",
@@ -269,6 +315,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"maskpt {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for add in (
+        _add_analyze,
         _add_data,
         _add_demo,
         _add_finetune,
@@ -280,6 +327,7 @@ def build_parser() -> argparse.ArgumentParser:
         _add_sweep,
         _add_train_policy,
         _add_tokenizer,
+        _add_world,
     ):
         add(sub)
     return parser
@@ -575,10 +623,33 @@ def cmd_report(args) -> int:
     return 0
 
 
-def cmd_demo(args) -> int:
-    from maskpt.demo import run_demo
+def cmd_analyze(args) -> int:
+    from maskpt.analyze import run_analysis
 
-    run_demo(Path(args.out), seed=args.seed, show=args.show, pretrain_steps=args.pretrain_steps)
+    result = run_analysis(args.folders, args.out, sample=args.sample, seed=args.seed)
+    for label, r in result["folders"].items():
+        top = ", ".join(f"{g} {v:.0%}" for g, v in r["pos_shares"].items() if v >= 0.05)
+        skipped = f", {sum(r['skipped'].values())} skipped" if r["skipped"] else ""
+        print(f"{label}: {r['sampled']}/{r['rows']} rows{skipped}, "
+              f"{r['masked_words']} masked words ({top})")  # fmt: skip
+    print(f"wrote pos.png, freq.png, pos.csv, freq-*.csv and analysis.json to {args.out}")
+    return 0
+
+
+def cmd_world(args) -> int:
+    from maskpt.config import load_config
+    from maskpt.world import WorldConfig, generate
+
+    cfg = load_config(WorldConfig, None, args.set)
+    counts = generate(cfg, args.out)
+    print(f"wrote the synthetic world to {args.out}: " + json.dumps(counts))
+    return 0
+
+
+def cmd_demo(args) -> int:
+    from maskpt.demo import demo_config, run_demo
+
+    run_demo(demo_config(args.size, args.set), Path(args.out))
     return 0
 
 

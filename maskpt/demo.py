@@ -1,207 +1,398 @@
-"""`maskpt demo`: the main job on the embedded default.
+"""`maskpt demo`: the main job end to end, on a synthetic closed-book QA world.
 
-What exists so far, end to end on CPU: trains a byte-level BPE on the
-paragraphs bundled with the package; masks them with every heuristic policy
-and prints examples and a statistics table; preprocesses them with each
-policy on an embedded local Ray into shard folders (verified); and runs a few
-steps of tiny-BART intermediate pre-training with `train/pretrain.py` on the
-`orig_v1` shards, exporting the model. Writes `summary.json`,
-`masked-<policy>.jsonl`, `shards/<policy>/`, `pretrain.yaml` and `pretrain/`
-to the output folder. (Fine-tuning and evaluation come with their issue.)
+Stages (each skipped on a rerun when its output is complete, so an
+interrupted demo resumes where it stopped):
+
+1. generate the world (`maskpt/world.py`): fictional people, articles, QA;
+2. train a byte-level BPE tokenizer on its two corpora;
+3. general pre-training: a tiny BART from scratch on the background people's
+   articles with `orig_v1` (BART's own objective), standing in for the
+   generally pre-trained `facebook/bart-base` the paper starts from;
+4. train the learned policies on the QA train split (`sup_v1`, `meta_v1`);
+5. preprocess the world's corpus with every policy on an embedded local Ray;
+6. intermediate pre-training from the general model, one run per policy,
+   each with `train/pretrain.py` (DeepSpeed ZeRO-1 on CPU);
+7. fine-tune every model (and the general one: "no intermediate
+   pre-training") on the QA train split over several seeds; exact match on
+   held-out people whose facts are only in the pre-training corpus;
+8. the paper's Table 1 layout (`results.md`, `results.json`, with EM per
+   attribute) and the mask analysis plots (`analysis/`).
+
+Everything lands in OUT (default runs/demo); `demo.json` holds the config,
+and a rerun with another config into the same OUT is refused.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import subprocess
+import sys
+from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
-HEURISTIC = ("orig_v1", "rand_v1", "ssm_v1")
+from maskpt.config import ConfigError
+from maskpt.world import WorldConfig
+
+POLICIES = ("orig_v1", "rand_v1", "ssm_v1", "sup_v1", "meta_v1")
+LEARNED = {"sup_v1": "sup", "meta_v1": "meta"}
+NONE_ROW = "none"
 
 
 def bundled_corpus() -> Path:
     return Path(str(resources.files("maskpt") / "data" / "sample_paragraphs.jsonl"))
 
 
-PRETRAIN_YAML = """# Used by: python -m train.pretrain --config {out}/pretrain.yaml  (written by maskpt demo)
-model:
-  name_or_path: ""
-  tokenizer: {out}/tokenizer
-  config: {{d_model: 128, encoder_layers: 2, decoder_layers: 2, encoder_attention_heads: 4,
-           decoder_attention_heads: 4, encoder_ffn_dim: 512, decoder_ffn_dim: 512,
-           max_position_embeddings: 80}}
-seed: {seed}
-max_length: {max_length}
-global_batch: 8
-micro_batch: 4
-total_steps: {steps}
-zero_stage: 1
-precision: fp32
-optim: {{lr: 5.0e-4, warmup_steps: 5}}
-data:
-  shards: [{out}/shards/orig_v1]
-output_dir: {out}/pretrain
-save_every: 0
-log_every: 5
-"""
+def _tiny_bart() -> dict:
+    return {"d_model": 128, "encoder_layers": 2, "decoder_layers": 2,
+            "encoder_attention_heads": 4, "decoder_attention_heads": 4, "encoder_ffn_dim": 512,
+            "decoder_ffn_dim": 512, "max_position_embeddings": 80, "dropout": 0.0,
+            "attention_dropout": 0.0}  # fmt: skip
 
 
-def run_demo(
-    out: Path, seed: int = 0, show: int = 2, max_length: int = 64, pretrain_steps: int = 30
-) -> dict:
+@dataclass(frozen=True)
+class DemoConfig:
+    world: WorldConfig = field(default_factory=WorldConfig)
+    """The synthetic world (people, repeats, splits, seed)."""
+    policies: tuple[str, ...] = POLICIES
+    """Policies for intermediate pre-training, one row each."""
+    seed: int = 0
+    """Seed for masking, model initialisation and data order."""
+    seeds: int = 3
+    """Fine-tuning seeds per row (mean ± std over them)."""
+    vocab_size: int = 2000
+    """Tokenizer vocabulary."""
+    model: dict[str, Any] = field(default_factory=_tiny_bart)
+    """BartConfig fields of the model trained from scratch (over the tiny default's)."""
+    max_length: int = 64
+    """Segment length in tokens (an article is one segment)."""
+    general_steps: int = 1500
+    """General pre-training steps (orig_v1 on the background people)."""
+    steps: int = 1500
+    """Intermediate pre-training steps per policy."""
+    batch: int = 64
+    """Pre-training batch (sequences)."""
+    lr: float = 5e-4
+    """Pre-training peak learning rate (AdamW, linear warm-up and decay)."""
+    warmup: int = 100
+    """Pre-training warm-up steps."""
+    policy_steps: int = 300
+    """Training steps of each learned policy."""
+    ft_steps: int = 600
+    """Fine-tuning steps."""
+    ft_lr: float = 3e-4
+    """Fine-tuning learning rate."""
+    ft_batch: int = 32
+    """Fine-tuning batch."""
+    analysis_sample: float = 1.0
+    """Share of each policy's shards that `analyze` reads."""
+
+    def __post_init__(self):
+        object.__setattr__(self, "model", {**_tiny_bart(), **self.model})
+        unknown = [p for p in self.policies if p not in POLICIES]
+        if unknown or not self.policies:
+            raise ConfigError(f"policies: {unknown or '[]'} not among {', '.join(POLICIES)}")
+        for key in ("seeds", "general_steps", "steps", "batch", "ft_steps", "ft_batch",
+                    "policy_steps", "vocab_size", "max_length"):  # fmt: skip
+            if getattr(self, key) < 1:
+                raise ConfigError(f"{key} must be >= 1, got {getattr(self, key)}")
+        if self.batch % 2:
+            raise ConfigError(f"batch must be even (two micro-batches), got {self.batch}")
+
+
+SIZES: dict[str, list[str]] = {
+    "tiny": [  # CI: a few minutes; the numbers mean nothing
+        "world.people=16", "world.background_people=16", "world.repeats=2", "seeds=2",
+        "general_steps=30", "steps=20", "batch=16", "warmup=5", "policy_steps=10",
+        "ft_steps=20", "ft_batch=16", "vocab_size=600",
+    ],
+    "default": [],  # about 30 minutes on 2 CPU cores
+    "large": [  # a GPU or a few hours of CPU: more people, a bigger model, longer runs
+        "world.people=400", "world.background_people=400", "world.repeats=12", "seeds=5",
+        "general_steps=6000", "steps=6000", "ft_steps=1500", "vocab_size=4000",
+        "model.d_model=256", "model.encoder_ffn_dim=1024", "model.decoder_ffn_dim=1024",
+        "model.encoder_layers=4", "model.decoder_layers=4",
+    ],
+}  # fmt: skip
+
+
+def demo_config(size: str = "default", overrides=()) -> DemoConfig:
+    from maskpt.config import load_config
+
+    if size not in SIZES:
+        raise ConfigError(f"--size {size!r}: one of {', '.join(SIZES)}")
+    return load_config(DemoConfig, None, [*SIZES[size], *overrides])
+
+
+def _claim(out: Path, cfg: DemoConfig) -> None:
+    """Record the config; refuse an OUT made with another one."""
+    from maskpt.config import to_dict
+
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / "demo.json"
+    mine = json.loads(json.dumps(to_dict(cfg)))
+    if path.exists():
+        theirs = json.loads(path.read_text())
+        if theirs != mine:
+            diff = sorted(k for k in mine.keys() | theirs.keys() if mine.get(k) != theirs.get(k))
+            raise ConfigError(
+                f"{out} holds a demo with another config (differs in: {', '.join(diff)}); "
+                "use another --out or delete it"
+            )
+    else:
+        path.write_text(json.dumps(mine, indent=1) + "\n")
+
+
+class Demo:
+    """The stages, sharing the output folder, the config and the console."""
+
+    def __init__(self, cfg: DemoConfig, out: Path, console):
+        self.cfg, self.out, self.console = cfg, out, console
+        self.world = out / "world"
+        self.tokenizer = out / "tokenizer"
+        self.stage_no = 0
+
+    def stage(self, title: str) -> None:
+        self.stage_no += 1
+        self.console.rule(f"[bold]{self.stage_no}/8 {title}")
+
+    def make_world(self) -> None:
+        from maskpt.world import generate
+
+        self.stage("synthetic world")
+        if (self.world / "world.json").exists():
+            counts = json.loads((self.world / "world.json").read_text())["counts"]
+            self.console.print(f"exists: {self.world}")
+        else:
+            counts = generate(self.cfg.world, self.world)
+        self.console.print(
+            f"{counts['corpus_docs']} articles about the people asked about, "
+            f"{counts['background_docs']} about background people; QA train/dev/test "
+            f"{counts['qa_train']}/{counts['qa_dev']}/{counts['qa_test']}"
+        )
+
+    def make_tokenizer(self) -> None:
+        import shutil
+
+        from maskpt.tokenizer import train_tokenizer
+
+        self.stage("tokenizer")
+        if (self.tokenizer / "tokenizer.json").exists():
+            self.console.print(f"exists: {self.tokenizer}")
+            return
+        texts = [
+            json.loads(line)["text"]
+            for name in ("corpus.jsonl", "background.jsonl")
+            for line in (self.world / name).read_text(encoding="utf-8").splitlines()
+        ]
+        tmp = self.out / ".tokenizer.tmp"
+        shutil.rmtree(tmp, ignore_errors=True)
+        tok = train_tokenizer(texts, tmp, vocab_size=self.cfg.vocab_size, min_frequency=1)
+        tmp.rename(self.tokenizer)
+        self.console.print(f"a {len(tok)}-token byte-level BPE -> {self.tokenizer}")
+
+    def preprocess(self, policy: str, corpus: Path, folder: Path, checkpoint: str = "") -> dict:
+        from preprocess.config import PreprocessConfig
+        from preprocess.inspection import verify
+        from preprocess.pipeline import run_preprocess
+
+        cfg = PreprocessConfig(
+            inputs=(str(corpus),), output=str(folder), policy=policy,
+            policy_config={"checkpoint": checkpoint} if checkpoint else {},
+            tokenizer=str(self.tokenizer), seed=self.cfg.seed, max_length=self.cfg.max_length,
+            format="arrow", docs_per_unit=200, shard_size=5000,
+        )  # fmt: skip
+        index = run_preprocess(cfg, progress=True)
+        problems = verify(folder)
+        if problems:
+            raise RuntimeError(f"{folder}: shards do not verify: {problems[0]}")
+        c = index["counts"]
+        skipped = sum(c["skipped_segments"].values()) + sum(c["skipped_documents"].values())
+        self.console.print(
+            f"{policy}: {c['segments_written']} examples ({skipped} skipped), mask ratio "
+            f"{c['mask_ratio']:.1%} -> {folder}"
+        )
+        return index
+
+    def pretrain(self, name: str, shards: Path, init: str, steps: int) -> Path:
+        """One run of train/pretrain.py in its own process; returns the exported model."""
+        run = self.out / "pretrain" / name
+        hf = run / "hf"
+        if (run / "DONE").exists():
+            self.console.print(f"{name}: exists ({hf})")
+            return hf
+        run.mkdir(parents=True, exist_ok=True)
+        c = self.cfg
+        cfg = {
+            "model": {"name_or_path": init, "tokenizer": str(self.tokenizer),
+                      "config": {} if init else c.model},
+            "seed": c.seed, "max_length": c.max_length, "global_batch": c.batch,
+            "micro_batch": c.batch // 2, "total_steps": steps, "zero_stage": 1,
+            "precision": "fp32", "optim": {"lr": c.lr, "warmup_steps": min(c.warmup, steps)},
+            "data": {"shards": [str(shards)]}, "output_dir": str(run),
+            "save_every": max(100, steps // 4), "log_every": max(1, steps // 20),
+        }  # fmt: skip
+        import yaml
+
+        path = run / "pretrain.yaml"
+        path.write_text(
+            f"# Used by: python -m train.pretrain --config {path}  (written by maskpt demo)\n"
+            + yaml.safe_dump(cfg, sort_keys=False)
+        )
+        cmd = [sys.executable, "-m", "train.pretrain", "--config", str(path)]
+        if (run / "checkpoints" / "latest").exists():
+            cmd.append("--resume")
+        self.console.print("$ " + " ".join(cmd))
+        proc = subprocess.run(cmd)
+        if proc.returncode != 0:
+            raise RuntimeError(
+                f"pre-training {name} failed (exit {proc.returncode}); its output is above, "
+                f"its log in {run / 'log.jsonl'}; rerun the demo to resume it"
+            )
+        logs = [json.loads(x) for x in (run / "log.jsonl").read_text().splitlines()]
+        self.console.print(
+            f"{name}: loss {logs[0]['loss']:.3f} (step {logs[0]['step']}) -> "
+            f"{logs[-1]['loss']:.3f} (step {logs[-1]['step']})"
+        )
+        (run / "DONE").write_text("")
+        return hf
+
+    def train_policy(self, policy: str, base: Path) -> Path:
+        folder = self.out / "policies" / LEARNED[policy]
+        if (folder / "DONE").exists():
+            self.console.print(f"{policy}: exists ({folder})")
+            return folder
+        examples = str(self.world / "policy_examples.jsonl")
+        c = self.cfg
+        if policy == "sup_v1":
+            from train.supervised_policy import SupervisedConfig, train
+
+            s = train(SupervisedConfig(
+                examples=examples, model=str(base), output_dir=str(folder), epochs=1000,
+                max_steps=c.policy_steps, lr=1e-3, batch_size=32, hidden=128,
+                max_length=c.max_length, max_span_length=6, seed=c.seed,
+            ))  # fmt: skip
+            self.console.print(
+                f"sup_v1: validation top-1 span accuracy {s['val_top1']:.2f} -> {folder}"
+            )
+        else:
+            from train.meta_policy import MetaConfig, train
+
+            last = train(MetaConfig(
+                examples=examples, model=str(base), output_dir=str(folder),
+                steps=c.policy_steps, batch_size=8, pretrain_lr=1e-3, finetune_lr=1e-3,
+                policy_lr=1e-3, beta=10.0, hidden=128, max_length=c.max_length, seed=c.seed,
+            ))  # fmt: skip
+            self.console.print(
+                f"meta_v1: last meta loss {last['meta_loss']:.4f}, mask rate "
+                f"{last['mask_rate']:.3f} -> {folder}"
+            )
+        (folder / "DONE").write_text("")
+        return folder
+
+    def finetune(self, row: str, model: Path, seed: int) -> dict:
+        from train.finetune import FinetuneConfig
+        from train.ft_loop import finetune
+
+        c = self.cfg
+        run = self.out / "finetune" / row / "synth" / f"lr{c.ft_lr:g}_bs{c.ft_batch}_seed{seed}"
+        if (run / "metrics.json").exists():
+            return json.loads((run / "metrics.json").read_text())
+        cfg = FinetuneConfig(
+            task="synth", data_dir=str(self.world / "qa"), model=str(model),
+            output_dir=str(run), seed=seed, lr=c.ft_lr, batch_size=c.ft_batch,
+            max_steps=c.ft_steps, eval_every=max(1, c.ft_steps // 6), patience=100,
+            warmup_steps=max(1, c.ft_steps // 10), label_smoothing=0.0, dropout=0.0,
+            num_beams=1, max_gen_length=8, max_source_length=32, max_target_length=12,
+        )  # fmt: skip
+        metrics = finetune(cfg)
+        self.console.print(
+            f"{row} seed {seed}: dev EM {metrics['dev']:.3f}, test EM {metrics['test']:.3f}"
+        )
+        return metrics
+
+
+def run_demo(cfg: DemoConfig, out: Path) -> dict:
+    """All stages; returns the results table (also in OUT/results.json)."""
     from rich.console import Console
-    from rich.table import Table
 
-    import policies
-    from maskpt.cli import print_counts
-    from maskpt.masking import Counts, mask_documents
-    from maskpt.show import print_example, to_json
-    from maskpt.tokenizer import TokenizerInfo, train_tokenizer
-    from preprocess.readers import Document, read_jsonl
+    from maskpt.demo_results import analysis, results
 
     console = Console(highlight=False)
-    out.mkdir(parents=True, exist_ok=True)
-    corpus = bundled_corpus()
-    docs = list(read_jsonl(corpus))
-    console.rule("[bold]maskpt demo")
-    console.print(f"corpus: {corpus.name} ({len(docs)} documents); output: {out}")
-    tok = train_tokenizer(
-        (d.text for d in docs if isinstance(d, Document)),
-        out / "tokenizer",
-        vocab_size=2000,
-        min_frequency=1,
-    )
-    console.print(f"trained a {len(tok)}-token byte-level BPE tokenizer -> {out / 'tokenizer'}\n")
-    info = TokenizerInfo.from_tokenizer(tok, str(out / "tokenizer"))
+    out = Path(out)
+    _claim(out, cfg)
+    d = Demo(cfg, out, console)
+    console.rule(f"[bold]maskpt demo -> {out}")
+    d.make_world()
+    d.make_tokenizer()
 
-    summary = {"seed": seed, "max_length": max_length, "policies": {}}
-    table = Table(title=f"heuristic policies on the bundled paragraphs (seed {seed})")
-    for col in (
-        "policy",
-        "segments",
-        "skipped",
-        "masked tokens",
-        "<mask> per seg",
-        "source len",
-        "target len",
-    ):
-        table.add_column(col, justify="right" if col != "policy" else "left")
-    for name in HEURISTIC:
-        console.rule(f"[bold]{name}")
-        policy = policies.create(name, info)
-        counts = Counts()
-        examples = list(mask_documents(docs, tok, policy, seed, counts, max_length))
-        for ex in examples[:show]:
-            print_example(console, tok, ex)
-        print_counts(console, counts, name)
-        with (out / f"masked-{name}.jsonl").open("w", encoding="utf-8") as f:
-            for ex in examples:
-                f.write(json.dumps(to_json(tok, ex), ensure_ascii=False) + "\n")
-        n = max(1, len(examples))
-        stats = {
-            **counts.as_dict(),
-            "masks_per_segment": sum(ex.source_ids.count(info.mask_id) for ex in examples) / n,
-            "mean_source_len": sum(len(ex.source_ids) for ex in examples) / n,
-            "mean_target_len": sum(len(ex.target_ids) for ex in examples) / n,
-        }
-        summary["policies"][name] = stats
-        table.add_row(
-            name,
-            str(stats["segments_written"]),
-            str(sum(stats["skipped_segments"].values())),
-            f"{stats['mask_ratio']:.1%}",
-            f"{stats['masks_per_segment']:.2f}",
-            f"{stats['mean_source_len']:.1f}",
-            f"{stats['mean_target_len']:.1f}",
-        )
-    console.rule()
-    console.print(table)
+    d.stage("general pre-training (orig_v1 on the background people)")
+    with _local_ray():
+        d.preprocess("orig_v1", d.world / "background.jsonl", out / "shards" / "general")
+    base = d.pretrain("general", out / "shards" / "general", "", cfg.general_steps)
 
-    summary["shards"] = preprocess_all(console, corpus, out, seed, max_length)
-    if pretrain_steps:
-        summary["pretrain"] = pretrain(console, out, seed, max_length, pretrain_steps)
-    (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
-    console.print(f"\nwrote {out / 'summary.json'}, masked-<policy>.jsonl, shards/ and pretrain/")
-    return summary
+    d.stage("learned policies, trained on the QA train split")
+    checkpoints = {p: d.train_policy(p, base) for p in cfg.policies if p in LEARNED}
+    if not checkpoints:
+        console.print("none asked for")
+
+    d.stage("preprocess the world's corpus with every policy (local Ray)")
+    with _local_ray():
+        for p in cfg.policies:
+            d.preprocess(
+                p, d.world / "corpus.jsonl", out / "shards" / p, str(checkpoints.get(p, ""))
+            )
+
+    d.stage("intermediate pre-training, one run per policy (train/pretrain.py)")
+    models = {NONE_ROW: base}
+    for p in cfg.policies:
+        models[p] = d.pretrain(p, out / "shards" / p, str(base), cfg.steps)
+
+    d.stage(f"fine-tune and evaluate ({cfg.seeds} seeds per row)")
+    for row, model in models.items():
+        for seed in range(cfg.seeds):
+            d.finetune(row, model, seed)
+
+    d.stage("results table and mask analysis")
+    plots = analysis(out, cfg, console)
+    table = results(out, [NONE_ROW, *cfg.policies], plots, console)
+    return table
 
 
-def preprocess_all(console, corpus: Path, out: Path, seed: int, max_length: int) -> dict:
-    import ray
+class _local_ray:
+    """An embedded local Ray for the block (none started if one is running)."""
 
-    console.rule("[bold]preprocess on an embedded local Ray")
-    started = not ray.is_initialized()
-    if started:  # one local Ray for the three runs
-        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
-    try:
-        return _preprocess_each(console, corpus, out, seed, max_length)
-    finally:
-        if started:
+    def __enter__(self):
+        import ray
+
+        self.started = not ray.is_initialized()
+        if self.started:
+            ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
+                     configure_logging=False)  # fmt: skip
+
+    def __exit__(self, *exc):
+        import ray
+
+        if self.started:
             ray.shutdown()
 
 
-def _preprocess_each(console, corpus: Path, out: Path, seed: int, max_length: int) -> dict:
-    from preprocess.config import PreprocessConfig
-    from preprocess.inspection import verify
-    from preprocess.pipeline import run_preprocess
+def config_fields() -> str:
+    """`--help` text: every DemoConfig field with its default and docstring."""
+    import ast
+    import inspect
 
-    result = {}
-    for name in HEURISTIC:
-        folder = out / "shards" / name
-        cfg = PreprocessConfig(
-            inputs=(str(corpus),),
-            output=str(folder),
-            policy=name,
-            tokenizer=str(out / "tokenizer"),
-            seed=seed,
-            max_length=max_length,
-            format="both",
-            docs_per_unit=4,
-            shard_size=1000,
-        )
-        index = run_preprocess(cfg, progress=False)
-        problems = verify(folder)
-        c = index["counts"]
-        console.print(
-            f"{name}: {c['segments_written']} examples in {len(index['shards'])} shards "
-            f"-> {folder} ({'verified' if not problems else 'VERIFY FAILED: ' + problems[0]})"
-        )
-        result[name] = {
-            "folder": str(folder),
-            "examples": c["segments_written"],
-            "ok": not problems,
-        }
-    return result
-
-
-def pretrain(console, out: Path, seed: int, max_length: int, steps: int) -> dict:
-    import subprocess
-    import sys
-
-    console.rule("[bold]intermediate pre-training (tiny BART, DeepSpeed, CPU)")
-    cfg_path = out / "pretrain.yaml"
-    cfg_path.write_text(
-        PRETRAIN_YAML.format(out=out, seed=seed, max_length=max_length, steps=steps)
+    docs, last = {}, None
+    for node in ast.parse(inspect.getsource(DemoConfig)).body[0].body:
+        if isinstance(node, ast.AnnAssign):
+            last = node.target.id
+        elif isinstance(node, ast.Expr) and last:
+            docs[last] = node.value.value
+    defaults = DemoConfig()
+    return "\n".join(
+        f"  {f.name} = {getattr(defaults, f.name)!r}: {docs.get(f.name, '')}"
+        for f in dataclasses.fields(DemoConfig)
+        if f.name not in ("world", "model")
     )
-    run_dir = out / "pretrain"
-    if (run_dir / "hf").exists():
-        console.print(f"{run_dir / 'hf'} exists: skipping (delete it to train again)")
-    else:
-        import shutil
-
-        shutil.rmtree(run_dir, ignore_errors=True)
-        cmd = [sys.executable, "-m", "train.pretrain", "--config", str(cfg_path)]
-        console.print("$ " + " ".join(cmd) + "   (the first run compiles a DeepSpeed op, ~1 min)")
-        proc = subprocess.run(cmd, capture_output=True, text=True)
-        if proc.returncode != 0:
-            raise RuntimeError(f"pre-training failed:\n{proc.stderr[-3000:]}")
-    logs = [json.loads(x) for x in (run_dir / "log.jsonl").read_text().splitlines()]
-    console.print(
-        f"loss {logs[0]['loss']:.3f} (step {logs[0]['step']}) -> {logs[-1]['loss']:.3f} "
-        f"(step {logs[-1]['step']}); exported model: {run_dir / 'hf'}"
-    )
-    return {
-        "first_loss": logs[0]["loss"],
-        "last_loss": logs[-1]["loss"],
-        "steps": logs[-1]["step"],
-        "export": str(run_dir / "hf"),
-    }

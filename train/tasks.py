@@ -9,6 +9,7 @@ and turned into seq2seq examples: (source, target, gold answers[, choices]).
 | ay2, zsre, wow | {aidayago2,structured_zeroshot,wow}-{train,dev}-kilt.jsonl | train / first half of dev / second half of dev |
 | ropes | ropes train-v1.0.json, dev-v1.0.json | train / first half of dev / second half of dev |
 | wiqa, quartz | {train,dev,test}.jsonl | train / dev / test |
+| synth | synth-{train,dev,test}.jsonl (`maskpt/world.py`, KILT layout) | train / dev / test |
 
 Closed-book QA splits follow T5's closed-book setup (the paper's Table 6);
 TriviaQA's gold answers are all aliases. KILT's test sets are hidden, so its
@@ -229,6 +230,8 @@ TASKS = {
                  {s: ((f"{s}.jsonl",), None) for s in ("train", "dev", "test")}, parse_mc),
     "quartz": Task("quartz", "multiple_choice", "accuracy",
                    {s: ((f"{s}.jsonl",), None) for s in ("train", "dev", "test")}, parse_mc),
+    "synth": Task("synth", "closed_book_qa", "em",
+                  {s: ((f"synth-{s}.jsonl",), None) for s in ("train", "dev", "test")}, parse_kilt),
 }  # fmt: skip
 
 

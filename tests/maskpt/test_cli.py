@@ -131,29 +131,3 @@ def test_policies_lists_configs(capsys):
     assert main(["policies"]) == 0
     out = capsys.readouterr().out
     assert "orig_v1" in out and "poisson_lambda = 3.0" in out and "on_no_entity = 'drop'" in out
-
-
-def test_demo_writes_summary(tmp_path, capsys):
-    assert (
-        main(["demo", "--out", str(tmp_path / "demo"), "--show", "1", "--pretrain-steps", "10"])
-        == 0
-    )
-    summary = json.loads((tmp_path / "demo" / "summary.json").read_text())
-    assert set(summary["policies"]) == {"orig_v1", "rand_v1", "ssm_v1"}
-    assert 0.2 < summary["policies"]["orig_v1"]["mask_ratio"] < 0.35
-    assert 0.13 < summary["policies"]["rand_v1"]["mask_ratio"] < 0.17
-    for name in summary["policies"]:
-        assert (tmp_path / "demo" / f"masked-{name}.jsonl").stat().st_size > 0
-    assert "heuristic policies" in capsys.readouterr().out
-    for name, shard in summary["shards"].items():
-        assert shard["ok"] and shard["examples"] > 0, name
-    pre = summary["pretrain"]
-    assert pre["steps"] == 10 and pre["last_loss"] < pre["first_loss"]
-    from transformers import BartForConditionalGeneration
-
-    BartForConditionalGeneration.from_pretrained(pre["export"])
-    # a rerun reuses the tokenizer, finds the shards complete and the model exported
-    assert (
-        main(["demo", "--out", str(tmp_path / "demo"), "--show", "0", "--pretrain-steps", "10"])
-        == 0
-    )

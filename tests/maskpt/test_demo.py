@@ -1,0 +1,67 @@
+"""`maskpt demo --size tiny`: every stage end to end (world, tokenizer, general
+and intermediate pre-training with train/pretrain.py, learned policies, Ray
+preprocessing, fine-tuning over seeds, table and plots), then a rerun that
+finds everything done."""
+
+import json
+
+import pytest
+
+from maskpt.cli import main
+from maskpt.config import ConfigError
+from maskpt.demo import POLICIES, demo_config, run_demo
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(1200)
+def test_tiny_demo_end_to_end_then_resume(tmp_path, capsys):
+    out = tmp_path / "demo"
+    assert main(["demo", "--size", "tiny", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "closed-book QA exact match" in printed
+
+    table = json.loads((out / "results.json").read_text())
+    assert table["checkpoints"] == ["none", *POLICIES]
+    assert table["tasks"][0] == "synth" and len(table["tasks"]) == 5
+    for row in table["checkpoints"]:
+        cell = table["cells"][f"{row}/synth"]
+        assert cell["seeds"] == [0, 1] and 0 <= cell["mean"] <= 100
+    md = (out / "results.md").read_text()
+    assert "+ ssm" in md and "no intermediate pre-training" in md
+    for plot in ("em.png", "analysis/pos.png", "analysis/freq.png"):
+        assert (out / plot).stat().st_size > 1000, plot
+    analysis = json.loads((out / "analysis" / "analysis.json").read_text())
+    assert set(analysis["folders"]) == set(POLICIES)
+    # ssm masks named entities and dates: proper nouns and numbers dominate
+    ssm = analysis["folders"]["ssm_v1"]["pos_shares"]
+    assert ssm["propn"] + ssm["num"] > 0.8
+    for p in ("general", *POLICIES):
+        log = [json.loads(x) for x in (out / "pretrain" / p / "log.jsonl").read_text().splitlines()]
+        assert log[-1]["step"] == (30 if p == "general" else 20), p
+        assert (out / "pretrain" / p / "hf" / "model.safetensors").exists()
+
+    # a rerun finds every stage complete and trains nothing
+    stamps = {p: p.stat().st_mtime_ns for p in out.rglob("metrics.json")}
+    stamps.update({p: p.stat().st_mtime_ns for p in out.rglob("model.safetensors")})
+    assert main(["demo", "--size", "tiny", "--out", str(out)]) == 0
+    assert "exists" in capsys.readouterr().out
+    assert {p: p.stat().st_mtime_ns for p in stamps} == stamps
+    assert json.loads((out / "results.json").read_text()) == table
+
+
+def test_another_config_into_the_same_folder_is_refused(tmp_path):
+    out = tmp_path / "demo"
+    out.mkdir()
+    (out / "demo.json").write_text(json.dumps({"seeds": 9}))
+    with pytest.raises(ConfigError, match="another config"):
+        run_demo(demo_config("tiny"), out)
+
+
+def test_sizes_and_bad_config():
+    assert demo_config("tiny").world.people < demo_config("default").world.people
+    large = demo_config("large")
+    assert large.model["d_model"] == 256 and large.model["encoder_attention_heads"] == 4
+    with pytest.raises(ConfigError):
+        demo_config("huge")
+    with pytest.raises(ConfigError):
+        demo_config("tiny", ["policies=[nope_v1]"])
