@@ -68,9 +68,9 @@ class DemoConfig:
     """BartConfig fields of the model trained from scratch (over the tiny default's)."""
     max_length: int = 64
     """Segment length in tokens (an article is one segment)."""
-    general_steps: int = 1500
+    general_steps: int = 1000
     """General pre-training steps (orig_v1 on the background people)."""
-    steps: int = 1500
+    steps: int = 800
     """Intermediate pre-training steps per policy."""
     batch: int = 64
     """Pre-training batch (sequences)."""
@@ -80,7 +80,7 @@ class DemoConfig:
     """Pre-training warm-up steps."""
     policy_steps: int = 300
     """Training steps of each learned policy."""
-    ft_steps: int = 600
+    ft_steps: int = 200
     """Fine-tuning steps."""
     ft_lr: float = 3e-4
     """Fine-tuning learning rate."""
@@ -111,7 +111,7 @@ SIZES: dict[str, list[str]] = {
     "default": [],  # about 30 minutes on 2 CPU cores
     "large": [  # a GPU or a few hours of CPU: more people, a bigger model, longer runs
         "world.people=400", "world.background_people=400", "world.repeats=12", "seeds=5",
-        "general_steps=6000", "steps=6000", "ft_steps=1500", "vocab_size=4000",
+        "general_steps=6000", "steps=6000", "ft_steps=600", "vocab_size=4000",
         "model.d_model=256", "model.encoder_ffn_dim=1024", "model.decoder_ffn_dim=1024",
         "model.encoder_layers=4", "model.decoder_layers=4",
     ],
@@ -194,13 +194,17 @@ class Demo:
         self.console.print(f"a {len(tok)}-token byte-level BPE -> {self.tokenizer}")
 
     def preprocess(self, policy: str, corpus: Path, folder: Path, checkpoint: str = "") -> dict:
+        # sup_v1 samples one of its top 5 spans: top1 would mask the same attribute every time
         from preprocess.config import PreprocessConfig
         from preprocess.inspection import verify
         from preprocess.pipeline import run_preprocess
 
         cfg = PreprocessConfig(
             inputs=(str(corpus),), output=str(folder), policy=policy,
-            policy_config={"checkpoint": checkpoint} if checkpoint else {},
+            policy_config=(
+                {"checkpoint": checkpoint, **({"mode": "sample"} if policy == "sup_v1" else {})}
+                if checkpoint else {}
+            ),
             tokenizer=str(self.tokenizer), seed=self.cfg.seed, max_length=self.cfg.max_length,
             format="arrow", docs_per_unit=200, shard_size=5000,
         )  # fmt: skip
@@ -303,9 +307,10 @@ class Demo:
         cfg = FinetuneConfig(
             task="synth", data_dir=str(self.world / "qa"), model=str(model),
             output_dir=str(run), seed=seed, lr=c.ft_lr, batch_size=c.ft_batch,
-            max_steps=c.ft_steps, eval_every=max(1, c.ft_steps // 6), patience=100,
+            max_steps=c.ft_steps, eval_every=max(1, c.ft_steps // 8), patience=100,
             warmup_steps=max(1, c.ft_steps // 10), label_smoothing=0.0, dropout=0.0,
             num_beams=1, max_gen_length=8, max_source_length=32, max_target_length=12,
+            target_prefix_space=True,
         )  # fmt: skip
         metrics = finetune(cfg)
         self.console.print(

@@ -74,6 +74,10 @@ class FinetuneConfig:
     """Source tokens kept (longer inputs are truncated)."""
     max_target_length: int = 128
     """Target tokens kept for training."""
+    target_prefix_space: bool = False
+    """Encode targets with a leading space, so an answer's first word gets the token it has
+    inside a sentence (byte-level BPE: "Paris" and " Paris" are different tokens), as in
+    pre-training spans. Off by default (the usual practice); `maskpt demo` turns it on."""
     train_fraction: float = 1.0
     """Fraction of the training split to use (the paper's low-resource runs: 0.001, 0.01)."""
     subset_seed: int = 0

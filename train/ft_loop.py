@@ -143,7 +143,7 @@ def finetune(cfg: FinetuneConfig) -> dict | None:
     model.to(device)
     limit = model.config.max_position_embeddings
     src_len, tgt_len = min(cfg.max_source_length, limit), min(cfg.max_target_length, limit)
-    enc = {s: encode(tok, ex, src_len, tgt_len)
+    enc = {s: encode(tok, ex, src_len, tgt_len, cfg.target_prefix_space)
            for s, ex in splits.items()}  # fmt: skip
     dev_n = cfg.max_eval_examples or len(splits["dev"])
     engine = _stepper(cfg, model, world, accum, micro)

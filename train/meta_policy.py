@@ -65,6 +65,12 @@ class MetaConfig:
     """Policy hidden size."""
     max_length: int = 128
     """Context tokens."""
+    outer_loss: Literal["difference", "after"] = "difference"
+    """difference: L_ft(θ2) − L_ft(θ1), the paper's; after: L_ft(θ2) alone (plain MAML).
+    To first order the difference is −lr_ft·‖∇L_ft(θ1)‖², which does not reward a mask that
+    makes θ1 better at the task; `after` does (see the tests)."""
+    target_prefix_space: bool = False
+    """Encode answers as " answer", with the tokens they have inside the context."""
     backend: Literal["higher", "func"] = "higher"
     """Differentiable inner loop: higher (the paper's) or torch.func.functional_call."""
     seed: int = 0
@@ -75,6 +81,8 @@ class MetaConfig:
     def __post_init__(self):
         if not self.examples:
             raise ValueError("examples: give a JSONL file of {context, question, answer}")
+        if self.outer_loss not in ("difference", "after"):
+            raise ValueError(f"outer_loss must be difference or after, got {self.outer_loss!r}")
         if self.backend not in ("higher", "func"):
             raise ValueError(f"backend must be higher or func, got {self.backend!r}")
         for key in ("steps", "batch_size", "hidden", "max_length"):
@@ -84,12 +92,13 @@ class MetaConfig:
             raise ValueError("tau must be > 0, gamma in [0, 1], eps >= 0")
 
 
-def make_batch(tok, examples, max_length: int) -> dict:
+def make_batch(tok, examples, max_length: int, prefix_space: bool = False) -> dict:
     from maskpt.batching import pad, pad_ids
 
+    pre = " " if prefix_space else ""
     ctx = tok([e.context for e in examples], truncation=True, max_length=max_length)["input_ids"]
     q = tok([e.question for e in examples], truncation=True, max_length=64)["input_ids"]
-    a = tok([e.answer for e in examples], truncation=True, max_length=32)["input_ids"]
+    a = tok([pre + e.answer for e in examples], truncation=True, max_length=32)["input_ids"]
     ids, att = pad_ids(ctx, tok.pad_token_id)
     q_ids, q_att = pad_ids(q, tok.pad_token_id)
     special = torch.tensor([tok.bos_token_id, tok.eos_token_id, tok.pad_token_id])
@@ -109,6 +118,10 @@ def _mixed_embeddings(embed, ids, d, mask_id):
     ex = embed(ids)
     em = embed(torch.full_like(ids, mask_id))
     return (1 - d)[..., None] * ex + d[..., None] * em
+
+
+def _outer(cfg: MetaConfig, l_ft1, l_ft2):
+    return l_ft2 - l_ft1 if cfg.outer_loss == "difference" else l_ft2
 
 
 def meta_step(model, masker, batch, cfg: MetaConfig, mask_id: int, gen: torch.Generator):
@@ -133,7 +146,7 @@ def meta_step(model, masker, batch, cfg: MetaConfig, mask_id: int, gen: torch.Ge
             l_ft1 = fmodel(**ft_inputs).loss
             diffopt.step(l_ft1, override={"lr": [cfg.finetune_lr]})
             l_ft2 = fmodel(**ft_inputs).loss
-            meta = l_ft2 - l_ft1 + cfg.beta * reg
+            meta = _outer(cfg, l_ft1, l_ft2) + cfg.beta * reg
             meta.backward()
             theta1 = [p.detach().clone() for p in fmodel.parameters(time=1)]
         with torch.no_grad():
@@ -167,7 +180,7 @@ def meta_step(model, masker, batch, cfg: MetaConfig, mask_id: int, gen: torch.Ge
         l_ft1 = functional_call(model, theta1, (), ft_inputs).loss
         theta2 = sgd(theta1, l_ft1, cfg.finetune_lr)
         l_ft2 = functional_call(model, theta2, (), ft_inputs).loss
-        meta = l_ft2 - l_ft1 + cfg.beta * reg
+        meta = _outer(cfg, l_ft1, l_ft2) + cfg.beta * reg
         meta.backward()
         with torch.no_grad():
             for n in names:
@@ -215,7 +228,8 @@ def train(cfg: MetaConfig, progress: bool = True) -> dict:
     for step in tqdm(range(cfg.steps), desc="train meta_v1", disable=not progress):
         rng = np.random.default_rng([cfg.seed, step])
         pick = rng.choice(len(examples), size=min(cfg.batch_size, len(examples)), replace=False)
-        batch = make_batch(tok, [examples[i] for i in pick], cfg.max_length)
+        batch = make_batch(tok, [examples[i] for i in pick], cfg.max_length,
+                           cfg.target_prefix_space)  # fmt: skip
         torch.manual_seed(cfg.seed * 1_000_003 + step)  # dropout
         opt.zero_grad(set_to_none=True)
         rec = meta_step(model, masker, batch, cfg, tok.mask_token_id, gen)

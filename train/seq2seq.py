@@ -21,10 +21,19 @@ class Encoded:
     target: list[int]
 
 
-def encode(tokenizer, examples: Sequence[TaskExample], max_source: int, max_target: int):
-    """Token ids of sources and targets, truncated (ends keep </s>)."""
+def encode(
+    tokenizer,
+    examples: Sequence[TaskExample],
+    max_source: int,
+    max_target: int,
+    prefix_space: bool = False,
+):
+    """Token ids of sources and targets, truncated (ends keep </s>); with
+    `prefix_space`, targets are encoded as " " + target."""
     src = tokenizer([e.source for e in examples], truncation=True, max_length=max_source)
-    tgt = tokenizer([e.target for e in examples], truncation=True, max_length=max_target)
+    pre = " " if prefix_space else ""
+    tgt = tokenizer([pre + e.target.lstrip() if pre else e.target for e in examples],
+                    truncation=True, max_length=max_target)  # fmt: skip
     return [Encoded(s, t) for s, t in zip(src["input_ids"], tgt["input_ids"], strict=True)]
 
 

@@ -37,6 +37,20 @@ def test_subset_is_fixed_by_its_own_seed():
     assert subset(items, 0.0001, 0) and len(subset(items, 1.0, 0)) == 1000
 
 
+def test_target_prefix_space_gives_the_in_sentence_tokens(tokenizer):
+    from train.seq2seq import encode
+    from train.tasks import TaskExample
+
+    ex = [TaskExample("a", "Where did she work?", "Paris", ("Paris",))]
+    plain = encode(tokenizer, ex, 32, 8)[0]
+    spaced = encode(tokenizer, ex, 32, 8, prefix_space=True)[0]
+    body = spaced.target[1:-1]  # without <s> and </s>
+    inside = tokenizer("She lived in Paris")["input_ids"][:-1]
+    assert inside[-len(body) :] == body
+    assert tokenizer.decode(spaced.target, skip_special_tokens=True).strip() == "Paris"
+    assert plain.target != spaced.target
+
+
 def test_config_validation_names_the_field():
     with pytest.raises(ValueError, match="task"):
         FinetuneConfig(task="squad", data_dir="x")
