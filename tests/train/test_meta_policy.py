@@ -95,3 +95,30 @@ def test_higher_and_functional_call_agree(setup):
     assert out["higher"][0] == pytest.approx(out["func"][0], rel=1e-4)
     assert torch.allclose(out["higher"][1], out["func"][1], atol=1e-5, rtol=1e-3)
     assert torch.allclose(out["higher"][2], out["func"][2], atol=1e-6)
+
+
+@pytest.mark.parametrize("backend", ["higher", "func"])
+def test_outer_loss_choices(setup, backend):
+    cfg, tok, model0, masker0 = setup
+    batch = make_batch(tok, _examples(), 64)
+    recs = {}
+    for outer in ("difference", "after"):
+        c = MetaConfig(**{**cfg.__dict__, "backend": backend, "outer_loss": outer})
+        model, masker = copy.deepcopy(model0), copy.deepcopy(masker0)
+        gen = torch.Generator().manual_seed(9)
+        recs[outer] = meta_step(model, masker, batch, c, tok.mask_token_id, gen)
+    for outer, rec in recs.items():
+        base = rec["l_ft2"] - rec["l_ft1"] if outer == "difference" else rec["l_ft2"]
+        assert rec["meta_loss"] == pytest.approx(base + cfg.beta * rec["reg"], rel=1e-5)
+    with pytest.raises(ValueError, match="outer_loss"):
+        MetaConfig(**{**cfg.__dict__, "outer_loss": "sum"})
+
+
+def test_answers_can_carry_the_in_sentence_tokens(setup):
+    _, tok, _, _ = setup
+    plain = make_batch(tok, _examples()[:1], 64)["a"][0]
+    spaced = make_batch(tok, _examples()[:1], 64, prefix_space=True)["a"][0]
+    ctx = tok(_examples()[0].context)["input_ids"]
+    body = [int(i) for i in spaced if i >= 0][1:-1]
+    assert body and all(i in ctx for i in body)
+    assert plain.tolist() != spaced.tolist()
