@@ -83,7 +83,7 @@ def _add_demo(sub) -> None:
         "--size",
         choices=["tiny", "default", "large"],
         default="default",
-        help="tiny: a few minutes (CI); default: ~30 min on 2 CPU cores; large: GPU or hours",
+        help="tiny: a few minutes (CI); default: ~33 min on 2 CPU cores; large: GPU or hours",
     )
     p.add_argument(
         "--set", action="append", default=[], metavar="KEY=VALUE", help="config field (repeatable)"

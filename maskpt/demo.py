@@ -108,7 +108,7 @@ SIZES: dict[str, list[str]] = {
         "general_steps=30", "steps=20", "batch=16", "warmup=5", "policy_steps=10",
         "ft_steps=20", "ft_batch=16", "vocab_size=600",
     ],
-    "default": [],  # about 30 minutes on 2 CPU cores
+    "default": [],  # 33 minutes on 2 CPU cores (RESULTS.md)
     "large": [  # a GPU or a few hours of CPU: more people, a bigger model, longer runs
         "world.people=400", "world.background_people=400", "world.repeats=12", "seeds=5",
         "general_steps=6000", "steps=6000", "ft_steps=600", "vocab_size=4000",

@@ -1,6 +1,6 @@
 """Documents -> segments -> masked segments, in one process, with counts.
 
-This is the single-process path (`maskpt mask`, `maskpt demo`, tests and the
+This is the single-process path (`maskpt mask`, tests and the
 benchmark); the Ray pipeline runs the same steps in parallel.
 """
 

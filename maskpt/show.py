@@ -1,6 +1,6 @@
 """Human-readable rendering of masked segments: masked parts highlighted.
 
-Used by `maskpt mask`, `maskpt demo` and (later) `maskpt inspect --show`.
+Used by `maskpt mask` and `maskpt inspect --show`.
 Runs are decoded separately and styled with rich markup, so the same text is
 readable with or without colour: masks always show as `<mask>`.
 """

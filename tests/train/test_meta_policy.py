@@ -122,3 +122,94 @@ def test_answers_can_carry_the_in_sentence_tokens(setup):
     body = [int(i) for i in spaced if i >= 0][1:-1]
     assert body and all(i in ctx for i in body)
     assert plain.tolist() != spaced.tolist()
+
+
+# --- the policy learns to mask the token that helps -----------------------------------
+
+_CODES = {"zorb": "apple", "plim": "river", "quax": "stone", "vendo": "cloud", "trisk": "tiger",
+          "molp": "maple", "yarn": "ocean", "fesk": "violet", "gulo": "candle", "nabi": "forest"}  # fmt: skip
+_FILL = ["the", "a", "one", "old", "new", "small", "big", "green", "quiet", "loud", "early",
+         "late"]  # fmt: skip
+
+
+def _code_examples(n: int, seed: int) -> list[QAContext]:
+    """Closed-book QA in miniature: "... the code of KEY is WORD ..." and "what
+    is the code of KEY" -> WORD, with a fixed KEY -> WORD table. Masking WORD
+    in pre-training is what teaches the table."""
+    import random
+
+    rng = random.Random(seed)
+    out = []
+    for i in range(n):
+        key = rng.choice(sorted(_CODES))
+        word = _CODES[key]
+        pre = " ".join(rng.choices(_FILL, k=rng.randint(1, 4)))
+        post = " ".join(rng.choices(_FILL, k=rng.randint(1, 4)))
+        c = f"{pre} the code of {key} is {word} {post}"
+        k = c.index(f" is {word} ") + 4
+        out.append(QAContext(str(i), c, f"what is the code of {key}", word, k, k + len(word)))
+    return out
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+def test_mask_probability_rises_on_the_helpful_token(tmp_path):
+    """With `outer_loss=after`, answers prefixed as in the context, inner steps
+    of 0.05 and a model that already copies its input, the policy's mask
+    probability on the answer word rises relative to every other token while
+    the budget regulariser holds the overall rate (so the absolute probability
+    of every token falls from the initial 0.5). Measured: ratio 1.00 -> 1.21
+    after 600 steps, 1.2-1.45 from step 200 to 1,500; the paper's `difference`
+    gave 1.13 at 600. With inner steps of 0.5 the gradient on the answer's mask
+    has the other sign: one large step on an unpredictable masked word hurts."""
+    import random
+
+    from conftest import save_tiny_bart
+
+    from maskpt.tokenizer import train_tokenizer
+
+    examples = _code_examples(400, seed=0)
+    tok = train_tokenizer([e.context for e in examples] + [e.question for e in examples],
+                          tmp_path / "tok", vocab_size=400, min_frequency=1)  # fmt: skip
+    path = tmp_path / "ex.jsonl"
+    path.write_text("")
+    cfg = MetaConfig(examples=str(path), model=save_tiny_bart(tok, tmp_path / "bart", d_model=64),
+                     hidden=32, pretrain_lr=0.05, finetune_lr=0.05, policy_lr=3e-3, beta=10.0,
+                     outer_loss="after", target_prefix_space=True, backend="func")  # fmt: skip
+    torch.manual_seed(0)
+    tok, model, masker, _ = load_models(cfg)
+    for m in model.modules():
+        if isinstance(m, torch.nn.Dropout):
+            m.p = 0.0
+    rng = random.Random(1)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    for _ in range(1500):  # learn to copy: an unmasked word then carries no training signal
+        b = make_batch(tok, rng.sample(examples, 32), 64)
+        loss = model(input_ids=b["ctx"], attention_mask=b["ctx_att"], labels=b["ctx_labels"]).loss
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    assert loss.item() < 0.05
+    answers = torch.tensor(sorted({tok(" " + w, add_special_tokens=False)["input_ids"][0]
+                                   for w in _CODES.values()}))  # fmt: skip
+    probe = make_batch(tok, examples[:200], 64)
+    is_answer = torch.isin(probe["ctx"], answers)
+    other = (probe["content"] > 0) & ~is_answer
+
+    def ratio() -> float:
+        with torch.no_grad():
+            p = torch.softmax(masker(probe["ctx"]), -1)[..., 1]
+        return (p[is_answer].mean() / p[other].mean()).item()
+
+    start = ratio()
+    popt = torch.optim.Adam([p for p in masker.parameters() if p.requires_grad], lr=3e-3)
+    gen = torch.Generator().manual_seed(0)
+    rates = []
+    for _ in range(600):
+        batch = make_batch(tok, rng.sample(examples, 8), 64, prefix_space=True)
+        popt.zero_grad()
+        rates.append(meta_step(model, masker, batch, cfg, tok.mask_token_id, gen)["mask_rate"])
+        popt.step()
+    assert abs(start - 1) < 0.02
+    assert ratio() > 1.1
+    assert 0.05 < sum(rates[-100:]) / 100 < 0.4  # the budget holds the overall rate
