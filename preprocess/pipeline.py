@@ -20,6 +20,7 @@ Without `address` an embedded local Ray is started (and stopped); with
 from __future__ import annotations
 
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 from maskpt.tokenizer import TokenizerInfo, load_tokenizer, tokenizer_fingerprint
@@ -137,23 +138,26 @@ def run_preprocess(
     return index
 
 
-def _run_on_ray(cfg, policy, spec, out: Path, progress: bool) -> list[dict]:
-    """Join (address) or start an embedded local Ray, run the units, stop it if started."""
+@contextmanager
+def ray_session(address: str | None = None, num_cpus: int | None = None):
+    """Join `address` or start an embedded local Ray for the block, unless one is
+    already running; stop it afterwards only if it was started here."""
     import ray
 
     started = not ray.is_initialized()
     if started:
-        ray.init(
-            address=cfg.address,
-            include_dashboard=False,
-            log_to_driver=False,
-            configure_logging=False,
-        )
+        ray.init(address=address, num_cpus=num_cpus, include_dashboard=False,
+                 log_to_driver=False, configure_logging=False)  # fmt: skip
     try:
-        return _run_units(cfg, policy, spec, out, progress)
+        yield
     finally:
         if started:
             ray.shutdown()
+
+
+def _run_on_ray(cfg, policy, spec, out: Path, progress: bool) -> list[dict]:
+    with ray_session(cfg.address):
+        return _run_units(cfg, policy, spec, out, progress)
 
 
 def _run_units(cfg, policy, spec, out: Path, progress: bool) -> list[dict]:

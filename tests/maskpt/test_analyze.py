@@ -91,3 +91,13 @@ def test_token_spans_cover_the_text(tokenizer):
 def test_bad_sample_fraction(folders, tmp_path):
     with pytest.raises(ValueError, match="--sample"):
         run_analysis(folders, tmp_path / "z", sample=0)
+
+
+def test_cli_prints_a_line_per_folder(folders, tmp_path, capsys):
+    from maskpt.cli import main
+
+    args = ["analyze", *map(str, folders), "--sample", "1", "--out", str(tmp_path / "cli")]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "mixed_v1: 3/3 rows, 9 masked words" in out and "num_v1: 1/1 rows" in out
+    assert (tmp_path / "cli" / "pos.png").exists()

@@ -86,3 +86,13 @@ def test_people_and_splits_follow_the_config():
 def test_bad_config_is_refused(kwargs):
     with pytest.raises(ConfigError):
         WorldConfig(**kwargs)
+
+
+def test_cli_writes_the_world(tmp_path, capsys):
+    from maskpt.cli import main
+
+    out = tmp_path / "w"
+    assert main(["world", str(out), "--set", "people=8", "--set", "background_people=0"]) == 0
+    assert '"qa_test"' in capsys.readouterr().out
+    assert len(_jsonl(out / "corpus.jsonl")) == 8 * WorldConfig().repeats
+    assert main(["world", str(out), "--set", "people=2"]) == 2  # refused with a clear error
