@@ -7,7 +7,7 @@ against baselines measured in the same run:
 - (b) raw spaCy `nlp.pipe` NER on the same segment texts with the same
   components and batch size, for `ssm_v1`: target, >= 0.9x its throughput.
 
-    python bench/mask_throughput.py [--dump PATH] [--tokenizer NAME_OR_DIR]
+    python -m bench.mask_throughput [--dump PATH] [--tokenizer NAME_OR_DIR]
 
 Without --tokenizer a byte-level BPE is trained on the sample first (offline).
 Timings are the best of --repeats runs (NER and SSM: best of three, alternated,
@@ -23,8 +23,6 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 DEFAULT_DUMP = (
     Path(
@@ -59,9 +57,9 @@ def main() -> None:
     args = ap.parse_args()
 
     import policies
-    from maskpt.tokenizer import TokenizerInfo, load_tokenizer, tokenize_text, train_tokenizer
+    from maskpt.core.records import Document
+    from maskpt.core.tokenizer import TokenizerInfo, load_tokenizer, tokenize_text, train_tokenizer
     from policies.ssm import find_entities
-    from preprocess.readers import Document
     from preprocess.segment import segment_document
     from preprocess.wikipedia import read_wikipedia_dump
 

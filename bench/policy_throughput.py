@@ -8,7 +8,7 @@
    `torch.func.functional_call`: time and peak memory (CUDA: max allocated;
    CPU: peak RSS of a fresh process per backend).
 
-    python bench/policy_throughput.py [--device cpu|cuda] [--model tiny|base]
+    python -m bench.policy_throughput [--device cpu|cuda] [--model tiny|base]
 """
 
 from __future__ import annotations
@@ -19,11 +19,9 @@ import resource
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 VOCAB = 50265
 
 

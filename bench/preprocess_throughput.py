@@ -10,7 +10,7 @@ measured in the same run:
 Targets: ssm >= 0.8x raw NER per worker; 2 workers >= 1.7x one; peak memory at
 4x input within 10% of 1x.
 
-    python bench/preprocess_throughput.py [--repeat 18] [--ssm-pages 206]
+    python -m bench.preprocess_throughput [--repeat 18] [--ssm-pages 206]
 
 --repeat 18 gives the issue's ~50 MB of text; this machine (2 cores) used less,
 see BENCHMARKS.md.
@@ -22,14 +22,12 @@ import argparse
 import contextlib
 import os
 import re
-import sys
 import tempfile
 import threading
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from bench.mask_throughput import DEFAULT_DUMP  # noqa: E402
+from bench.mask_throughput import DEFAULT_DUMP
 
 
 def repeated_dump(src: Path, dst: Path, repeat: int, max_pages: int | None = None) -> Path:
@@ -89,6 +87,56 @@ class PeakRSS:
         self._thread.join()
 
 
+def run_one(work: Path, tok_path: str, dump: Path, policy: str, workers: int, tag: str,
+            docs_per_unit: int) -> tuple[float, object, int]:  # fmt: skip
+    """(seconds, index, peak RSS) of one `run_preprocess` on the local Ray."""
+    from preprocess.config import PreprocessConfig
+    from preprocess.pipeline import run_preprocess
+
+    cfg = PreprocessConfig(inputs=(str(dump),), output=str(work / f"out-{tag}"), policy=policy,
+                           tokenizer=tok_path, workers=workers, docs_per_unit=docs_per_unit,
+                           shard_size=5000)  # fmt: skip
+    with PeakRSS() as mem:
+        t = time.perf_counter()
+        index = run_preprocess(cfg, progress=False)
+        secs = time.perf_counter() - t
+    return secs, index, mem.peak
+
+
+def raw_ner_rate(tok, dump: Path, tokens: int) -> float:
+    """Tokens/s of plain `nlp.pipe` NER over the segments of `dump` (one process)."""
+    from maskpt.core.records import Document
+    from policies.ssm import find_entities
+    from preprocess.segment import segment_document
+    from preprocess.wikipedia import read_wikipedia_dump
+
+    seg_texts = [s.text for d in read_wikipedia_dump(dump) if isinstance(d, Document)
+                 for s in segment_document(tok, d.id, d.text, 128) if hasattr(s, "text")]  # fmt: skip
+    find_entities(seg_texts[:50])
+    t = time.perf_counter()
+    find_entities(seg_texts, batch_size=256)
+    return tokens / (time.perf_counter() - t)
+
+
+def bench_policy(args, work, tok, tok_path, dump, policy, base_tok) -> None:
+    """1 and 2 workers for one policy, against its baseline."""
+    rates = {}
+    for w in (1, 2):
+        secs, index, peak = run_one(work, tok_path, dump, policy, w, f"{policy}-{w}",
+                                    args.docs_per_unit)  # fmt: skip
+        rates[w] = index.counts.tokens_written / secs
+        print(f"{policy} {w} worker(s): {secs:7.1f} s, {rates[w]:>9,.0f} tokens/s, "
+              f"peak RSS {peak / 2**20:,.0f} MiB")  # fmt: skip
+    print(f"  -> 2 workers = {rates[2] / rates[1]:.2f}x one (target >= 1.7x)")
+    if policy == "ssm_v1":
+        ner = raw_ner_rate(tok, dump, index.counts.tokens_written)
+        print(f"  raw nlp.pipe NER: {ner:,.0f} tokens/s (1 process) -> ssm per worker = "
+              f"{rates[1] / ner:.2f}x raw NER (target >= 0.8x)")  # fmt: skip
+    else:
+        print(f"  -> 1 worker = {rates[1] / base_tok:.2f}x raw tokenization (end to end, "
+              "incl. XML parsing and wikitext cleaning)")  # fmt: skip
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -103,96 +151,34 @@ def main() -> None:
 
     import ray
 
-    from maskpt.tokenizer import load_tokenizer, tokenize_text, train_tokenizer
-    from policies.ssm import find_entities
-    from preprocess.config import PreprocessConfig
-    from preprocess.pipeline import run_preprocess
-    from preprocess.readers import Document
-    from preprocess.segment import segment_document
+    from maskpt.core.records import Document
+    from maskpt.core.tokenizer import load_tokenizer, tokenize_text, train_tokenizer
     from preprocess.wikipedia import read_wikipedia_dump
 
     work = Path(tempfile.mkdtemp(prefix="maskpt-bench-"))
     docs = [d for d in read_wikipedia_dump(args.dump) if isinstance(d, Document)]
-    if args.tokenizer:
-        tok_path = args.tokenizer
-    else:
-        tok_path = str(work / "tok")
+    tok_path = args.tokenizer or str(work / "tok")
+    if not args.tokenizer:
         train_tokenizer((d.text for d in docs), tok_path, vocab_size=16000)
     tok = load_tokenizer(tok_path)
     print(f"machine: {os.cpu_count()} CPUs; tokenizer: {tok_path}")
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
-
-    def run(dump: Path, policy: str, workers: int, tag: str) -> tuple[float, dict, int]:
-        cfg = PreprocessConfig(
-            inputs=(str(dump),),
-            output=str(work / f"out-{tag}"),
-            policy=policy,
-            tokenizer=tok_path,
-            workers=workers,
-            docs_per_unit=args.docs_per_unit,
-            shard_size=5000,
-        )
-        with PeakRSS() as mem:
-            t = time.perf_counter()
-            index = run_preprocess(cfg, progress=False)
-            secs = time.perf_counter() - t
-        return secs, index, mem.peak
-
     full = repeated_dump(Path(args.dump), work / "x1.xml", args.repeat)
-    print(
-        f"input: {args.repeat}x sample = {full.stat().st_size / 1e6:.1f} MB of XML, "
-        f"{args.repeat * sum(len(d.text) for d in docs) / 1e6:.1f} MB of clean text\n"
-    )
-
-    # baseline (a): raw tokenization of the cleaned text, single process
-    texts = [d.text for d in docs] * args.repeat
+    print(f"input: {args.repeat}x sample = {full.stat().st_size / 1e6:.1f} MB of XML, "
+          f"{args.repeat * sum(len(d.text) for d in docs) / 1e6:.1f} MB of clean text\n")  # fmt: skip
+    texts = [d.text for d in docs] * args.repeat  # baseline: raw tokenization, one process
     t = time.perf_counter()
-    n_tok = sum(len(tokenize_text(tok, x)[0]) for x in texts)
-    base_tok = n_tok / (time.perf_counter() - t)
+    base_tok = sum(len(tokenize_text(tok, x)[0]) for x in texts) / (time.perf_counter() - t)
     print(f"raw tokenization: {base_tok:,.0f} tokens/s (1 process)")
-
     ssm_dump = repeated_dump(Path(args.dump), work / "ssm.xml", 1, args.ssm_pages)
     for policy in args.policies.split(","):
         dump = ssm_dump if policy == "ssm_v1" else full
-        rates = {}
-        for w in (1, 2):
-            secs, index, peak = run(dump, policy, w, f"{policy}-{w}")
-            rates[w] = index["counts"]["tokens_written"] / secs
-            print(
-                f"{policy} {w} worker(s): {secs:7.1f} s, {rates[w]:>9,.0f} tokens/s, "
-                f"peak RSS {peak / 2**20:,.0f} MiB"
-            )
-        print(f"  -> 2 workers = {rates[2] / rates[1]:.2f}x one (target >= 1.7x)")
-        if policy == "ssm_v1":
-            seg_texts = [
-                s.text
-                for d in read_wikipedia_dump(dump)
-                if isinstance(d, Document)
-                for s in segment_document(tok, d.id, d.text, 128)
-                if hasattr(s, "text")
-            ]
-            find_entities(seg_texts[:50])
-            t = time.perf_counter()
-            find_entities(seg_texts, batch_size=256)
-            ner_rate = index["counts"]["tokens_written"] / (time.perf_counter() - t)
-            print(
-                f"  raw nlp.pipe NER: {ner_rate:,.0f} tokens/s (1 process) -> ssm per worker = "
-                f"{rates[1] / ner_rate:.2f}x raw NER (target >= 0.8x)"
-            )
-        else:
-            print(
-                f"  -> 1 worker = {rates[1] / base_tok:.2f}x raw tokenization (end to end, "
-                "incl. XML parsing and wikitext cleaning)"
-            )
-
-    # memory: rand_v1, 1 worker, 1x vs 4x the input
-    big = repeated_dump(Path(args.dump), work / "x4.xml", 4 * args.repeat)
-    _, _, peak1 = run(full, "rand_v1", 1, "mem1")
-    _, _, peak4 = run(big, "rand_v1", 1, "mem4")
-    print(
-        f"\npeak RSS (driver + Ray), rand_v1, 1 worker: 1x input {peak1 / 2**20:,.0f} MiB, "
-        f"4x input {peak4 / 2**20:,.0f} MiB -> {peak4 / peak1:.2f}x (target <= 1.10x)"
-    )
+        bench_policy(args, work, tok, tok_path, dump, policy, base_tok)
+    big = repeated_dump(Path(args.dump), work / "x4.xml", 4 * args.repeat)  # memory: 1x vs 4x
+    _, _, peak1 = run_one(work, tok_path, full, "rand_v1", 1, "mem1", args.docs_per_unit)
+    _, _, peak4 = run_one(work, tok_path, big, "rand_v1", 1, "mem4", args.docs_per_unit)
+    print(f"\npeak RSS (driver + Ray), rand_v1, 1 worker: 1x input {peak1 / 2**20:,.0f} MiB, "
+          f"4x input {peak4 / 2**20:,.0f} MiB -> {peak4 / peak1:.2f}x (target <= 1.10x)")  # fmt: skip
     ray.shutdown()
 
 

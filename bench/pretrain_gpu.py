@@ -7,7 +7,7 @@ sequence positions (a source token runs through the encoder, its target token
 through the decoder, each about N/2; attention FLOPs are small at length 128). Peak defaults to the
 H100 SXM dense bf16 figure (989 TFLOP/s); pass --peak-tflops for other cards.
 
-    python bench/pretrain_gpu.py [--micro-batch 64] [--steps 30] [--peak-tflops 989]
+    python -m bench.pretrain_gpu [--micro-batch 64] [--steps 30] [--peak-tflops 989]
 
 Builds BART-base from its config (no download needed) with a random batch of
 the right shape: this measures the model step, not the data path (see

@@ -5,19 +5,17 @@ Prints tokens/s of both and their ratio (target >= 0.9: the data path and
 DeepSpeed add at most 10%), and the shard reader alone in examples/s against
 what training consumes (target >= 20x).
 
-    python bench/pretrain_throughput.py [--steps 40]
+    python -m bench.pretrain_throughput [--steps 40]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -72,6 +70,52 @@ def make_shards(out: Path, tok, n_docs: int = 400) -> None:
     run_preprocess(cfg, progress=False, use_ray=False)
 
 
+def setup(work: Path, steps: int, overrides: list[str]):
+    """Tokenizer, shard folder and the run's config (tiny_cpu.yaml plus overrides)."""
+    from maskpt.core.config import load_config
+    from maskpt.core.resources import bundled_texts
+    from maskpt.core.tokenizer import train_tokenizer
+    from train.pretrain import PretrainConfig
+
+    texts = bundled_texts()
+    tok = train_tokenizer(texts * 3 + [" ".join(f"w{i}" for i in range(300))], work / "tok",
+                          vocab_size=2000, min_frequency=1)  # fmt: skip
+    make_shards(work / "shards", tok)
+    over = [f"data.shards=[{work / 'shards'}]", f"model.tokenizer={work / 'tok'}",
+            f"output_dir={work / 'run'}", f"total_steps={steps}", "log_every=1", "save_every=0",
+            "export=false", "optim.warmup_steps=5", "model.config.dropout=0.0", *overrides]  # fmt: skip
+    return tok, load_config(PretrainConfig, ROOT / "configs" / "pretrain" / "tiny_cpu.yaml", over)
+
+
+def plain_rate(cfg, tok, batches, steps: int, warmup: int) -> float:
+    """Tokens/s of a plain PyTorch loop: same model init, pre-collated batches, same optimizer."""
+    import torch
+
+    from train.model import build_model
+    from train.pretrain import lr_lambda
+
+    accum = cfg.global_batch // cfg.micro_batch
+    model = build_model(cfg.model, tok, cfg.seed)
+    model.train()
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.optim.lr,
+                            weight_decay=cfg.optim.weight_decay)  # fmt: skip
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda(cfg))
+    tokens, t0 = 0, None
+    for step in range(steps):
+        if step == warmup:
+            tokens, t0 = 0, time.perf_counter()
+        for a in range(accum):
+            b = dict(batches[step * accum + a])
+            b.pop("ids")
+            (model(**b).loss / accum).backward()
+            tokens += int(b["attention_mask"].sum()) + int((b["labels"] != -100).sum())
+        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.optim.grad_clip)
+        opt.step()
+        sched.step()
+        opt.zero_grad(set_to_none=True)
+    return tokens / (time.perf_counter() - t0)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -83,78 +127,23 @@ def main() -> None:
 
     import torch
 
-    from maskpt.config import load_config
-    from maskpt.demo import bundled_corpus
-    from maskpt.tokenizer import train_tokenizer
-    from preprocess.readers import read_jsonl
     from train.data import PretrainStream, collate, open_source
-    from train.loop import train
-    from train.model import build_model
-    from train.pretrain import PretrainConfig, lr_lambda
+    from train.pretrain import train
 
     work = Path(tempfile.mkdtemp(prefix="maskpt-ptbench-"))
-    texts = [d.text for d in read_jsonl(bundled_corpus())]
-    tok = train_tokenizer(
-        texts * 3 + [" ".join(f"w{i}" for i in range(300))],
-        work / "tok",
-        vocab_size=2000,
-        min_frequency=1,
-    )
-    make_shards(work / "shards", tok)
-    over = [
-        f"data.shards=[{work / 'shards'}]",
-        f"model.tokenizer={work / 'tok'}",
-        f"output_dir={work / 'run'}",
-        f"total_steps={args.steps}",
-        "log_every=1",
-        "save_every=0",
-        "export=false",
-        "optim.warmup_steps=5",
-        "model.config.dropout=0.0",
-        *args.set,
-    ]
-    cfg = load_config(PretrainConfig, ROOT / "configs" / "pretrain" / "tiny_cpu.yaml", over)
-    torch.set_num_threads(torch.get_num_threads())
-    print(
-        f"tiny BART {cfg.model.config}, global batch {cfg.global_batch}, micro {cfg.micro_batch}, "
-        f"{args.steps} steps, {torch.get_num_threads()} threads"
-    )
-
-    # 1. the recipe (DeepSpeed ZeRO-1, gloo, one process, streaming shards)
-    train(cfg)
+    tok, cfg = setup(work, args.steps, args.set)
+    print(f"tiny BART {cfg.model.config}, global batch {cfg.global_batch}, micro "
+          f"{cfg.micro_batch}, {args.steps} steps, {torch.get_num_threads()} threads")  # fmt: skip
+    train(cfg)  # 1. the recipe (DeepSpeed ZeRO-1, gloo, one process, streaming shards)
     logs = [json.loads(x) for x in (work / "run" / "log.jsonl").read_text().splitlines()]
     timed = logs[args.warmup :]
     ds_rate = sum(r["tokens"] for r in timed) / sum(r["seconds"] for r in timed)
-
-    # 2. plain PyTorch: same model init, same batches (pre-collated), same optimizer
-    src = open_source(str(work / "shards"))
+    src = open_source(str(work / "shards"))  # 2. plain PyTorch over the same batches
     stream = PretrainStream([src], cfg.micro_batch, 0, 1, cfg.seed)
     accum = cfg.global_batch // cfg.micro_batch
     batches = [collate(stream.micro_batch(k), tok.pad_token_id) for k in range(args.steps * accum)]
-    model = build_model(cfg.model, tok, cfg.seed)
-    model.train()
-    opt = torch.optim.AdamW(
-        model.parameters(), lr=cfg.optim.lr, weight_decay=cfg.optim.weight_decay
-    )
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda(cfg))
-    tokens, t0 = 0, None
-    for step in range(args.steps):
-        if step == args.warmup:
-            tokens, t0 = 0, time.perf_counter()
-        for a in range(accum):
-            b = dict(batches[step * accum + a])
-            b.pop("ids")
-            loss = model(**b).loss / accum
-            loss.backward()
-            tokens += int(b["attention_mask"].sum()) + int((b["labels"] != -100).sum())
-        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.optim.grad_clip)
-        opt.step()
-        sched.step()
-        opt.zero_grad(set_to_none=True)
-    plain_rate = tokens / (time.perf_counter() - t0)
-
-    # 3. the reader alone: micro-batches read and collated per second
-    reader = PretrainStream([src], cfg.micro_batch, 0, 1, cfg.seed + 1)
+    plain = plain_rate(cfg, tok, batches, args.steps, args.warmup)
+    reader = PretrainStream([src], cfg.micro_batch, 0, 1, cfg.seed + 1)  # 3. the reader alone
     t = time.perf_counter()
     n_micro = 400
     for k in range(n_micro):
@@ -164,14 +153,11 @@ def main() -> None:
         int(b["attention_mask"].sum()) + int((b["labels"] != -100).sum()) for b in batches
     ) / (len(batches) * cfg.micro_batch)
     train_eps = ds_rate / tokens_per_example
-
     print(f"\ntrain/pretrain.py (DeepSpeed):  {ds_rate:10,.0f} tokens/s")
-    print(f"plain PyTorch loop:             {plain_rate:10,.0f} tokens/s")
-    print(f"  -> ratio {ds_rate / plain_rate:.2f} (target >= 0.9)")
-    print(
-        f"reader alone: {reader_eps:,.0f} examples/s; training consumes {train_eps:,.0f} "
-        f"examples/s -> {reader_eps / train_eps:.1f}x (target >= 20x)"
-    )
+    print(f"plain PyTorch loop:             {plain:10,.0f} tokens/s")
+    print(f"  -> ratio {ds_rate / plain:.2f} (target >= 0.9)")
+    print(f"reader alone: {reader_eps:,.0f} examples/s; training consumes {train_eps:,.0f} "
+          f"examples/s -> {reader_eps / train_eps:.1f}x (target >= 20x)")  # fmt: skip
 
 
 if __name__ == "__main__":

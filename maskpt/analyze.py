@@ -18,8 +18,8 @@ reason, words and masked words, the POS shares, the most-masked words).
 
 from __future__ import annotations
 
+import argparse
 import csv
-import hashlib
 import json
 from collections import Counter
 from pathlib import Path
@@ -33,10 +33,9 @@ _NOT_POS = ("parser", "ner", "lemmatizer", "senter")
 
 def keep_row(row_id: str, seed: int, fraction: float) -> bool:
     """Deterministic sampling: the same rows for the same (seed, fraction)."""
-    if fraction >= 1:
-        return True
-    h = hashlib.blake2b(f"{seed}:{row_id}".encode(), digest_size=8).digest()
-    return int.from_bytes(h, "big") / 2**64 < fraction
+    from maskpt.core.seeding import stable_fraction
+
+    return fraction >= 1 or stable_fraction("analyze", seed, row_id) < fraction
 
 
 def load_tagger():
@@ -106,12 +105,12 @@ class FolderStats:
 
 
 def analyze_folder(folder: Path, label: str, sample: float, seed: int, nlp, progress=None):
-    from maskpt.tokenizer import load_tokenizer
+    from maskpt.core.tokenizer import load_tokenizer
+    from preprocess.index import load_index
     from preprocess.inspection import iter_rows
-    from preprocess.manifest import load_index
 
     index = load_index(folder)
-    tok = load_tokenizer(index["tokenizer"]["name"])
+    tok = load_tokenizer(index.tokenizer.name)
     stats = FolderStats(label)
     texts, aligned = [], []
     for _shard, _k, row in iter_rows(folder, index):
@@ -134,9 +133,9 @@ def analyze_folder(folder: Path, label: str, sample: float, seed: int, nlp, prog
 
 def labels_for(folders: list[Path]) -> list[str]:
     """The policy name of each folder, or the folder name where policies repeat."""
-    from preprocess.manifest import load_index
+    from preprocess.index import load_index
 
-    policies = [load_index(f)["policy"]["name"] for f in folders]
+    policies = [load_index(f).policy.name for f in folders]
     return [p if policies.count(p) == 1 else f.name for p, f in zip(policies, folders, strict=True)]
 
 
@@ -193,7 +192,9 @@ def run_analysis(folders, out, sample: float = 0.01, seed: int = 0, progress: bo
     from tqdm import tqdm
 
     if not 0 < sample <= 1:
-        raise ValueError(f"--sample must be in (0, 1], got {sample}")
+        from maskpt.core.config import ConfigError
+
+        raise ConfigError(f"--sample must be in (0, 1], got {sample}")
     folders = [Path(f) for f in folders]
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -223,3 +224,22 @@ def run_analysis(folders, out, sample: float = 0.01, seed: int = 0, progress: bo
     (out / "analysis.json").write_text(json.dumps(result, indent=1) + "\n")
     plot(stats, out)
     return result
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(
+        prog="maskpt analyze", description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="example:\n  maskpt analyze runs/shards/orig runs/shards/ssm --sample 0.01 "
+        "--out runs/analysis",
+    )  # fmt: skip
+    p.add_argument("folders", nargs="+", metavar="DIR", help="shard folders (one per policy)")
+    p.add_argument("--out", required=True, help="folder for pos.png, freq.png, CSV and JSON")
+    p.add_argument("--sample", type=float, default=0.01,
+                   help="fraction of rows to analyse (default 0.01)")  # fmt: skip
+    p.add_argument("--seed", type=int, default=0, help="sampling seed (default 0)")
+    args = p.parse_args(argv)
+    result = run_analysis(args.folders, args.out, sample=args.sample, seed=args.seed)
+    print("\n".join(summary_lines(result)))
+    print(f"wrote pos.png, freq.png, pos.csv, freq-*.csv and analysis.json to {args.out}")
+    return 0

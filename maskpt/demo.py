@@ -24,25 +24,19 @@ and a rerun with another config into the same OUT is refused.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import subprocess
 import sys
 from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from maskpt.config import ConfigError
+from maskpt.core.config import ConfigError
 from maskpt.world import WorldConfig
 
 POLICIES = ("orig_v1", "rand_v1", "ssm_v1", "sup_v1", "meta_v1")
 LEARNED = {"sup_v1": "sup", "meta_v1": "meta"}
 NONE_ROW = "none"
-
-
-def bundled_corpus() -> Path:
-    return Path(str(resources.files("maskpt") / "data" / "sample_paragraphs.jsonl"))
 
 
 def _tiny_bart() -> dict:
@@ -119,7 +113,7 @@ SIZES: dict[str, list[str]] = {
 
 
 def demo_config(size: str = "default", overrides=()) -> DemoConfig:
-    from maskpt.config import load_config
+    from maskpt.core.config import load_config
 
     if size not in SIZES:
         raise ConfigError(f"--size {size!r}: one of {', '.join(SIZES)}")
@@ -127,22 +121,11 @@ def demo_config(size: str = "default", overrides=()) -> DemoConfig:
 
 
 def _claim(out: Path, cfg: DemoConfig) -> None:
-    """Record the config; refuse an OUT made with another one."""
-    from maskpt.config import to_dict
+    """Record the config in OUT/demo.json; refuse an OUT made with another one."""
+    from maskpt.core.config import to_dict
+    from maskpt.core.io import claim_spec
 
-    out.mkdir(parents=True, exist_ok=True)
-    path = out / "demo.json"
-    mine = json.loads(json.dumps(to_dict(cfg)))
-    if path.exists():
-        theirs = json.loads(path.read_text())
-        if theirs != mine:
-            diff = sorted(k for k in mine.keys() | theirs.keys() if mine.get(k) != theirs.get(k))
-            raise ConfigError(
-                f"{out} holds a demo with another config (differs in: {', '.join(diff)}); "
-                "use another --out or delete it"
-            )
-    else:
-        path.write_text(json.dumps(mine, indent=1) + "\n")
+    claim_spec(out / "demo.json", to_dict(cfg), f"{out} holds a demo with another config")
 
 
 class Demo:
@@ -176,7 +159,7 @@ class Demo:
     def make_tokenizer(self) -> None:
         import shutil
 
-        from maskpt.tokenizer import train_tokenizer
+        from maskpt.core.tokenizer import train_tokenizer
 
         self.stage("tokenizer")
         if (self.tokenizer / "tokenizer.json").exists():
@@ -211,11 +194,11 @@ class Demo:
         problems = verify(folder)
         if problems:
             raise RuntimeError(f"{folder}: shards do not verify: {problems[0]}")
-        c = index["counts"]
-        skipped = sum(c["skipped_segments"].values()) + sum(c["skipped_documents"].values())
+        c = index.counts
+        skipped = sum(c.skipped_segments.values()) + sum(c.skipped_documents.values())
         self.console.print(
-            f"{policy}: {c['segments_written']} examples ({skipped} skipped), mask ratio "
-            f"{c['mask_ratio']:.1%} -> {folder}"
+            f"{policy}: {c.segments_written} examples ({skipped} skipped), mask ratio "
+            f"{c.mask_ratio:.1%} -> {folder}"
         )
         return index
 
@@ -296,8 +279,7 @@ class Demo:
         return folder
 
     def finetune(self, row: str, model: Path, seed: int) -> dict:
-        from train.finetune import FinetuneConfig
-        from train.ft_loop import finetune
+        from train.finetune import FinetuneConfig, finetune
 
         c = self.cfg
         run = self.out / "finetune" / row / "synth" / f"lr{c.ft_lr:g}_bs{c.ft_batch}_seed{seed}"
@@ -309,7 +291,7 @@ class Demo:
             max_steps=c.ft_steps, eval_every=max(1, c.ft_steps // 8), patience=100,
             warmup_steps=max(1, c.ft_steps // 10), label_smoothing=0.0, dropout=0.0,
             num_beams=1, max_gen_length=8, max_source_length=32, max_target_length=12,
-            target_prefix_space=True,
+            target_prefix_space=True, report_to=("none",), log_every=max(1, c.ft_steps // 8),
         )  # fmt: skip
         metrics = finetune(cfg)
         self.console.print(
@@ -367,20 +349,25 @@ def run_demo(cfg: DemoConfig, out: Path) -> dict:
     return table
 
 
-def config_fields() -> str:
-    """`--help` text: every DemoConfig field with its default and docstring."""
-    import ast
-    import inspect
+DEMO_EXAMPLES = """examples:
+  maskpt demo --size tiny --out runs/demo-tiny     # every stage in a few minutes (CI)
+  maskpt demo steps=2000 world.people=200          # any DemoConfig field, anywhere on the line
+"""
 
-    docs, last = {}, None
-    for node in ast.parse(inspect.getsource(DemoConfig)).body[0].body:
-        if isinstance(node, ast.AnnAssign):
-            last = node.target.id
-        elif isinstance(node, ast.Expr) and last:
-            docs[last] = node.value.value
-    defaults = DemoConfig()
-    return "\n".join(
-        f"  {f.name} = {getattr(defaults, f.name)!r}: {docs.get(f.name, '')}"
-        for f in dataclasses.fields(DemoConfig)
-        if f.name not in ("world", "model")
-    )
+
+def config_args():
+    from maskpt.core.cli_args import ConfigArgs
+
+    args = ConfigArgs(DemoConfig, "maskpt demo", __doc__, DEMO_EXAMPLES)
+    args.parser.add_argument("--out", default="runs/demo", help="output folder (default runs/demo)")
+    args.parser.add_argument(
+        "--size", choices=list(SIZES), default="default",
+        help="tiny: a few minutes (CI); default: ~33 min on 2 CPU cores; large: GPU or hours",
+    )  # fmt: skip
+    return args
+
+
+def main(argv=None) -> int:
+    cfg, ns = config_args().parse(argv, presets=lambda ns: SIZES[ns.size])
+    run_demo(cfg, Path(ns.out))
+    return 0

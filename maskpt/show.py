@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from rich.markup import escape
 
-from maskpt.records import MaskedSegment
+from maskpt.core.records import MaskedSegment
 
 MASK_STYLE = "bold white on red"
 SPAN_STYLE = "bold yellow"
@@ -88,3 +88,25 @@ def print_example(console, tokenizer, ex: MaskedSegment) -> None:
     console.print(f"  [bold]source[/] {render_source(tokenizer, ex)}", soft_wrap=True)
     console.print(f"  [bold]target[/] {render_target(tokenizer, ex)}", soft_wrap=True)
     console.print()
+
+
+def print_counts(console, counts, title: str) -> None:
+    """The one-paragraph summary of a `preprocess.counts.Counts`."""
+    d = counts.as_dict()
+    console.print(
+        f"[bold]{escape(title)}[/]: {d['documents_read']} documents read, "
+        f"{d['documents_written']} written; {d['segments_written']}/{d['segments']} segments "
+        f"written, {d['tokens_written']} tokens; mask ratio {d['mask_ratio']:.3f}"
+    )
+    print_skips(console, d)
+    for s in counts.examples[:5]:
+        if s.detail:
+            console.print(f"  [dim]{escape(s.reason)}: {escape(s.detail)}[/]")
+
+
+def print_skips(console, counts: dict) -> None:
+    """The skipped-by-reason lines of a counts dict (`Counts.as_dict()` or index.json)."""
+    for kind in ("skipped_documents", "skipped_segments"):
+        if counts[kind]:
+            items = ", ".join(f"{k}: {v}" for k, v in sorted(counts[kind].items()))
+            console.print(f"  {kind.replace('_', ' ')}: {escape(items)}", emoji=False)

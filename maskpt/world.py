@@ -29,7 +29,8 @@ import random
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from maskpt.config import ConfigError
+from maskpt.core.config import ConfigError
+from maskpt.core.seeding import python_random
 
 _ONSETS = ["b", "br", "c", "d", "dr", "f", "g", "k", "l", "m", "n", "p", "r", "s", "t", "th",
            "v", "w", "z"]  # fmt: skip
@@ -137,7 +138,7 @@ def _names(rng: random.Random, count: int) -> list[str]:
 
 def make_people(cfg: WorldConfig) -> list[dict]:
     """Every person (asked-about first, then background) with attributes and split."""
-    rng = random.Random(f"maskpt-world-{cfg.seed}")
+    rng = python_random("maskpt-world", cfg.seed)
     names = _names(rng, cfg.people + cfg.background_people)
     n_train = max(1, round(cfg.people * cfg.train_fraction))
     n_dev = max(1, round(cfg.people * cfg.dev_fraction))
@@ -192,7 +193,7 @@ def _write_jsonl(path: Path, rows) -> int:
 
 
 def _corpus(people: list[dict], repeats: int, seed: int, tag: str):
-    rng = random.Random(f"maskpt-{tag}-{seed}")
+    rng = python_random("maskpt", tag, seed)
     for r in range(repeats):
         for i, p in enumerate(people):
             yield {"id": f"{tag}-{i}-{r}", "title": p["name"], "text": article(p, rng)}
@@ -215,7 +216,7 @@ def generate(cfg: WorldConfig, out: str | Path) -> dict:
     for split in ("train", "dev", "test"):
         rows = [q for i, p in enumerate(asked) if p["split"] == split for q in questions(p, i)]
         counts[f"qa_{split}"] = _write_jsonl(out / "qa" / f"synth-{split}.jsonl", rows)
-    rng = random.Random(f"maskpt-policy-{cfg.seed}")
+    rng = python_random("maskpt-policy", cfg.seed)
     examples = []
     for i, p in enumerate(asked):
         if p["split"] != "train":
@@ -229,3 +230,16 @@ def generate(cfg: WorldConfig, out: str | Path) -> dict:
     world = {"config": asdict(cfg), "counts": counts, "people": people}
     (out / "world.json").write_text(json.dumps(world, indent=1) + "\n", encoding="utf-8")
     return counts
+
+
+def config_args():
+    from maskpt.core.cli_args import ConfigArgs
+
+    return ConfigArgs(WorldConfig, "maskpt world", __doc__, positionals=(("out", "output folder"),))
+
+
+def main(argv=None) -> int:
+    cfg, ns = config_args().parse(argv)
+    counts = generate(cfg, ns.out)
+    print(f"wrote the synthetic world to {ns.out}: " + json.dumps(counts))
+    return 0

@@ -13,9 +13,9 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from maskpt.records import MaskedSegment, Segment, Skip
-from maskpt.rng import stable_rng
-from maskpt.tokenizer import TokenizerInfo
+from maskpt.core.records import MaskedSegment, Segment, Skip
+from maskpt.core.seeding import stable_rng
+from maskpt.core.tokenizer import TokenizerInfo
 
 
 def segment_rng(seed: int, policy: str, segment_id: str) -> np.random.Generator:

@@ -20,12 +20,14 @@ from pathlib import Path
 
 import torch
 
+from maskpt.core.errors import UserError
+
 FORMAT = 1
 META = "policy.json"
 WEIGHTS = "model.safetensors"
 
 
-class PolicyCheckpointError(ValueError):
+class PolicyCheckpointError(UserError, ValueError):
     pass
 
 
@@ -44,7 +46,7 @@ def build_network(policy: str, args: dict):
 def save(folder, policy: str, network, args: dict, tokenizer, info: dict | None = None) -> Path:
     from safetensors.torch import save_file
 
-    from maskpt.tokenizer import tokenizer_fingerprint
+    from maskpt.core.tokenizer import tokenizer_fingerprint
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)

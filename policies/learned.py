@@ -6,7 +6,7 @@
 `mask_batch` runs it over `batch_size` segments at a time. Decisions use the
 segment's own generator (seed, policy, segment id), and scores are rounded
 to 1e-3 before ranking or sampling so that CPU and GPU kernels, whose float
-results differ in the last bits, make the same choices. Then DESIGN.md's
+results differ in the last bits, make the same choices. Then the design's
 post-processing: whole words, the 50% -> 30% cap, merged masks. A segment
 for which the policy masks nothing is skipped and counted (`no_span`).
 """
@@ -19,8 +19,8 @@ from typing import Literal
 import numpy as np
 import torch
 
-from maskpt.batching import pad_ids
-from maskpt.records import MaskedSegment, Segment, Skip
+from maskpt.core.batching import pad_ids
+from maskpt.core.records import MaskedSegment, Segment, Skip
 from policies.base import Policy
 from policies.postprocess import finalize
 from policies.registry import register
@@ -36,7 +36,11 @@ class _Learned(Policy):
         from policies import checkpoint
 
         if not config.checkpoint:
-            raise ValueError(f"{self.name}: set policy_config.checkpoint (--policy-checkpoint DIR)")
+            from maskpt.core.config import ConfigError
+
+            raise ConfigError(
+                f"{self.name}: set policy_config.checkpoint (--policy-checkpoint DIR)"
+            )
         # load (and so validate) now, on the driver, so a bad folder fails before any worker starts
         self.net = self._load()
         self.fingerprint = checkpoint.fingerprint(config.checkpoint)

@@ -28,8 +28,8 @@ from itertools import compress
 
 import numpy as np
 
-from maskpt.records import MaskedSegment, Segment, Skip
-from maskpt.tokenizer import sentence_starts
+from maskpt.core.records import MaskedSegment, Segment, Skip
+from maskpt.core.tokenizer import sentence_starts
 from policies.base import Policy
 from policies.registry import register
 

@@ -1,4 +1,4 @@
-"""Post-processing shared by learned policies at deployment (DESIGN.md):
+"""Post-processing shared by learned policies at deployment (docs/DESIGN.md):
 
 1. expand every masked token to its whole word;
 2. where more than `max_ratio` (50%) of the content tokens are masked,
@@ -13,8 +13,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from maskpt.records import MaskedSegment, Segment
-from maskpt.tokenizer import TokenizerInfo
+from maskpt.core.records import MaskedSegment, Segment
+from maskpt.core.tokenizer import TokenizerInfo
 from policies.base import span_example
 
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from maskpt.records import MaskedSegment, Segment, Skip
+from maskpt.core.records import MaskedSegment, Segment, Skip
 from policies.base import Policy, masked_span_example
 from policies.registry import register
 

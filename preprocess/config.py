@@ -1,12 +1,12 @@
 """Configuration of `maskpt preprocess` (YAML via `--config`, CLI flags and
-`--set key=value` overrides all fill this one dataclass)."""
+`KEY=VALUE` overrides all fill this one dataclass; see `maskpt preprocess --help`)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Any
 
-from maskpt.tokenizer import DEFAULT_TOKENIZER
+from maskpt.core.tokenizer import DEFAULT_TOKENIZER
 from preprocess.shards import FORMATS
 
 FORMAT_CHOICES = ("arrow", "webdataset", "both")

@@ -6,20 +6,22 @@ from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
-from maskpt.records import MaskedSegment, Segment
-from preprocess.manifest import load_index
-from preprocess.shards import ShardError, check_row, read_shard, sha256_file
+from maskpt.core.io import sha256_file
+from maskpt.core.records import MaskedSegment, Segment
+from preprocess.index import ShardIndex, ShardIndexError, load_index
+from preprocess.shards import ShardError, check_row, read_shard
 
 
-def iter_rows(folder: str | Path, index: dict | None = None) -> Iterator[tuple[str, int, dict]]:
+def iter_rows(
+    folder: str | Path, index: ShardIndex | None = None
+) -> Iterator[tuple[str, int, dict]]:
     """(shard path, row number, row) over the folder's first format."""
     folder = Path(folder)
     index = index or load_index(folder)
-    fmt = index["formats"][0]
-    for shard in index["shards"]:
-        if shard["format"] == fmt:
-            for k, row in enumerate(read_shard(folder / shard["path"])):
-                yield shard["path"], k, row
+    fmt = index.formats[0]
+    for shard in index.shards_of(fmt):
+        for k, row in enumerate(read_shard(folder / shard.path)):
+            yield shard.path, k, row
 
 
 def mask_runs(mask) -> list[int]:
@@ -45,16 +47,17 @@ def summarize(folder: str | Path) -> dict:
         masked += sum(row["mask"])
         content += len(row["input_ids"]) - 2
         spans.update(mask_runs(row["mask"]))
+    d = index.as_dict()
     return {
         "folder": str(folder),
-        "policy": index["policy"],
-        "seed": index["seed"],
-        "tokenizer": index["tokenizer"],
-        "max_length": index["max_length"],
-        "formats": index["formats"],
-        "shards": len(index["shards"]),
+        "policy": d["policy"],
+        "seed": index.seed,
+        "tokenizer": d["tokenizer"],
+        "max_length": index.max_length,
+        "formats": d["formats"],
+        "shards": len(index.shards),
         "examples": rows,
-        "counts": index["counts"],
+        "counts": d["counts"],
         "mask_ratio": masked / max(1, content),
         "span_length_histogram": {str(k): spans[k] for k in sorted(spans)},
     }
@@ -88,42 +91,41 @@ def verify(folder: str | Path) -> list[str]:
     folder = Path(folder)
     try:
         index = load_index(folder)
-    except (FileNotFoundError, ValueError) as exc:
+    except (FileNotFoundError, ShardIndexError) as exc:
         return [str(exc)]
     problems: list[str] = []
-    vocab, max_len = index["tokenizer"]["vocab_size"], index["max_length"]
+    vocab, max_len = index.tokenizer.vocab_size, index.max_length
     per_format: dict[str, dict] = {}
-    for shard in index["shards"]:
-        path = folder / shard["path"]
+    for shard in index.shards:
+        path = folder / shard.path
         if not path.exists():
-            problems.append(f"{shard['path']}: missing")
+            problems.append(f"{shard.path}: missing")
             continue
-        if path.stat().st_size != shard["bytes"]:
+        if path.stat().st_size != shard.bytes:
             problems.append(
-                f"{shard['path']}: {path.stat().st_size} bytes, manifest says {shard['bytes']}"
+                f"{shard.path}: {path.stat().st_size} bytes, manifest says {shard.bytes}"
             )
-        if sha256_file(path) != shard["sha256"]:
-            problems.append(f"{shard['path']}: sha256 does not match the manifest")
+        if sha256_file(path) != shard.sha256:
+            problems.append(f"{shard.path}: sha256 does not match the manifest")
         rows = []
         try:
             for k, row in enumerate(read_shard(path)):
                 why = check_row(row, vocab, max_len)
                 if why:
-                    problems.append(f"{shard['path']}: row {k} ({row['id']}): {why}")
+                    problems.append(f"{shard.path}: row {k} ({row['id']}): {why}")
                 rows.append(row)
         except ShardError as exc:
-            problems.append(f"{shard['path']}: row {len(rows)}: {exc}")
+            problems.append(f"{shard.path}: row {len(rows)}: {exc}")
             continue
-        if len(rows) != shard["examples"]:
-            problems.append(f"{shard['path']}: {len(rows)} rows, manifest says {shard['examples']}")
-        stem = shard["path"].rsplit(".", 1)[0]
-        per_format.setdefault(shard["format"], {})[stem] = rows
+        if len(rows) != shard.examples:
+            problems.append(f"{shard.path}: {len(rows)} rows, manifest says {shard.examples}")
+        per_format.setdefault(shard.format, {})[shard.stem] = rows
     if not problems:
         problems += _cross_checks(index, per_format)
     return problems
 
 
-def _cross_checks(index: dict, per_format: dict) -> list[str]:
+def _cross_checks(index: ShardIndex, per_format: dict) -> list[str]:
     problems = []
     formats = list(per_format)
     for fmt in formats[1:]:
@@ -131,12 +133,12 @@ def _cross_checks(index: dict, per_format: dict) -> list[str]:
             if per_format[fmt].get(stem) != rows:
                 problems.append(f"{stem}: {formats[0]} and {fmt} shards hold different rows")
     rows = [r for rs in per_format.get(formats[0], {}).values() for r in rs] if formats else []
-    c = index["counts"]
-    if len(rows) != c["segments_written"]:
-        problems.append(f"{len(rows)} rows in shards, manifest counts {c['segments_written']}")
+    c = index.counts
+    if len(rows) != c.segments_written:
+        problems.append(f"{len(rows)} rows in shards, manifest counts {c.segments_written}")
     tokens = sum(len(r["input_ids"]) for r in rows)
-    if tokens != c["tokens_written"]:
-        problems.append(f"{tokens} tokens in shards, manifest counts {c['tokens_written']}")
+    if tokens != c.tokens_written:
+        problems.append(f"{tokens} tokens in shards, manifest counts {c.tokens_written}")
     dup = [k for k, v in Counter(r["id"] for r in rows).items() if v > 1]
     if dup:
         problems.append(f"{len(dup)} duplicate ids, e.g. {dup[0]}")

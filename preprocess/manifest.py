@@ -1,34 +1,25 @@
-"""The run spec and `index.json`, the manifest of a shard folder.
+"""A preprocessing run's spec, the claim on its output folder, and the
+`index.json` written when it completes.
 
-`index.json` is written last and atomically: its presence means the folder is
-complete. It records (format version 1):
-
-    format_version, maskpt_version
-    policy: {name, config, target_format}      seed, max_length
-    tokenizer: {name, vocab_size, sha256}      (sha256 of its serialized definition)
-    inputs: [{path, bytes}]                    formats, shard_size, docs_per_unit
-    counts: documents_read, documents_written, skipped_documents{reason: n},
-            segments, segments_written, skipped_segments{reason: n},
-            tokens_written, masked_tokens, content_tokens, mask_ratio
-    shards: [{path, format, unit, examples, tokens, bytes, sha256}]
-
-While a run is going, `_progress/run.json` holds the spec (everything above
-that decides the output) and `_progress/<unit>.done` one marker per finished
-unit. A run into a folder whose spec differs is refused.
+While a run is going, `_progress/run.json` holds the spec (everything in
+`index.json` that decides the output: policy, seed, max length, tokenizer,
+inputs, formats, shard size, units) and `_progress/<unit>.done` one marker
+per finished unit (`preprocess/units.py`). A run into a folder whose spec
+differs is refused; when every unit is done, `index.json` (the typed
+`preprocess.index.ShardIndex`) is written last and atomically.
 """
 
 from __future__ import annotations
 
 import json
-import os
+from dataclasses import replace
 from pathlib import Path
 
 from maskpt import __version__
-from maskpt.masking import merge_counts
-from preprocess.units import PROGRESS
+from maskpt.core.io import FolderInUse, claim_spec, remove_stale_tmp, write_json_atomic
+from preprocess.counts import merge_counts
+from preprocess.index import INDEX, PROGRESS, ShardIndex
 
-FORMAT_VERSION = 1
-INDEX = "index.json"
 SPEC_KEYS = (
     "policy",
     "seed",
@@ -41,80 +32,44 @@ SPEC_KEYS = (
 )
 
 
-class SpecMismatch(ValueError):
+class SpecMismatch(FolderInUse):
     """The output folder was made by a run with another policy, seed, tokenizer, ..."""
 
 
-def write_json_atomic(path: Path, obj) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(obj, f, indent=2, sort_keys=True)
-        f.write("\n")
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+def spec_dict(spec: ShardIndex) -> dict:
+    """The fields of `spec` that decide the output, as JSON."""
+    d = spec.as_dict()
+    return {k: d[k] for k in SPEC_KEYS}
 
 
-def _diff(old: dict, new: dict) -> list[str]:
-    out = []
-    for key in SPEC_KEYS:
-        if old.get(key) != new.get(key):
-            out.append(
-                f"  {key}: folder has {json.dumps(old.get(key))}, this run {json.dumps(new.get(key))}"
-            )
-    return out
-
-
-def claim_folder(out: Path, spec: dict) -> dict | None:
+def claim_folder(out: Path, spec: ShardIndex) -> ShardIndex | None:
     """Prepare `out` for a run with `spec`. Returns the existing index when the
     folder is already complete with the same spec; raises `SpecMismatch` when
     it holds another run's output; removes stale temporary files."""
-    out.mkdir(parents=True, exist_ok=True)
-    (out / PROGRESS).mkdir(exist_ok=True)
-    for existing in (out / INDEX, out / PROGRESS / "run.json"):
-        if existing.exists():
-            old = json.loads(existing.read_text())
-            diff = _diff(old, spec)
-            if diff:
-                raise SpecMismatch(
-                    f"{out} holds shards from another run ({existing.name}); refusing to mix them:\n"
-                    + "\n".join(diff)
-                    + "\nUse another --output folder, or delete this one to start over."
-                )
-            if existing.name == INDEX:
-                return old
-    for stale in [*out.glob(".*.tmp-*"), *(out / PROGRESS).glob(".*.tmp-*")]:
-        stale.unlink(missing_ok=True)
-    write_json_atomic(out / PROGRESS / "run.json", spec)
+    mine = spec_dict(spec)
+    what = f"{out} holds shards from another run; refusing to mix them"
+    if claim_spec(out / INDEX, mine, what, SPEC_KEYS, SpecMismatch, record=False):
+        old = json.loads((out / INDEX).read_text())
+        return ShardIndex.from_dict(old, where=str(out / INDEX), folder=str(out))
+    claim_spec(out / PROGRESS / "run.json", mine, what, SPEC_KEYS, SpecMismatch)
+    remove_stale_tmp(out)
+    remove_stale_tmp(out / PROGRESS)
     return None
 
 
-def build_index(spec: dict, markers: list[dict]) -> dict:
-    markers = sorted(markers, key=lambda m: m["unit"])
-    shards = [s for m in markers for s in m["shards"]]
-    return {
-        "format_version": FORMAT_VERSION,
-        "maskpt_version": __version__,
-        **spec,
-        "units": len(markers),
-        "counts": merge_counts(m["counts"] for m in markers),
-        "shards": shards,
-    }
+def build_index(spec: ShardIndex, markers, folder: str = "") -> ShardIndex:
+    """The complete folder's index from its spec and every unit's marker."""
+    markers = sorted(markers, key=lambda m: m.unit)
+    return replace(
+        spec,
+        maskpt_version=__version__,
+        units=len(markers),
+        counts=merge_counts(m.counts for m in markers),
+        shards=tuple(s for m in markers for s in m.shards),
+        folder=folder,
+    )
 
 
-def load_index(folder: str | Path) -> dict:
-    """The manifest of a complete shard folder; a clear error otherwise."""
-    folder = Path(folder)
-    path = folder / INDEX
-    if not path.exists():
-        hint = " (a run is unfinished: _progress/ exists)" if (folder / PROGRESS).exists() else ""
-        raise FileNotFoundError(f"{folder} has no {INDEX}: not a complete shard folder{hint}")
-    try:
-        index = json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"{path}: not valid JSON: {exc}") from exc
-    if index.get("format_version") != FORMAT_VERSION:
-        raise ValueError(
-            f"{path}: format_version {index.get('format_version')} != {FORMAT_VERSION}"
-        )
-    return index
+def write_index(out: Path, index: ShardIndex) -> None:
+    """Write `index.json` (last: the folder is complete once it exists)."""
+    write_json_atomic(out / INDEX, index.as_dict())

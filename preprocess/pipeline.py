@@ -23,10 +23,12 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
-from maskpt.tokenizer import TokenizerInfo, load_tokenizer, tokenizer_fingerprint
+from maskpt.core.errors import InputNotFound
+from maskpt.core.tokenizer import TokenizerInfo, load_tokenizer, tokenizer_fingerprint
 from preprocess.config import PreprocessConfig
-from preprocess.manifest import INDEX, build_index, claim_folder, write_json_atomic
-from preprocess.units import Unit, iter_units, process_unit, read_marker
+from preprocess.index import INDEX, InputRef, PolicyInfo, ShardIndex, TokenizerRef
+from preprocess.manifest import build_index, claim_folder, write_index
+from preprocess.units import Unit, UnitMarker, iter_units, process_unit, read_marker
 
 
 class UnitFailed(RuntimeError):
@@ -54,36 +56,25 @@ class MaskWorker:
         policy.setup(self.device)
         self.args = (seed, max_length, Path(out), formats, shard_size)
 
-    def process(self, unit: Unit) -> dict:
+    def process(self, unit: Unit) -> UnitMarker:
         return process_unit(unit, self.tok, self.policy, *self.args)
 
 
-def make_spec(cfg: PreprocessConfig, tok, policy) -> dict:
-    from maskpt.config import to_dict
+def make_spec(cfg: PreprocessConfig, tok, policy) -> ShardIndex:
+    """The index of the folder this run will write, without counts and shards."""
+    from maskpt.core.config import to_dict
 
-    return {
-        "policy": {
-            "name": policy.name,
-            "config": to_dict(policy.config),
-            "target_format": policy.target_format,
-            **(
-                {"checkpoint_sha256": policy.fingerprint}
-                if getattr(policy, "fingerprint", None)
-                else {}
-            ),
-        },
-        "seed": cfg.seed,
-        "max_length": cfg.max_length,
-        "tokenizer": {
-            "name": cfg.tokenizer,
-            "vocab_size": len(tok),
-            "sha256": tokenizer_fingerprint(tok),
-        },
-        "inputs": [{"path": str(Path(p)), "bytes": Path(p).stat().st_size} for p in cfg.inputs],
-        "formats": cfg.formats,
-        "shard_size": cfg.shard_size,
-        "docs_per_unit": cfg.docs_per_unit,
-    }
+    return ShardIndex(
+        policy=PolicyInfo(policy.name, to_dict(policy.config), policy.target_format,
+                          getattr(policy, "fingerprint", None) or ""),
+        seed=cfg.seed,
+        max_length=cfg.max_length,
+        tokenizer=TokenizerRef(cfg.tokenizer, len(tok), tokenizer_fingerprint(tok)),
+        inputs=tuple(InputRef(str(Path(p)), Path(p).stat().st_size) for p in cfg.inputs),
+        formats=tuple(cfg.formats),
+        shard_size=cfg.shard_size,
+        docs_per_unit=cfg.docs_per_unit,
+    )  # fmt: skip
 
 
 def actor_options(policy, resources: dict, gpus_per_worker: float) -> dict:
@@ -96,7 +87,7 @@ def actor_options(policy, resources: dict, gpus_per_worker: float) -> dict:
 
 def run_preprocess(
     cfg: PreprocessConfig, policy=None, progress: bool = True, use_ray: bool = True
-) -> dict:
+) -> ShardIndex:
     """Run (or resume) a preprocessing job; return the index. `policy` may be
     given pre-built (tests, custom policies); by default it is created from
     the registry by `cfg.policy` and `cfg.policy_config`. `use_ray=False`
@@ -106,7 +97,7 @@ def run_preprocess(
 
     for p in cfg.inputs:
         if not Path(p).exists():
-            raise FileNotFoundError(f"input {p} does not exist")
+            raise InputNotFound(f"input {p} does not exist")
     tok = load_tokenizer(cfg.tokenizer)
     if policy is None:
         policy = registry.create(
@@ -133,8 +124,8 @@ def run_preprocess(
             )
             for unit in iter_units(cfg.inputs, cfg.docs_per_unit)
         ]
-    index = build_index(spec, markers)
-    write_json_atomic(out / INDEX, index)  # last: the folder is complete
+    index = build_index(spec, markers, str(out))
+    write_index(out, index)  # last: the folder is complete
     return index
 
 
@@ -155,12 +146,12 @@ def ray_session(address: str | None = None, num_cpus: int | None = None):
             ray.shutdown()
 
 
-def _run_on_ray(cfg, policy, spec, out: Path, progress: bool) -> list[dict]:
+def _run_on_ray(cfg, policy, spec, out: Path, progress: bool) -> list[UnitMarker]:
     with ray_session(cfg.address):
         return _run_units(cfg, policy, spec, out, progress)
 
 
-def _run_units(cfg, policy, spec, out: Path, progress: bool) -> list[dict]:
+def _run_units(cfg, policy, spec, out: Path, progress: bool) -> list[UnitMarker]:
     import ray
     from tqdm import tqdm
 
@@ -172,9 +163,9 @@ def _run_units(cfg, policy, spec, out: Path, progress: bool) -> list[dict]:
     actors = [remote_cls.remote(*args) for _ in range(n_workers)]
     idle = list(actors) * cfg.max_in_flight
     pending: dict = {}  # ObjectRef -> (actor, unit id)
-    markers: list[dict] = []
+    markers: list[UnitMarker] = []
     bar = tqdm(
-        desc=f"preprocess {spec['policy']['name']}",
+        desc=f"preprocess {spec.policy.name}",
         unit=" docs",
         disable=not progress,
         dynamic_ncols=True,
@@ -194,13 +185,13 @@ def _run_units(cfg, policy, spec, out: Path, progress: bool) -> list[dict]:
             ) from exc
         record(marker)
 
-    def record(marker: dict) -> None:
+    def record(marker: UnitMarker) -> None:
         markers.append(marker)
-        c = marker["counts"]
-        totals["segments"] += c["segments_written"]
-        totals["tokens"] += c["tokens_written"]
-        totals["skipped"] += sum(c["skipped_documents"].values())
-        bar.update(c["documents_read"])
+        c = marker.counts
+        totals["segments"] += c.segments_written
+        totals["tokens"] += c.tokens_written
+        totals["skipped"] += sum(c.skipped_documents.values())
+        bar.update(c.documents_read)
         secs = max(1e-9, time.monotonic() - start)
         bar.set_postfix(
             seg_s=f"{totals['segments'] / secs:.0f}",

@@ -11,17 +11,11 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
-from maskpt.records import Skip
-
-
-@dataclass(frozen=True)
-class Document:
-    id: str
-    text: str
-    title: str = ""
+from maskpt.core.errors import InputNotFound, UserError
+from maskpt.core.records import Document, Skip
+from preprocess.wikipedia import read_wikipedia_dump, read_wikipedia_pages
 
 
 def read_jsonl(path: str | Path) -> Iterator[Document | Skip]:
@@ -100,11 +94,9 @@ def read_any(path: str | Path, raw: bool = False) -> Iterator:
     """Pick a reader from the file name: `.jsonl`, `.txt`, or a Wikipedia
     dump `.xml` / `.xml.bz2`. With `raw=True`, dump pages come as
     `RawPage`s whose wikitext is cleaned later (`RawPage.to_document`)."""
-    from preprocess.wikipedia import read_wikipedia_dump, read_wikipedia_pages
-
     p = Path(path)
     if not p.exists():
-        raise FileNotFoundError(f"input {p} does not exist")
+        raise InputNotFound(f"input {p} does not exist")
     name = p.name.lower()
     if name.endswith((".jsonl", ".json")):
         return read_jsonl(p)
@@ -112,4 +104,6 @@ def read_any(path: str | Path, raw: bool = False) -> Iterator:
         return read_text(p)
     if name.endswith((".xml", ".xml.bz2")):
         return read_wikipedia_pages(p) if raw else read_wikipedia_dump(p)
-    raise ValueError(f"input {p}: unknown format (expected .jsonl, .txt, .xml or .xml.bz2)")
+    if p.is_dir():
+        raise UserError(f"input {p} is a folder; give the files in it")
+    raise UserError(f"input {p}: unknown format (expected .jsonl, .txt, .xml or .xml.bz2)")

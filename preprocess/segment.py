@@ -15,8 +15,8 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from maskpt.records import Segment, Skip
-from maskpt.tokenizer import (
+from maskpt.core.records import Segment, Skip
+from maskpt.core.tokenizer import (
     TokenizerInfo,
     build_segment,
     sentence_starts,

@@ -23,16 +23,18 @@ on them.
 
 from __future__ import annotations
 
-import hashlib
 import io
 import json
-import os
 import tarfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+
+from maskpt.core.errors import UserError
+from maskpt.core.io import atomic_write, sha256_file
+from preprocess.index import ShardEntry
 
 SCHEMA = pa.schema(
     [
@@ -48,7 +50,7 @@ ID_FIELDS = ("input_ids", "source_ids", "target_ids")
 FORMATS = {"arrow": ".arrow", "webdataset": ".tar"}
 
 
-class ShardError(ValueError):
+class ShardError(UserError, ValueError):
     """A shard that is missing, corrupt or inconsistent; the message names it."""
 
 
@@ -64,24 +66,6 @@ def row_of(ex) -> dict:
     }
 
 
-def sha256_file(path: str | Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
-def _atomic_write(path: Path, write) -> None:
-    """Write via a temporary name in the same folder, fsync, then rename."""
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with open(tmp, "wb") as f:
-        write(f)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-
-
 def write_arrow(path: Path, rows: list[dict]) -> None:
     table = pa.Table.from_pylist(rows, schema=SCHEMA)
 
@@ -89,7 +73,7 @@ def write_arrow(path: Path, rows: list[dict]) -> None:
         with pa.ipc.new_file(f, SCHEMA) as writer:
             writer.write_table(table)
 
-    _atomic_write(path, write)
+    atomic_write(path, write)
 
 
 def _npy(arr: np.ndarray) -> bytes:
@@ -116,21 +100,22 @@ def write_tar(path: Path, rows: list[dict]) -> None:
                     member(tar, f"{key}.{field}.npy", _npy(np.asarray(row[field], dtype=np.int32)))
                 member(tar, f"{key}.mask.npy", _npy(np.asarray(row["mask"], dtype=bool)))
 
-    _atomic_write(path, write)
+    atomic_write(path, write)
 
 
-def write_shard(path_stem: Path, fmt: str, rows: list[dict]) -> dict:
+def write_shard(path_stem: Path, fmt: str, rows: list[dict], unit: str) -> ShardEntry:
     """Write one shard; return its manifest entry (path relative to the folder)."""
     path = path_stem.with_suffix(FORMATS[fmt])
     (write_arrow if fmt == "arrow" else write_tar)(path, rows)
-    return {
-        "path": path.name,
-        "format": fmt,
-        "examples": len(rows),
-        "tokens": sum(len(r["input_ids"]) for r in rows),
-        "bytes": path.stat().st_size,
-        "sha256": sha256_file(path),
-    }
+    return ShardEntry(
+        path=path.name,
+        format=fmt,
+        unit=unit,
+        examples=len(rows),
+        tokens=sum(len(r["input_ids"]) for r in rows),
+        bytes=path.stat().st_size,
+        sha256=sha256_file(path),
+    )
 
 
 # --- reading -------------------------------------------------------------------

@@ -12,23 +12,44 @@ the worker count, and a rerun can skip units whose marker exists.
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from maskpt.masking import Counts, mask_documents
+from maskpt.core.io import write_json_atomic
+from preprocess.counts import Counts
+from preprocess.index import PROGRESS, ShardEntry
+from preprocess.masking import mask_documents
 from preprocess.readers import read_any
 from preprocess.shards import row_of, write_shard
 from preprocess.wikipedia import RawPage
-
-PROGRESS = "_progress"
 
 
 @dataclass
 class Unit:
     id: str
     items: list  # Document | RawPage | Skip
+
+
+@dataclass(frozen=True)
+class UnitMarker:
+    """`_progress/<unit>.done`: a finished unit's counts and shards."""
+
+    unit: str
+    counts: Counts
+    shards: tuple[ShardEntry, ...]
+
+    def as_dict(self) -> dict:
+        return {
+            "unit": self.unit,
+            "counts": self.counts.as_dict(),
+            "shards": [asdict(s) for s in self.shards],
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict) -> UnitMarker:
+        return cls(d["unit"], Counts.from_dict(d["counts"]),
+                   tuple(ShardEntry(**s) for s in d["shards"]))  # fmt: skip
 
 
 def iter_units(inputs, docs_per_unit: int) -> Iterator[Unit]:
@@ -49,13 +70,14 @@ def marker_path(out: Path, unit_id: str) -> Path:
     return out / PROGRESS / f"{unit_id}.done"
 
 
-def read_marker(out: Path, unit_id: str) -> dict | None:
+def read_marker(out: Path, unit_id: str) -> UnitMarker | None:
+    """The unit's marker, or None when it is not done (a torn marker: redo it)."""
     try:
-        return json.loads(marker_path(out, unit_id).read_text())
+        return UnitMarker.from_dict(json.loads(marker_path(out, unit_id).read_text()))
     except FileNotFoundError:
         return None
-    except json.JSONDecodeError:
-        return None  # a torn marker: the unit is redone
+    except (json.JSONDecodeError, KeyError, TypeError, ValueError):
+        return None
 
 
 def _documents(items):
@@ -72,7 +94,7 @@ def process_unit(
     out: Path,
     formats: list[str],
     shard_size: int,
-) -> dict:
+) -> UnitMarker:
     """Mask one unit, write its shards and marker; return the marker."""
     counts = Counts()
     rows = [
@@ -82,16 +104,11 @@ def process_unit(
         )
     ]
     shards = []
-    for k in range(0, max(1, len(rows)), shard_size):
-        part = rows[k : k + shard_size]
-        if not part:
-            break
+    for k in range(0, len(rows), shard_size):
         stem = out / f"part-{unit.id}-{k // shard_size:03d}"
         for fmt in formats:
-            shards.append({**write_shard(stem, fmt, part), "unit": unit.id})
-    marker = {"unit": unit.id, "counts": counts.as_dict(), "shards": shards}
-    path = marker_path(out, unit.id)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(json.dumps(marker, sort_keys=True))
-    os.replace(tmp, path)  # the marker goes last: shards are complete before it exists
+            shards.append(write_shard(stem, fmt, rows[k : k + shard_size], unit.id))
+    marker = UnitMarker(unit.id, counts, tuple(shards))
+    # the marker goes last: shards are complete before it exists
+    write_json_atomic(marker_path(out, unit.id), marker.as_dict(), indent=None)
     return marker

@@ -28,8 +28,8 @@ from pathlib import Path
 
 import mwparserfromhell
 
-from maskpt.records import Skip
-from preprocess.readers import Document
+from maskpt.core.errors import UserError
+from maskpt.core.records import Document, Skip
 
 DROP_SECTIONS = {
     "see also", "references", "external links", "further reading", "notes",
@@ -39,7 +39,7 @@ DROP_LINK_PREFIXES = ("file:", "image:", "category:", "media:")
 _INTERLANG = re.compile(r"^[a-z]{2,3}(-[a-z]+)?:", re.I)
 
 
-class DumpError(ValueError):
+class DumpError(UserError, ValueError):
     """A dump file that cannot be read to the end."""
 
 

@@ -22,7 +22,6 @@ their sizes and checksums, and its tokenizer must be the model's.
 from __future__ import annotations
 
 import bisect
-import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,12 +29,15 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from maskpt.batching import pad_seq2seq
-from maskpt.rng import stable_rng
-from preprocess.shards import SCHEMA, ShardError, check_row, read_tar, sha256_file
+from maskpt.core.batching import pad_seq2seq
+from maskpt.core.errors import UserError
+from maskpt.core.io import sha256_file
+from maskpt.core.seeding import stable_rng
+from preprocess.index import ShardEntry, ShardIndex, join, load_index
+from preprocess.shards import SCHEMA, ShardError, check_row, read_tar
 
 
-class DataError(ValueError):
+class DataError(UserError, ValueError):
     """Shards that cannot be trained on; the message names the folder/shard."""
 
 
@@ -45,22 +47,18 @@ def _open(url: str, mode: str = "rb"):
     return fsspec.open(url, mode)
 
 
-def _join(folder: str, name: str) -> str:
-    return f"{folder.rstrip('/')}/{name}"
-
-
 @dataclass
 class Source:
     """One shard folder: its manifest and the rows it holds (loaded lazily)."""
 
     folder: str
     weight: float
-    index: dict
-    shards: list[dict]
+    index: ShardIndex
+    shards: list[ShardEntry]
 
     @property
     def size(self) -> int:
-        return sum(s["examples"] for s in self.shards)
+        return sum(s.examples for s in self.shards)
 
 
 def open_source(
@@ -74,35 +72,26 @@ def open_source(
     shard i's size and sha256 are checked when i % parts == part, so ranks
     (`verify_part=(rank, world)`) share the hashing instead of repeating it."""
     folder = str(folder)
-    try:
-        with _open(_join(folder, "index.json"), "r") as f:
-            index = json.load(f)
-    except FileNotFoundError:
+    index = load_index(folder)
+    tok = index.tokenizer
+    if tokenizer_sha256 is not None and tok.sha256 != tokenizer_sha256:
         raise DataError(
-            f"{folder}: no index.json - the shard folder is incomplete or not a shard folder "
-            "(finish `maskpt preprocess` first)"
-        ) from None
-    tok = index.get("tokenizer", {})
-    if tokenizer_sha256 is not None and tok.get("sha256") != tokenizer_sha256:
-        raise DataError(
-            f"{folder}: shards were made with tokenizer {tok.get('name')!r} "
-            f"(sha256 {str(tok.get('sha256'))[:12]}), the model uses another "
+            f"{folder}: shards were made with tokenizer {tok.name!r} "
+            f"(sha256 {tok.sha256[:12]}), the model uses another "
             f"(sha256 {tokenizer_sha256[:12]}); re-run preprocessing with the model's tokenizer"
         )
-    formats = index.get("formats") or []
-    fmt = "arrow" if "arrow" in formats else "webdataset"
-    shards = [s for s in index["shards"] if s["format"] == fmt]
+    shards = index.shards_of()
     if not shards:
-        raise DataError(f"{folder}: index.json lists no Arrow or WebDataset shards")
+        raise DataError(f"{folder}: index.json lists no shards")
     if verify and "://" not in folder:
         part, parts = verify_part
         for i, s in enumerate(shards):
-            path = _join(folder, s["path"])
+            path = join(folder, s.path)
             if not Path(path).exists():
                 raise DataError(f"{path}: shard listed in index.json is missing")
             if i % parts != part:
                 continue
-            if Path(path).stat().st_size != s["bytes"] or sha256_file(path) != s["sha256"]:
+            if Path(path).stat().st_size != s.bytes or sha256_file(path) != s.sha256:
                 raise DataError(f"{path}: size or sha256 differs from index.json (corrupted)")
     if weight <= 0:
         raise DataError(f"{folder}: weight must be > 0, got {weight}")
@@ -125,21 +114,21 @@ class ShardStream:
         if self.shuffle:
             rng = stable_rng(self.seed, "shards", epoch)
             shards = [shards[i] for i in rng.permutation(len(shards))]
-        cum = np.cumsum([s["examples"] for s in shards]).tolist()
+        cum = np.cumsum([s.examples for s in shards]).tolist()
         self._epoch, self._order = epoch, (shards, cum)
         return self._order
 
-    def _rows(self, shard: dict):
+    def _rows(self, shard: ShardEntry):
         """The shard as an Arrow table (one shard in memory at a time). Arrow
         files are memory-mapped when local; WebDataset tars are decoded whole."""
-        path = shard["path"]
+        path = shard.path
         table = self._table_cache.get(path)
         if table is None:
             import pyarrow as pa
 
-            url = _join(self.src.folder, path)
+            url = join(self.src.folder, path)
             try:
-                if shard["format"] == "webdataset":
+                if shard.format == "webdataset":
                     with _open(url) as f:
                         table = pa.Table.from_pylist(list(read_tar(url, fileobj=f)), schema=SCHEMA)
                 elif "://" in url:
@@ -162,11 +151,11 @@ class ShardStream:
         shard = shards[k]
         row_in_shard = offset - (cum[k - 1] if k else 0)
         if self.shuffle:
-            stem = shard["path"].rsplit(".", 1)[0]  # the same order for .arrow and .tar
+            stem = shard.stem  # the same order for .arrow and .tar
             key = (epoch, stem)
             if self._rows_perm[0] != key:
                 rng = stable_rng(self.seed, "rows", epoch, stem)
-                self._rows_perm = (key, rng.permutation(shard["examples"]))
+                self._rows_perm = (key, rng.permutation(shard.examples))
             row_in_shard = int(self._rows_perm[1][row_in_shard])
         row = self._rows(shard).slice(row_in_shard, 1).to_pylist()[0]
         return row

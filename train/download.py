@@ -124,7 +124,9 @@ def verify(task: str, folder: Path) -> dict[str, int]:
 
 def download(task: str, folder: str | Path, progress: bool = True, force: bool = False) -> dict:
     if task not in SOURCES:
-        raise KeyError(f"unknown task {task!r}; tasks: {', '.join(SOURCES)}")
+        from train.tasks import TaskDataError
+
+        raise TaskDataError(f"unknown task {task!r}; tasks: {', '.join(SOURCES)}")
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     manifest_path = folder / "MANIFEST.json"

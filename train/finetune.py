@@ -1,35 +1,53 @@
-"""Fine-tune a BART checkpoint on one downstream task and evaluate it.
+"""Fine-tune a BART checkpoint on one downstream task and evaluate it, with
+transformers' `Seq2SeqTrainer`.
 
-    maskpt finetune --task nq --data-dir data/nq --model runs/pretrain/hf [key=value ...]
-    python -m train.finetune --config configs/finetune/paper.yaml task=nq data_dir=data/nq lr=2e-5 seed=1
+    maskpt finetune --task nq --data-dir data/nq --model runs/pretrain/hf lr=2e-5 seed=1
+    maskpt finetune --config configs/finetune/paper.yaml task=nq data_dir=data/nq --train-fraction 0.01
     deepspeed --num_gpus 4 train/finetune.py --config configs/finetune/paper.yaml task=nq data_dir=data/nq deepspeed=true
 
-The paper's Table 5 settings are the defaults: label smoothing 0.1, dropout
-0.1, weight decay 0.01, gradient clipping 0.1, warm-up 500 steps, beam 4,
-generation length 1..20, validation during training with early stopping on
-the dev metric. The LR / batch-size search and the seeds are `maskpt sweep`'s
-job: one run here is one (task, checkpoint, lr, batch size, seed).
+The paper's Table 5 settings are the defaults and become
+`Seq2SeqTrainingArguments`: label smoothing 0.1 (`label_smoothing_factor`),
+dropout 0.1, weight decay 0.01, gradient clipping 0.1 (`max_grad_norm`),
+500 warm-up steps then a constant rate (`constant_with_warmup`), beam 4 and
+1-20 generated tokens (`predict_with_generate` with a pinned
+`GenerationConfig`: length penalty 1.0, no n-gram blocking, whatever the
+checkpoint's own generation defaults say). The dev metric is computed at
+every evaluation; the best checkpoint is loaded at the end
+(`load_best_model_at_end`), with early stopping when `patience` > 0. The LR /
+batch-size search and the seeds are `maskpt sweep`'s job: one run here is
+one (task, checkpoint, lr, batch size, seed).
 
-Writes to output_dir: config.json, log.jsonl (loss and dev metric),
-predictions.dev.jsonl, predictions.test.jsonl (one object per example with
-the prediction, gold answers and score), and metrics.json last — its presence
-means the run finished.
+Writes to output_dir: config.json, log.jsonl (every Trainer log line; dev
+evaluations carry `dev`), predictions.dev.jsonl and predictions.test.jsonl
+(one object per example: prediction, gold answers, score), TensorBoard
+events under runs/ (`report_to`), the Trainer's checkpoint-* folders while
+it runs (an interrupted run resumes from them; removed once it finishes
+unless `keep_checkpoints`), and metrics.json last: its presence means the
+run finished, and such a folder is never overwritten unless `overwrite`.
+
+Kept by hand, on purpose: a NaN or infinite training loss stops every rank
+at once with the step in the message (the Trainer would only filter it from
+the logs), and evaluation sets are sorted by length so that beam search pads
+little (predictions are written back in example order).
 """
 
 from __future__ import annotations
 
+import json
+import shutil
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # `deepspeed train/finetune.py`
+from maskpt.core.errors import UserError
 
 
 @dataclass(frozen=True)
 class FinetuneConfig:
     task: str = ""
-    """Task name: nq tqa wq ay2 zsre wow ropes wiqa quartz."""
+    """Task name: nq tqa wq ay2 zsre wow ropes wiqa quartz (or synth, the demo's)."""
     data_dir: str = ""
     """Folder with the task's release files (see `maskpt data download`)."""
     model: str = "facebook/bart-base"
@@ -37,9 +55,9 @@ class FinetuneConfig:
     tokenizer: str = ""
     """Tokenizer folder or name; default: the model's."""
     output_dir: str = "runs/finetune"
-    """Where config, log, predictions and metrics go."""
+    """Where config, log, predictions, checkpoints and metrics go."""
     seed: int = 0
-    """Seed for data order and dropout."""
+    """Seed for data order, dropout and initialisation (`TrainingArguments.seed`)."""
     lr: float = 1e-5
     """Peak learning rate (the paper searches 5e-6, 1e-5, 2e-5, 3e-5)."""
     batch_size: int = 32
@@ -51,13 +69,13 @@ class FinetuneConfig:
     max_steps: int = 0
     """Upper bound on optimizer steps (0 = none)."""
     eval_every: int = 0
-    """Optimizer steps between dev evaluations; 0 = once per epoch."""
+    """Optimizer steps between dev evaluations (and checkpoints); 0 = once per epoch."""
     patience: int = 5
     """Stop after this many dev evaluations without improvement (0 = never stop early)."""
     warmup_steps: int = 500
     """Linear warm-up steps; the rate is then constant (fairseq's default for fine-tuning)."""
     weight_decay: float = 0.01
-    """AdamW weight decay."""
+    """AdamW weight decay (the Trainer's: not on biases and LayerNorm weights)."""
     grad_clip: float = 0.1
     """Gradient norm clipping."""
     label_smoothing: float = 0.1
@@ -85,7 +103,11 @@ class FinetuneConfig:
     max_eval_examples: int = 0
     """Dev examples scored during training (0 = all); the final dev/test scores use all."""
     eval_batch: int = 64
-    """Examples per generation batch."""
+    """Examples per generation batch, per process."""
+    log_every: int = 10
+    """Optimizer steps between log lines (log.jsonl, TensorBoard, `report_to`)."""
+    report_to: tuple[str, ...] = ("tensorboard",)
+    """Where the Trainer logs: tensorboard (events under output_dir/runs/), wandb, ... or none."""
     deepspeed: bool = False
     """Train under DeepSpeed ZeRO (use the deepspeed launcher for several GPUs)."""
     zero_stage: int = 1
@@ -94,6 +116,12 @@ class FinetuneConfig:
     """auto = bf16 under DeepSpeed on GPU, fp32 otherwise."""
     save_model: bool = False
     """Also save the best model to output_dir/model (sweeps leave this off)."""
+    keep_checkpoints: bool = False
+    """Keep the Trainer's checkpoint-* folders after the run finished."""
+    resume: bool = True
+    """Continue an unfinished run in output_dir from its newest checkpoint-* (same config)."""
+    overwrite: bool = False
+    """Replace a finished run (one with metrics.json) in output_dir instead of refusing."""
 
     def __post_init__(self) -> None:
         from train.tasks import TASKS
@@ -102,7 +130,8 @@ class FinetuneConfig:
             raise ValueError(f"task: {self.task!r} is not one of {', '.join(TASKS)}")
         if not self.data_dir:
             raise ValueError("data_dir: give the folder with the task's files")
-        for key in ("batch_size", "max_epochs", "num_beams", "max_gen_length", "eval_batch"):
+        for key in ("batch_size", "max_epochs", "num_beams", "max_gen_length", "eval_batch",
+                    "log_every"):  # fmt: skip
             if getattr(self, key) < 1:
                 raise ValueError(f"{key} must be >= 1, got {getattr(self, key)}")
         if not 0 < self.train_fraction <= 1:
@@ -117,22 +146,328 @@ class FinetuneConfig:
             raise ValueError(f"label_smoothing must be in [0, 1), got {self.label_smoothing}")
         if self.zero_stage not in (0, 1, 2):
             raise ValueError(f"zero_stage must be 0, 1 or 2, got {self.zero_stage}")
+        for key in ("max_steps", "eval_every", "patience", "warmup_steps", "max_eval_examples"):
+            if getattr(self, key) < 0:
+                raise ValueError(f"{key} must be >= 0, got {getattr(self, key)}")
+
+
+# --- phase 1: the run folder and the data ------------------------------------------------
+
+RESULT = "metrics.json"
+
+
+def checkpoints(out: Path) -> list[Path]:
+    """The Trainer's complete checkpoints in `out` (trainer_state.json written), oldest first."""
+    found = [p for p in out.glob("checkpoint-*") if (p / "trainer_state.json").is_file()]
+    return sorted(found, key=lambda p: int(p.name.rsplit("-", 1)[-1]))
+
+
+def resume_from(cfg: FinetuneConfig, out: Path) -> str | None:
+    """The checkpoint an unfinished run in `out` continues from (every rank
+    asks); a torn newer one (a crash while saving) is passed over."""
+    if not cfg.resume or (out / RESULT).exists():
+        return None
+    found = checkpoints(out)
+    return str(found[-1]) if found else None
+
+
+def claim_output(cfg: FinetuneConfig, out: Path) -> None:
+    """Refuse a finished run (unless `overwrite`, which clears it) or an
+    unfinished one made with another config; record this run's config."""
+    from maskpt.core.config import to_dict
+    from maskpt.core.io import claim_spec
+
+    if (out / RESULT).exists():
+        if not cfg.overwrite:
+            raise UserError(
+                f"{out} holds a finished run ({RESULT}); pass overwrite=true to replace it, "
+                "or use another output_dir"
+            )
+        for old in (out / RESULT, out / "config.json", out / "log.jsonl",
+                    *out.glob("checkpoint-*")):  # fmt: skip
+            if old.is_dir():
+                shutil.rmtree(old)
+            else:
+                old.unlink(missing_ok=True)
+    same = {k: v for k, v in to_dict(cfg).items() if k not in ("resume", "overwrite")}
+    claim_spec(out / "config.json", same, f"{out} holds another fine-tuning run")
+    complete = set(checkpoints(out))
+    for torn in out.glob("checkpoint-*"):  # interrupted while saving: never resumed from
+        if torn not in complete:
+            shutil.rmtree(torn, ignore_errors=True)
+
+
+def load_data(cfg: FinetuneConfig, tok, limit: int):
+    """(examples, encoded) per split; the train split cut to `train_fraction`."""
+    from train.seq2seq import encode, subset
+    from train.tasks import TaskDataError, load_split
+
+    splits = {s: load_split(cfg.task, cfg.data_dir, s) for s in ("train", "dev", "test")}
+    splits["train"] = subset(splits["train"], cfg.train_fraction, cfg.subset_seed)
+    for split, examples in splits.items():
+        if not examples:
+            raise TaskDataError(f"{cfg.task}: the {split} split in {cfg.data_dir} is empty")
+    src, tgt = min(cfg.max_source_length, limit), min(cfg.max_target_length, limit)
+    encoded = {s: encode(tok, ex, src, tgt, cfg.target_prefix_space) for s, ex in splits.items()}
+    return splits, encoded
+
+
+# --- phase 2: the model and the Trainer's arguments ----------------------------------------
+
+
+def load_model(cfg: FinetuneConfig):
+    from transformers import AutoTokenizer, GenerationConfig
+
+    from train.model import load_pretrained
+
+    try:
+        tok = AutoTokenizer.from_pretrained(cfg.tokenizer or cfg.model)
+    except OSError as exc:
+        raise UserError(
+            f"could not load the tokenizer of {cfg.tokenizer or cfg.model!r}: {exc}"
+        ) from exc
+    model = load_pretrained(cfg.model, dropout=cfg.dropout, attention_dropout=cfg.dropout)
+    model.generation_config = GenerationConfig(
+        decoder_start_token_id=model.config.decoder_start_token_id,
+        bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id,
+        pad_token_id=tok.pad_token_id, forced_bos_token_id=tok.bos_token_id,
+        forced_eos_token_id=tok.eos_token_id, num_beams=cfg.num_beams,
+        min_new_tokens=cfg.min_gen_length, max_new_tokens=cfg.max_gen_length,
+        early_stopping=cfg.num_beams > 1, length_penalty=1.0, no_repeat_ngram_size=0,
+    )  # fmt: skip
+    return tok, model
+
+
+def training_arguments(cfg: FinetuneConfig, metric: str, world: int):
+    import torch
+    from transformers import Seq2SeqTrainingArguments
+
+    from train.distributed import dist_env, split_batch
+
+    micro = cfg.micro_batch or max(1, cfg.batch_size // world)
+    accum = split_batch(cfg.batch_size, micro, world, names=("batch_size", "micro_batch"))
+    cuda = torch.cuda.is_available()
+    bf16 = cfg.precision == "bf16" or (cfg.precision == "auto" and cfg.deepspeed and cuda)
+    ds = None
+    if cfg.deepspeed and not cuda:
+        if world > 1:
+            raise UserError(
+                "deepspeed=true on CPU works in one process only (accelerate runs DeepSpeed on "
+                "accelerators); for several CPU ranks leave deepspeed off (DDP over gloo)"
+            )
+        dist_env()  # the single-process environment DeepSpeed expects
+    if cfg.deepspeed:
+        ds = {"train_batch_size": cfg.batch_size, "train_micro_batch_size_per_gpu": micro,
+              "gradient_accumulation_steps": accum, "gradient_clipping": cfg.grad_clip,
+              "zero_optimization": {"stage": cfg.zero_stage}, "bf16": {"enabled": bf16},
+              "zero_allow_untested_optimizer": True, "steps_per_print": 10**9}  # fmt: skip
+    when = "steps" if cfg.eval_every else "epoch"
+    return Seq2SeqTrainingArguments(
+        output_dir=cfg.output_dir, seed=cfg.seed, data_seed=cfg.seed,
+        per_device_train_batch_size=micro, gradient_accumulation_steps=accum,
+        per_device_eval_batch_size=cfg.eval_batch, learning_rate=cfg.lr,
+        lr_scheduler_type="constant_with_warmup", warmup_steps=cfg.warmup_steps,
+        weight_decay=cfg.weight_decay, max_grad_norm=cfg.grad_clip,
+        label_smoothing_factor=cfg.label_smoothing, num_train_epochs=cfg.max_epochs,
+        max_steps=cfg.max_steps or -1, eval_strategy=when, save_strategy=when,
+        eval_steps=cfg.eval_every or None, save_steps=cfg.eval_every or None,
+        save_total_limit=1, load_best_model_at_end=True, metric_for_best_model=metric,
+        greater_is_better=True, predict_with_generate=True, logging_steps=cfg.log_every,
+        report_to=[r for r in cfg.report_to if r != "none"] or "none", bf16=bf16,
+        deepspeed=ds, use_cpu=not cuda, log_level="warning", remove_unused_columns=False,
+    )  # fmt: skip
+
+
+# --- phase 3: the step guard, logging and scoring -------------------------------------------
+
+
+def _trainer_class():
+    from transformers import Seq2SeqTrainer
+
+    from train.distributed import check_finite
+
+    class Trainer(Seq2SeqTrainer):
+        """Seq2SeqTrainer whose training step stops every rank on a non-finite
+        loss, and whose evaluation returns each example's index in place of
+        labels (gathered across ranks with the generated ids)."""
+
+        def training_step(self, model, inputs, num_items_in_batch=None):
+            loss = super().training_step(model, inputs, num_items_in_batch)
+            check_finite(loss, f"at step {self.state.global_step + 1}")
+            return loss
+
+        def prediction_step(self, model, inputs, prediction_loss_only, ignore_keys=None, **kw):
+            index = inputs.pop("example_index")
+            loss, tokens, _ = super().prediction_step(model, inputs, prediction_loss_only,
+                                                      ignore_keys, **kw)  # fmt: skip
+            return loss, tokens, index
+
+    return Trainer
+
+
+def _callbacks(cfg: FinetuneConfig, out: Path, scorer, timer: dict):
+    from transformers import EarlyStoppingCallback, TrainerCallback
+
+    metric = scorer.metric
+
+    class Log(TrainerCallback):
+        """log.jsonl on the main process; times training (optimizer steps with
+        their data loading, without logging, evaluation and checkpoints);
+        keeps each full-dev evaluation's records by step."""
+
+        def _mark(self, *args, **kw):
+            timer["mark"] = time.perf_counter()
+
+        on_train_begin = on_save = _mark
+
+        def on_step_end(self, args, state, control, **kw):
+            now = time.perf_counter()
+            timer["train_s"] += now - timer["mark"]
+            timer["steps"] += 1
+            timer["mark"] = now
+
+        def on_evaluate(self, args, state, control, metrics=None, **kw):
+            if scorer.full_dev:
+                scorer.by_step[state.global_step] = (metrics[f"eval_{metric}"], scorer.records)
+            self._mark()
+
+        def on_log(self, args, state, control, logs=None, **kw):
+            if state.is_world_process_zero and logs:
+                rec = {"step": state.global_step, **logs}
+                if f"eval_{metric}" in logs:
+                    rec["dev"] = logs[f"eval_{metric}"]
+                with (out / "log.jsonl").open("a") as f:
+                    f.write(json.dumps(rec) + "\n")
+            self._mark()
+
+    return [Log()] + ([EarlyStoppingCallback(cfg.patience)] if cfg.patience else [])
+
+
+class Scorer:
+    """`compute_metrics` for one evaluation set: decode the generated ids,
+    put them in example order (by the index each carries), score them;
+    keeps the records."""
+
+    def __init__(self, tok, metric: str, full_dev: bool):
+        self.tok, self.metric, self.full_dev = tok, metric, full_dev
+        self.examples, self.records = [], []
+        self.by_step: dict[int, tuple[float, list[dict]]] = {}
+
+    def use(self, examples) -> None:
+        self.examples = examples
+
+    def __call__(self, pred) -> dict:
+        import numpy as np
+
+        from train.seq2seq import score
+
+        ids = np.where(pred.predictions < 0, self.tok.pad_token_id, pred.predictions)
+        texts = [""] * len(self.examples)
+        for i, text in zip(pred.label_ids[:, 0].tolist(), self.tok.batch_decode(
+                ids, skip_special_tokens=True), strict=True):  # fmt: skip
+            texts[i] = text.strip()
+        self.records = [
+            {"id": ex.id, "prediction": p, "answers": list(ex.answers),
+             "score": score(self.metric, p, ex)}
+            for ex, p in zip(self.examples, texts, strict=True)
+        ]  # fmt: skip
+        return {self.metric: sum(r["score"] for r in self.records) / max(1, len(self.records))}
+
+
+# --- phase 4: final evaluation and results --------------------------------------------------
+
+
+def evaluate(trainer, scorer: Scorer, examples, encoded) -> tuple[float, list[dict]]:
+    from train.seq2seq import EvalSet
+
+    scorer.use(examples)
+    out = trainer.predict(EvalSet(encoded), metric_key_prefix="final")
+    return out.metrics[f"final_{scorer.metric}"], scorer.records
+
+
+def write_results(cfg, out: Path, trainer, tok, final: dict, records: dict, info: dict) -> dict:
+    """Predictions, the best model if asked, then metrics.json (last)."""
+    from maskpt.core.io import write_json_atomic
+    from train.model import export_pretrained
+
+    for split, recs in records.items():
+        with (out / f"predictions.{split}.jsonl").open("w") as f:
+            f.writelines(json.dumps(r, ensure_ascii=False) + "\n" for r in recs)
+    if cfg.save_model:
+        export_pretrained(trainer.model, tok, out / "model")
+    metrics = {"task": cfg.task, **final, **info, "model": cfg.model, "lr": cfg.lr,
+               "batch_size": cfg.batch_size, "seed": cfg.seed,
+               "train_fraction": cfg.train_fraction}  # fmt: skip
+    write_json_atomic(out / RESULT, metrics)
+    if not cfg.keep_checkpoints:
+        for ckpt in out.glob("checkpoint-*"):
+            shutil.rmtree(ckpt, ignore_errors=True)
+    return metrics
+
+
+# --- the recipe -----------------------------------------------------------------------------
+
+
+def finetune(cfg: FinetuneConfig) -> dict | None:
+    """Train, evaluate, write predictions and metrics; returns the metrics on
+    the main process (None on the others)."""
+    from train.distributed import launched_world
+    from train.seq2seq import Collator, EvalSet, TrainSet
+    from train.tasks import get_task
+
+    out = Path(cfg.output_dir)
+    metric = get_task(cfg.task).metric
+    args = training_arguments(cfg, metric, launched_world())
+    resume = resume_from(cfg, out)
+    if args.process_index == 0:
+        claim_output(cfg, out)
+    tok, model = load_model(cfg)
+    splits, encoded = load_data(cfg, tok, model.config.max_position_embeddings)
+    dev_n = cfg.max_eval_examples or len(splits["dev"])
+    scorer = Scorer(tok, metric, dev_n == len(splits["dev"]))
+    timer = {"train_s": 0.0, "steps": 0, "mark": time.perf_counter()}
+    dev_set = EvalSet(encoded["dev"][:dev_n])
+    scorer.use(splits["dev"][:dev_n])
+    trainer = _trainer_class()(
+        model=model, args=args, train_dataset=TrainSet(encoded["train"]), eval_dataset=dev_set,
+        data_collator=Collator(tok.pad_token_id, model.config.decoder_start_token_id),
+        processing_class=tok, compute_metrics=scorer, callbacks=_callbacks(cfg, out, scorer, timer),
+    )  # fmt: skip
+    t0 = time.perf_counter()
+    trainer.train(resume_from_checkpoint=resume)
+    state = trainer.state
+    best = state.best_global_step or state.global_step
+    final, records = {"metric": metric}, {}
+    if best in scorer.by_step:  # the loaded best weights scored all of dev already
+        final["dev"], records["dev"] = scorer.by_step[best]
+    for split in ("dev", "test"):
+        if split not in records:
+            final[split], records[split] = evaluate(trainer, scorer, splits[split], encoded[split])
+    info = {"best_step": best, "steps": state.global_step,
+            "train_examples": len(splits["train"]), "dev_examples": len(splits["dev"]),
+            "test_examples": len(splits["test"]), "seconds": time.perf_counter() - t0,
+            "train_examples_per_s": timer["steps"] * cfg.batch_size / max(timer["train_s"], 1e-9)}  # fmt: skip
+    if not trainer.is_world_process_zero():
+        return None
+    return write_results(cfg, out, trainer, tok, final, records, info)
+
+
+def config_args():
+    """The command line of `maskpt finetune` / `train/finetune.py`."""
+    from maskpt.core.cli_args import ConfigArgs
+
+    return ConfigArgs(FinetuneConfig, "maskpt finetune", __doc__)
 
 
 def main(argv=None) -> int:
-    from maskpt.config import recipe_config
+    def run(cfg: FinetuneConfig, _) -> int:
+        metrics = finetune(cfg)
+        if metrics is not None:
+            print(f"{cfg.task}: dev {metrics['metric']} {metrics['dev']:.4f}, "
+                  f"test {metrics['test']:.4f} (best step {metrics['best_step']})")  # fmt: skip
+        return 0
 
-    cfg = recipe_config(FinetuneConfig, argv, "maskpt finetune", __doc__,
-                        ("task", "data_dir", "model", "output_dir", "train_fraction"))  # fmt: skip
-    from train.ft_loop import finetune
-
-    metrics = finetune(cfg)
-    if metrics is not None:
-        print(
-            f"{cfg.task}: dev {metrics['metric']} {metrics['dev']:.4f}, "
-            f"test {metrics['test']:.4f} (best step {metrics['best_step']})"
-        )
-    return 0
+    return config_args().main(argv, run)
 
 
 if __name__ == "__main__":

@@ -30,8 +30,6 @@ from typing import Literal
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
 
 @dataclass(frozen=True)
 class MetaConfig:
@@ -93,7 +91,7 @@ class MetaConfig:
 
 
 def make_batch(tok, examples, max_length: int, prefix_space: bool = False) -> dict:
-    from maskpt.batching import pad, pad_ids
+    from maskpt.core.batching import pad, pad_ids
 
     pre = " " if prefix_space else ""
     ctx = tok([e.context for e in examples], truncation=True, max_length=max_length)["input_ids"]
@@ -210,6 +208,7 @@ def load_models(cfg: MetaConfig):
 def train(cfg: MetaConfig, progress: bool = True) -> dict:
     from tqdm import tqdm
 
+    from maskpt.core.seeding import stable_rng, stable_seed
     from policies import checkpoint
     from train.policy_data import read_jsonl
 
@@ -220,22 +219,24 @@ def train(cfg: MetaConfig, progress: bool = True) -> dict:
     tok, model, masker, args = load_models(cfg)
     model.train()
     opt = torch.optim.Adam([p for p in masker.parameters() if p.requires_grad], lr=cfg.policy_lr)
-    gen = torch.Generator().manual_seed(cfg.seed)
+    gen = torch.Generator().manual_seed(stable_seed("meta-gumbel", cfg.seed))
     out = Path(cfg.output_dir)
     out.mkdir(parents=True, exist_ok=True)
     log = (out / "train_log.jsonl").open("w")
     last: dict = {}
     for step in tqdm(range(cfg.steps), desc="train meta_v1", disable=not progress):
-        rng = np.random.default_rng([cfg.seed, step])
+        rng = stable_rng("meta-batch", cfg.seed, step)
         pick = rng.choice(len(examples), size=min(cfg.batch_size, len(examples)), replace=False)
         batch = make_batch(tok, [examples[i] for i in pick], cfg.max_length,
                            cfg.target_prefix_space)  # fmt: skip
-        torch.manual_seed(cfg.seed * 1_000_003 + step)  # dropout
+        torch.manual_seed(stable_seed("meta-dropout", cfg.seed, step))
         opt.zero_grad(set_to_none=True)
         rec = meta_step(model, masker, batch, cfg, tok.mask_token_id, gen)
         rec.pop("mask")
         if not np.isfinite(rec["meta_loss"]):
-            raise FloatingPointError(f"non-finite meta loss at step {step}: {rec}")
+            from train.distributed import NonFiniteLoss
+
+            raise NonFiniteLoss(f"non-finite meta loss at step {step + 1}: {rec}")
         opt.step()
         last = {"step": step + 1, **rec}
         if (step + 1) % cfg.log_every == 0 or step + 1 == cfg.steps:
@@ -247,17 +248,20 @@ def train(cfg: MetaConfig, progress: bool = True) -> dict:
     return last
 
 
-def main(argv=None) -> int:
-    from maskpt.config import recipe_config
+def config_args():
+    from maskpt.core.cli_args import ConfigArgs
 
-    cfg = recipe_config(MetaConfig, argv, "maskpt train-policy meta", __doc__,
-                        ("examples", "model", "output_dir"))  # fmt: skip
-    last = train(cfg)
-    print(
-        f"meta_v1 checkpoint in {cfg.output_dir}: last meta loss {last['meta_loss']:.4f}, "
-        f"mask rate {last['mask_rate']:.3f}"
-    )
-    return 0
+    return ConfigArgs(MetaConfig, "maskpt train-policy meta", __doc__)
+
+
+def main(argv=None) -> int:
+    def run(cfg: MetaConfig, _) -> int:
+        last = train(cfg)
+        print(f"meta_v1 checkpoint in {cfg.output_dir}: last meta loss {last['meta_loss']:.4f}, "
+              f"mask rate {last['mask_rate']:.3f}")  # fmt: skip
+        return 0
+
+    return config_args().main(argv, run)
 
 
 if __name__ == "__main__":

@@ -1,10 +1,13 @@
-"""Building BART for (intermediate) pre-training, and distributed setup."""
+"""Building BART for (intermediate) pre-training, and exporting it as a
+Hugging Face folder."""
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
+
+from maskpt.core.errors import UserError
 
 
 @dataclass(frozen=True)
@@ -18,9 +21,28 @@ class ModelConfig:
     attn_implementation: str = "sdpa"
     """Attention kernel: sdpa (default) or eager."""
 
+    def __post_init__(self) -> None:
+        if not self.name_or_path and not self.config:
+            raise ValueError("model: give name_or_path (a BART folder or hub name) or config")
+        if not self.tokenizer_name:
+            raise ValueError("model.tokenizer: give the shards' tokenizer (a folder or hub name)")
+
     @property
     def tokenizer_name(self) -> str:
         return self.tokenizer or self.name_or_path
+
+
+def load_pretrained(name_or_path: str, **kwargs):
+    """`BartForConditionalGeneration.from_pretrained`, with a one-line error
+    naming the folder or hub name when it cannot be loaded."""
+    from transformers import BartForConditionalGeneration
+
+    try:
+        return BartForConditionalGeneration.from_pretrained(name_or_path, **kwargs)
+    except OSError as exc:
+        where = "folder" if Path(name_or_path).exists() else "hub name (or missing folder)"
+        first = str(exc).splitlines()[0] if str(exc) else exc.__class__.__name__
+        raise UserError(f"could not load model {name_or_path!r} ({where}): {first}") from exc
 
 
 def build_model(cfg: ModelConfig, tokenizer, seed: int):
@@ -40,9 +62,9 @@ def build_model(cfg: ModelConfig, tokenizer, seed: int):
         }
         model = BartForConditionalGeneration(BartConfig(**fields))
     else:
-        model = BartForConditionalGeneration.from_pretrained(cfg.name_or_path)
+        model = load_pretrained(cfg.name_or_path)
         if model.config.vocab_size < len(tokenizer):
-            raise ValueError(
+            raise UserError(
                 f"model {cfg.name_or_path} has {model.config.vocab_size} embeddings, the tokenizer "
                 f"{len(tokenizer)} tokens"
             )
@@ -50,77 +72,18 @@ def build_model(cfg: ModelConfig, tokenizer, seed: int):
     return model
 
 
-def dist_env() -> tuple[int, int, int]:
-    """(rank, local_rank, world_size) from the launcher's environment; a
-    plain `python` run is rank 0 of 1 (MASTER_ADDR etc. are set for it)."""
-    os.environ.setdefault("RANK", "0")
-    os.environ.setdefault("LOCAL_RANK", "0")
-    os.environ.setdefault("WORLD_SIZE", "1")
-    os.environ.setdefault("MASTER_ADDR", "127.0.0.1")
-    os.environ.setdefault("MASTER_PORT", str(29500 + os.getpid() % 1000))
-    return int(os.environ["RANK"]), int(os.environ["LOCAL_RANK"]), int(os.environ["WORLD_SIZE"])
-
-
-def split_batch(
-    global_batch: int, micro_batch: int, world: int, names=("global_batch", "micro_batch")
-) -> int:
-    """Gradient-accumulation steps so that micro x world x accumulation = global."""
-    per_step = micro_batch * world
-    if global_batch % per_step:
-        raise ValueError(
-            f"{names[0]} {global_batch} cannot be split into {names[1]} {micro_batch} x world "
-            f"size {world} x gradient accumulation: {global_batch} is not a multiple of "
-            f"{per_step}; change {names[1]} or {names[0]}"
-        )
-    return global_batch // per_step
-
-
-def zero_config(global_batch: int, micro_batch: int, accum: int, grad_clip: float,
-                zero_stage: int, bf16: bool) -> dict:  # fmt: skip
-    """The DeepSpeed config both recipes use (optimizer and schedule are passed in)."""
-    return {
-        "train_batch_size": global_batch,
-        "train_micro_batch_size_per_gpu": micro_batch,
-        "gradient_accumulation_steps": accum,
-        "gradient_clipping": grad_clip,
-        "zero_optimization": {"stage": zero_stage},
-        "bf16": {"enabled": bf16},
-        "zero_allow_untested_optimizer": True,
-        "steps_per_print": 10**9,
-    }
-
-
-def init_deepspeed(precision: str) -> bool:
-    """Distributed init from the launcher's environment (NCCL on GPU, gloo on
-    CPU); returns whether to train in bf16 (`auto` = on GPU)."""
-    import deepspeed
-    import torch
-
-    _, local_rank, _ = dist_env()
-    use_cuda = torch.cuda.is_available()
-    if use_cuda:
-        torch.cuda.set_device(local_rank)
-    deepspeed.init_distributed(dist_backend="nccl" if use_cuda else "gloo", verbose=False)
-    return precision == "bf16" or (precision == "auto" and use_cuda)
-
-
-def finish_distributed() -> None:
-    """Barrier, then tear the process group down (a rank can abort at exit otherwise)."""
-    import torch.distributed as dist
-
-    dist.barrier()
-    dist.destroy_process_group()
-
-
-def all_reduce(values: list[float], op: str = "sum") -> list[float]:
-    """Sum (or min) a few scalars over all ranks; a no-op in one process. The
-    tensor lives on the GPU under NCCL (which cannot reduce CPU tensors)."""
-    import torch
-    import torch.distributed as dist
-
-    if not (dist.is_initialized() and dist.get_world_size() > 1):
-        return list(values)
-    device = f"cuda:{torch.cuda.current_device()}" if dist.get_backend() == "nccl" else "cpu"
-    t = torch.tensor(values, dtype=torch.float64, device=device)
-    dist.all_reduce(t, op=dist.ReduceOp.SUM if op == "sum" else dist.ReduceOp.MIN)
-    return t.tolist()
+def export_pretrained(model, tokenizer, folder: str | Path) -> Path:
+    """`save_pretrained` of model (safetensors) and tokenizer into `folder`,
+    the tokenizer's `model_max_length` set to the model's positions so that
+    `truncation=True` keeps inputs the model can take."""
+    folder = Path(folder)
+    model.save_pretrained(str(folder), safe_serialization=True)
+    positions = getattr(model.config, "max_position_embeddings", None)
+    old = tokenizer.model_max_length
+    try:
+        if positions:
+            tokenizer.model_max_length = int(positions)
+        tokenizer.save_pretrained(str(folder))
+    finally:
+        tokenizer.model_max_length = old
+    return folder

@@ -74,17 +74,17 @@ def read_jsonl(path: str | Path, dropped: Counter) -> list[QAContext]:
 
 
 def read_triviaqa(folder: str | Path, split: str, dropped: Counter) -> list[QAContext]:
-    from train.tasks import _json, _need
+    from train.tasks import find_file, read_json
 
     folder = Path(folder)
     names = (f"unfiltered-web-{split}.json", f"web-{split}.json", f"wikipedia-{split}.json")
-    path = _need(folder, names, "tqa")
+    path = find_file(folder, names, "tqa")
     evidence = next((d for d in (folder / "evidence" / "wikipedia", folder / "evidence_wikipedia")
                      if d.is_dir()), None)  # fmt: skip
     if evidence is None:
         raise TaskDataError(f"tqa: no evidence/wikipedia/ folder in {folder}")
     out = []
-    for q in _json(path).get("Data", []):
+    for q in read_json(path).get("Data", []):
         ans = q.get("Answer", {})
         answers = [ans.get("Value", ""), *ans.get("Aliases", [])]
         found = False

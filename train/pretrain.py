@@ -1,8 +1,8 @@
 """Intermediate pre-training of BART on masked shards, with DeepSpeed ZeRO.
 
+    maskpt pretrain --config configs/pretrain/tiny_cpu.yaml data.shards=[out/rand]
     deepspeed train/pretrain.py --config configs/pretrain/bart_base_paper.yaml [key=value ...]
     deepspeed --num_gpus 8 train/pretrain.py --config configs/pretrain/bart_base_paper.yaml --resume
-    python train/pretrain.py --config configs/pretrain/tiny_cpu.yaml data.shards=[out/rand]
 
 Source = `source_ids`, labels = `target_ids` (padding ignored in the loss),
 for `full` and `span` targets alike. The global batch is reached as
@@ -11,22 +11,38 @@ Checkpoints are DeepSpeed checkpoints (all ranks save) holding the data
 stream's position; `--resume` continues from the latest with exactly the
 examples not yet seen. At the end the model and tokenizer are exported with
 `save_pretrained` to OUTPUT/hf for fine-tuning.
+
+The recipe in phases: `prepare` (everything that can fail on bad input,
+before any distributed set-up), `setup` (engine, stream, run folder),
+`restore` (a checkpoint's weights and data position), `train_step` (one
+optimizer step over the accumulated micro-batches), `log_step`, `save`,
+`export`, and `cleanup`; `train` runs them and `main` parses the command line.
 """
 
 from __future__ import annotations
 
-import argparse
 import hashlib
+import json
 import sys
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-sys.path.insert(
-    0, str(Path(__file__).resolve().parents[1])
-)  # `deepspeed train/pretrain.py` from a checkout
+import torch
 
-from train.model import ModelConfig, split_batch, zero_config  # noqa: E402
+from maskpt.core.errors import UserError
+from train.data import DataError, PretrainStream, collate, open_source
+from train.distributed import (
+    all_reduce,
+    check_finite,
+    dist_env,
+    finish_distributed,
+    init_deepspeed,
+    split_batch,
+    zero_config,
+)
+from train.model import ModelConfig, build_model, export_pretrained
 
 
 @dataclass(frozen=True)
@@ -57,6 +73,12 @@ class OptimConfig:
     """Linear warm-up steps, then linear decay to 0 at total_steps."""
     grad_clip: float = 1.0
     """Gradient norm clipping (0 = off)."""
+
+    def __post_init__(self) -> None:
+        if self.lr <= 0:
+            raise ValueError(f"lr must be > 0, got {self.lr}")
+        if self.weight_decay < 0 or self.eps <= 0 or self.warmup_steps < 0 or self.grad_clip < 0:
+            raise ValueError("weight_decay, warmup_steps and grad_clip must be >= 0, eps > 0")
 
 
 @dataclass(frozen=True)
@@ -110,16 +132,9 @@ class PretrainConfig:
             raise ValueError(f"zero_stage must be 0, 1 or 2, got {self.zero_stage}")
 
 
-def accumulation_steps(cfg: PretrainConfig, world: int) -> int:
-    return split_batch(cfg.global_batch, cfg.micro_batch, world)
-
-
-def deepspeed_config(cfg: PretrainConfig, world: int, bf16: bool) -> dict:
-    return zero_config(cfg.global_batch, cfg.micro_batch, accumulation_steps(cfg, world),
-                       cfg.optim.grad_clip, cfg.zero_stage, bf16)  # fmt: skip
-
-
 def lr_lambda(cfg: PretrainConfig):
+    """Linear warm-up to the peak rate, then linear decay to 0 at total_steps."""
+
     def f(step: int) -> float:
         if step < cfg.optim.warmup_steps:
             return (step + 1) / cfg.optim.warmup_steps
@@ -129,35 +144,220 @@ def lr_lambda(cfg: PretrainConfig):
     return f
 
 
-def micro_seed(seed: int, step: int, micro: int, rank: int) -> int:
-    """Dropout seed of one micro-step: resumed runs replay the same randomness."""
-    h = hashlib.blake2b(f"{seed}:{step}:{micro}:{rank}".encode(), digest_size=8).digest()
-    return int.from_bytes(h, "little") >> 1
+@dataclass
+class Run:
+    """One invocation's state, shared by the phases."""
+
+    cfg: PretrainConfig
+    rank: int
+    world: int
+    tok: object
+    engine: object
+    stream: PretrainStream
+    accum: int
+    out: Path
+    step: int = 0
+    history: list = field(default_factory=list)
+    log: object = None
+    ids_log: object = None
+    bar: object = None
+
+    @property
+    def ckpt_dir(self) -> Path:
+        return self.out / "checkpoints"
 
 
-class NonFiniteLoss(RuntimeError):
-    pass
+# --- phases ---------------------------------------------------------------------------
+
+
+def prepare(cfg: PretrainConfig, world: int, rank: int = 0):
+    """Everything that can fail on bad input, before any training: tokenizer,
+    shard folders (complete, intact, same tokenizer, same max_length), batch split."""
+    from maskpt.core.tokenizer import load_tokenizer, tokenizer_fingerprint
+
+    split_batch(cfg.global_batch, cfg.micro_batch, world)
+    tok = load_tokenizer(cfg.model.tokenizer_name)
+    sha = tokenizer_fingerprint(tok)
+    weights = cfg.data.weights or (1.0,) * len(cfg.data.shards)
+    sources = [
+        open_source(f, w, sha, cfg.data.verify, verify_part=(rank, world))
+        for f, w in zip(cfg.data.shards, weights, strict=True)
+    ]
+    for s in sources:
+        if s.index.max_length > cfg.max_length:
+            raise DataError(
+                f"{s.folder}: shards have max_length {s.index.max_length}, the run {cfg.max_length}"
+            )
+    return tok, sources
+
+
+def setup(cfg: PretrainConfig, resume: bool) -> Run:
+    """Check the input, start DeepSpeed, build the engine and the data stream."""
+    import deepspeed
+
+    rank, _, world = dist_env()
+    tok, sources = prepare(cfg, world, rank)  # fails fast on bad input, before distributed init
+    out = Path(cfg.output_dir)
+    has_ckpt = (out / "checkpoints" / "latest").exists()
+    if not resume and has_ckpt:
+        raise UserError(
+            f"{out / 'checkpoints'} already has checkpoints: pass --resume to continue, "
+            "or use another output_dir"
+        )
+    if resume and not has_ckpt:
+        raise UserError(f"--resume: no checkpoint in {out / 'checkpoints'}")
+    bf16 = init_deepspeed(cfg.precision)
+    model = build_model(cfg.model, tok, cfg.seed)
+    o = cfg.optim
+    optimizer = torch.optim.AdamW(model.parameters(), lr=o.lr, betas=tuple(o.betas), eps=o.eps,
+                                  weight_decay=o.weight_decay)  # fmt: skip
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(cfg))
+    accum = split_batch(cfg.global_batch, cfg.micro_batch, world)
+    ds_config = zero_config(cfg.global_batch, cfg.micro_batch, accum, o.grad_clip,
+                            cfg.zero_stage, bf16)  # fmt: skip
+    engine, _, _, _ = deepspeed.initialize(model=model, optimizer=optimizer,
+                                           lr_scheduler=scheduler, config=ds_config)  # fmt: skip
+    stream = PretrainStream(sources, cfg.micro_batch, rank, world, cfg.seed, cfg.data.shuffle,
+                            len(tok), cfg.max_length)  # fmt: skip
+    if rank == 0:
+        from maskpt.core.config import to_dict
+
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "config.json").write_text(json.dumps(to_dict(cfg), indent=2) + "\n")
+    return Run(cfg, rank, world, tok, engine, stream, accum, out)
+
+
+def restore(run: Run) -> None:
+    """Load the latest checkpoint: weights, optimizer, schedule and the data position."""
+    _, client = run.engine.load_checkpoint(str(run.ckpt_dir))
+    run.step = int(client["step"])
+    run.stream.load_state_dict(client["data"])
+    if run.stream.micro_steps_done != run.step * run.accum:
+        raise RuntimeError("checkpoint data position does not match its step")
+
+
+def open_logs(run: Run) -> None:
+    """log.jsonl and the progress bar on rank 0; example-id logs when asked."""
+    cfg = run.cfg
+    if run.rank == 0:
+        from tqdm import tqdm
+
+        run.log = (run.out / "log.jsonl").open("a")
+        run.bar = tqdm(total=cfg.total_steps, initial=run.step, desc="pretrain",
+                       dynamic_ncols=True)  # fmt: skip
+    if cfg.debug_records:
+        run.ids_log = (run.out / f"example_ids.rank{run.rank}.jsonl").open("a")
+
+
+def train_step(run: Run, batches) -> tuple[float, float]:
+    """One optimizer step over `accum` micro-batches; (mean loss, tokens) over all ranks."""
+    from maskpt.core.seeding import micro_seed
+
+    engine, step = run.engine, run.step
+    loss_sum, tokens = 0.0, 0
+    for micro in range(run.accum):
+        batch = collate(next(batches), run.tok.pad_token_id)
+        ids = batch.pop("ids")
+        if run.ids_log is not None:
+            run.ids_log.write(json.dumps({"step": step, "micro": micro, "ids": ids}) + "\n")
+        torch.manual_seed(micro_seed(run.cfg.seed, step, micro, run.rank))
+        batch = {k: v.to(engine.device) for k, v in batch.items()}
+        loss = engine(**batch).loss
+        check_finite(loss, f"at step {step + 1}, micro-step {micro} (examples {ids})")
+        engine.backward(loss)
+        engine.step()
+        run.stream.advance()
+        loss_sum += loss.item()
+        tokens += int(batch["attention_mask"].sum()) + int((batch["labels"] != -100).sum())
+    mean_loss, all_tokens = all_reduce([loss_sum / run.accum, float(tokens)])
+    return mean_loss / run.world, all_tokens
+
+
+def log_step(run: Run, loss: float, tokens: float, seconds: float) -> None:
+    """One line of log.jsonl and the progress bar's numbers (rank 0)."""
+    rec = {
+        "step": run.step,
+        "loss": loss,
+        "lr": run.engine.get_lr()[0],
+        "tokens": tokens,
+        "seconds": seconds,
+        "tokens_per_s": tokens / seconds,
+        "examples_seen": run.step * run.cfg.global_batch,
+    }
+    run.log.write(json.dumps(rec) + "\n")
+    run.log.flush()
+    run.bar.set_postfix(loss=f"{loss:.3f}", tok_s=f"{rec['tokens_per_s']:.0f}")
+
+
+def save(run: Run) -> None:
+    """A DeepSpeed checkpoint (all ranks) holding the step and the data position."""
+    run.engine.save_checkpoint(str(run.ckpt_dir), tag=f"step{run.step:08d}",
+                               client_state={"step": run.step,
+                                             "data": run.stream.state_dict()})  # fmt: skip
+
+
+def export(run: Run) -> None:
+    """The Hugging Face folder OUTPUT/hf (rank 0), once the run reached total_steps."""
+    if run.rank == 0 and run.cfg.export and run.step >= run.cfg.total_steps:
+        export_pretrained(run.engine.module, run.tok, run.out / "hf")
+
+
+def cleanup(run: Run) -> None:
+    """Close logs, write the debug parameter hash, tear distributed down."""
+    for f in (run.bar, run.log, run.ids_log):
+        if f is not None:
+            f.close()
+    if run.cfg.debug_records:
+        h = hashlib.sha256()
+        for p in run.engine.module.parameters():
+            h.update(p.detach().float().cpu().numpy().tobytes())
+        (run.out / f"param_sha256.rank{run.rank}.txt").write_text(h.hexdigest())
+    finish_distributed()
+
+
+# --- the recipe -----------------------------------------------------------------------
+
+
+def train(cfg: PretrainConfig, resume: bool = False) -> dict:
+    """Run (or resume) pre-training; returns the last step and the losses of this invocation."""
+    run = setup(cfg, resume)
+    if resume:
+        restore(run)
+    loader = torch.utils.data.DataLoader(run.stream, batch_size=None,
+                                         num_workers=cfg.data.num_workers)  # fmt: skip
+    batches = iter(loader)
+    open_logs(run)
+    last = min(cfg.total_steps, run.step + cfg.stop_after) if cfg.stop_after else cfg.total_steps
+    t0, tokens_since = time.perf_counter(), 0.0
+    while run.step < last:
+        loss, tokens = train_step(run, batches)
+        run.step += 1
+        run.history.append(loss)
+        tokens_since += tokens
+        if run.rank == 0:
+            if run.step % cfg.log_every == 0 or run.step == last:
+                log_step(run, loss, tokens_since, time.perf_counter() - t0)
+                t0, tokens_since = time.perf_counter(), 0.0
+            run.bar.update(1)
+        if (cfg.save_every and run.step % cfg.save_every == 0) or run.step == last:
+            save(run)
+    export(run)
+    cleanup(run)
+    return {"step": run.step, "losses": run.history}
+
+
+def config_args():
+    """The command line of `maskpt pretrain` / `deepspeed train/pretrain.py`."""
+    from maskpt.core.cli_args import ConfigArgs
+
+    args = ConfigArgs(PretrainConfig, "maskpt pretrain", __doc__)
+    args.parser.add_argument("--resume", action="store_true",
+                             help="continue from the latest checkpoint in output_dir")  # fmt: skip
+    return args
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    ap.add_argument("--config", required=True, help="YAML file of PretrainConfig fields")
-    ap.add_argument("--resume", action="store_true", help="continue from the latest checkpoint")
-    ap.add_argument(
-        "--local_rank", type=int, default=None, help=argparse.SUPPRESS
-    )  # deepspeed launcher
-    ap.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="dotted config overrides")
-    args = ap.parse_args(argv)
-
-    from maskpt.config import load_config
-
-    cfg = load_config(PretrainConfig, args.config, args.overrides)
-    from train.loop import train
-
-    train(cfg, resume=args.resume)
-    return 0
+    return config_args().main(argv, lambda cfg, ns: train(cfg, resume=ns.resume) and 0)
 
 
 if __name__ == "__main__":

@@ -20,6 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
+from maskpt.core.errors import UserError
+
 TASK_ORDER = ["nq", "tqa", "wq", "ay2", "zsre", "wow", "ropes", "wiqa", "quartz"]
 
 
@@ -31,10 +33,10 @@ def collect(paths) -> list[dict]:
             try:
                 m = json.loads(f.read_text())
             except json.JSONDecodeError as exc:
-                raise ValueError(f"{f}: not valid JSON ({exc})") from exc
+                raise UserError(f"{f}: not valid JSON ({exc})") from exc
             for key in ("task", "dev", "test", "seed", "lr", "batch_size"):
                 if key not in m:
-                    raise ValueError(f"{f}: field {key!r} missing")
+                    raise UserError(f"{f}: field {key!r} missing")
             if f.parent.parent.name == m["task"]:
                 m["checkpoint"] = f.parent.parent.parent.name
             else:
@@ -42,7 +44,7 @@ def collect(paths) -> list[dict]:
             m["path"] = str(f.parent)
             runs.append(m)
     if not runs:
-        raise ValueError(f"no metrics.json under {', '.join(map(str, paths))}")
+        raise UserError(f"no metrics.json under {', '.join(map(str, paths))}")
     return runs
 
 

@@ -1,16 +1,16 @@
-"""Seq2seq helpers for fine-tuning: encode task examples, cut deterministic
-batches, label-smoothed loss, batched beam-search prediction and scoring.
-Functions only; `train/finetune.py` composes them."""
+"""Seq2seq data helpers for fine-tuning: encode task examples, the fixed
+low-resource subset, the torch datasets the Trainer reads, and scoring a
+prediction. Functions only; `train/finetune.py` composes them."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
-import numpy as np
 import torch
 
-from maskpt.batching import pad_seq2seq
+from maskpt.core.batching import pad, pad_ids
+from maskpt.core.seeding import stable_rng
 from train.metrics import METRICS, mc_accuracy
 from train.tasks import TaskExample
 
@@ -27,7 +27,7 @@ def encode(
     max_source: int,
     max_target: int,
     prefix_space: bool = False,
-):
+) -> list[Encoded]:
     """Token ids of sources and targets, truncated (ends keep </s>); with
     `prefix_space`, targets are encoded as " " + target."""
     src = tokenizer([e.source for e in examples], truncation=True, max_length=max_source)
@@ -43,79 +43,62 @@ def subset(examples: list, fraction: float, seed: int) -> list:
     if fraction >= 1.0:
         return list(examples)
     k = max(1, round(fraction * len(examples)))
-    keep = np.sort(np.random.default_rng(seed).permutation(len(examples))[:k])
+    keep = sorted(stable_rng("subset", seed).permutation(len(examples))[:k].tolist())
     return [examples[i] for i in keep]
 
 
-def index_stream(n: int, seed: int) -> Iterator[int]:
-    """Example indices, one shuffled pass after another; a pass's order
-    depends only on (seed, pass)."""
-    epoch = 0
-    while True:
-        yield from np.random.default_rng([seed, epoch]).permutation(n).tolist()
-        epoch += 1
+class TrainSet(torch.utils.data.Dataset):
+    """(source, target) pairs as the Trainer's collator wants them."""
+
+    def __init__(self, encoded: Sequence[Encoded]):
+        self.encoded = list(encoded)
+
+    def __len__(self) -> int:
+        return len(self.encoded)
+
+    def __getitem__(self, i: int) -> dict:
+        e = self.encoded[i]
+        return {"input_ids": e.source, "labels": e.target}
 
 
-def global_batches(n: int, batch: int, seed: int) -> Iterator[list[int]]:
-    """Global batches of `batch` indices over the stream; nothing is dropped:
-    a pass's last partial batch continues into the next pass."""
-    stream = index_stream(n, seed)
-    while True:
-        yield [next(stream) for _ in range(batch)]
+class EvalSet(torch.utils.data.Dataset):
+    """Sources and each example's index, no labels (generation needs none,
+    and a forward pass for an eval loss would cost as much again), in order
+    of length so that generation batches pad little."""
+
+    def __init__(self, encoded: Sequence[Encoded]):
+        self.order = sorted(range(len(encoded)), key=lambda i: len(encoded[i].source))
+        self.sources = [encoded[i].source for i in self.order]
+
+    def __len__(self) -> int:
+        return len(self.sources)
+
+    def __getitem__(self, k: int) -> dict:
+        return {"input_ids": self.sources[k], "example_index": self.order[k]}
 
 
-def collate(items: Sequence[Encoded], pad_id: int) -> dict[str, torch.Tensor]:
-    return pad_seq2seq([x.source for x in items], [x.target for x in items], pad_id)
+class Collator:
+    """Pads a list of `TrainSet`/`EvalSet` items: input_ids and attention_mask;
+    with targets also labels (-100 padding) and the decoder input (labels
+    shifted right behind the decoder start token), which label smoothing
+    needs because the model then gets no labels of its own; evaluation items
+    keep their example index ([B, 1])."""
 
+    def __init__(self, pad_id: int, decoder_start_id: int):
+        self.pad_id, self.start_id = pad_id, decoder_start_id
 
-def smoothed_loss(model, batch: dict[str, torch.Tensor], smoothing: float) -> torch.Tensor:
-    """Token-level cross-entropy with label smoothing over non-pad targets."""
-    logits = model(**batch).logits
-    return torch.nn.functional.cross_entropy(
-        logits.reshape(-1, logits.size(-1)).float(),
-        batch["labels"].reshape(-1),
-        ignore_index=-100,
-        label_smoothing=smoothing,
-    )
+    def __call__(self, features: list[dict]) -> dict[str, torch.Tensor]:
+        from transformers.models.bart.modeling_bart import shift_tokens_right
 
-
-@torch.no_grad()
-def predict(
-    model,
-    tokenizer,
-    encoded: Sequence[Encoded],
-    batch_size: int,
-    num_beams: int,
-    min_length: int,
-    max_length: int,
-    device,
-    progress: bool = False,
-) -> list[str]:
-    """Beam-search outputs for every example, in input order. Batches are
-    formed from length-sorted sources (less padding), then put back in order."""
-    model.eval()
-    order = sorted(range(len(encoded)), key=lambda i: len(encoded[i].source))
-    out: list[str] = [""] * len(encoded)
-    starts = range(0, len(order), batch_size)
-    if progress:
-        from tqdm import tqdm
-
-        starts = tqdm(starts, desc="generate", leave=False, dynamic_ncols=True)
-    for s in starts:
-        idx = order[s : s + batch_size]
-        batch = collate([encoded[i] for i in idx], tokenizer.pad_token_id)
-        gen = model.generate(
-            input_ids=batch["input_ids"].to(device),
-            attention_mask=batch["attention_mask"].to(device),
-            num_beams=num_beams,
-            min_new_tokens=min_length,
-            max_new_tokens=max_length,
-            early_stopping=True,
-        )
-        for i, text in zip(idx, tokenizer.batch_decode(gen, skip_special_tokens=True), strict=True):
-            out[i] = text.strip()
-    model.train()
-    return out
+        ids, att = pad_ids([f["input_ids"] for f in features], self.pad_id)
+        batch = {"input_ids": ids, "attention_mask": att}
+        if "labels" in features[0]:
+            labels = pad([f["labels"] for f in features], -100)
+            batch["labels"] = labels
+            batch["decoder_input_ids"] = shift_tokens_right(labels, self.pad_id, self.start_id)
+        if "example_index" in features[0]:
+            batch["example_index"] = torch.tensor([[f["example_index"]] for f in features])
+        return batch
 
 
 def score(metric: str, prediction: str, example: TaskExample) -> float:

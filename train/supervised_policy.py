@@ -19,10 +19,7 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import torch
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
 @dataclass(frozen=True)
@@ -99,7 +96,7 @@ def encode(tok, examples, max_length: int, max_span: int, dropped: Counter):
 
 
 def batch_tensors(items, pad_id: int):
-    from maskpt.batching import pad_ids
+    from maskpt.core.batching import pad_ids
 
     ids, att = pad_ids([i[0] for i in items], pad_id)
     starts = torch.tensor([i[1] for i in items])
@@ -133,6 +130,7 @@ def span_loss(start, end, s, e):
 def train(cfg: SupervisedConfig, progress: bool = True) -> dict:
     from transformers import AutoTokenizer, BartForConditionalGeneration
 
+    from maskpt.core.seeding import stable_rng
     from policies import checkpoint
     from policies.networks import SpanExtractor
     from train.policy_data import read_jsonl, read_triviaqa
@@ -146,8 +144,7 @@ def train(cfg: SupervisedConfig, progress: bool = True) -> dict:
     items = encode(tok, examples, cfg.max_length, cfg.max_span_length, dropped)
     if len(items) < 2:
         raise ValueError(f"only {len(items)} usable examples (dropped: {dict(dropped)})")
-    rng = np.random.default_rng(cfg.seed)
-    order = rng.permutation(len(items))
+    order = stable_rng("sup-split", cfg.seed).permutation(len(items))
     n_val = max(1, int(len(items) * cfg.val_fraction))
     val = [items[i] for i in order[:n_val]]
     train_items = [items[i] for i in order[n_val:]]
@@ -173,7 +170,7 @@ def train(cfg: SupervisedConfig, progress: bool = True) -> dict:
     best, step, epoch = math.inf, 0, 0
     summary: dict = {}
     while step < total:
-        perm = np.random.default_rng([cfg.seed, epoch]).permutation(len(train_items))
+        perm = stable_rng("sup-order", cfg.seed, epoch).permutation(len(train_items))
         for k in range(0, len(perm), cfg.batch_size):
             ids, att, s, e = batch_tensors([train_items[i] for i in perm[k : k + cfg.batch_size]],
                                            tok.pad_token_id)  # fmt: skip
@@ -202,15 +199,20 @@ def train(cfg: SupervisedConfig, progress: bool = True) -> dict:
     return summary
 
 
-def main(argv=None) -> int:
-    from maskpt.config import recipe_config
+def config_args():
+    from maskpt.core.cli_args import ConfigArgs
 
-    cfg = recipe_config(SupervisedConfig, argv, "maskpt train-policy supervised", __doc__,
-                        ("examples", "task", "data_dir", "model", "output_dir"))  # fmt: skip
-    s = train(cfg)
-    print(f"sup_v1 checkpoint in {cfg.output_dir}: val loss {s['val_loss']:.3f}, top-1 span "
-          f"accuracy {s['val_top1']:.3f}; dropped {s['dropped'] or 'none'}")  # fmt: skip
-    return 0
+    return ConfigArgs(SupervisedConfig, "maskpt train-policy supervised", __doc__)
+
+
+def main(argv=None) -> int:
+    def run(cfg: SupervisedConfig, _) -> int:
+        s = train(cfg)
+        print(f"sup_v1 checkpoint in {cfg.output_dir}: val loss {s['val_loss']:.3f}, top-1 span "
+              f"accuracy {s['val_top1']:.3f}; dropped {s['dropped'] or 'none'}")  # fmt: skip
+        return 0
+
+    return config_args().main(argv, run)
 
 
 if __name__ == "__main__":

@@ -26,8 +26,56 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, Literal
 
 import yaml
+
+from maskpt.core.config import ConfigError
+
+
+@dataclass(frozen=True)
+class SweepConfig:
+    checkpoints: tuple[str, ...] = ()
+    """HF model folders or hub names, each `PATH` or `NAME=PATH` (the report's row names)."""
+    tasks: tuple[str, ...] = ()
+    """Task names (nq tqa wq ay2 zsre wow ropes wiqa quartz)."""
+    data: tuple[str, ...] = ()
+    """`TASK=DIR` per task, or one DIR holding a folder per task."""
+    out: str = ""
+    """Sweep folder: one subfolder per run, sweep.json."""
+    lrs: tuple[float, ...] = (5e-6, 1e-5, 2e-5, 3e-5)
+    """Learning rates searched (the paper's)."""
+    batch_sizes: tuple[int, ...] = (32, 64, 128, 256)
+    """Batch sizes searched (the paper's)."""
+    seeds: tuple[int, ...] = (0, 1, 2)
+    """Seeds run at the chosen setting."""
+    search: Literal["staged", "grid"] = "staged"
+    """staged: lr, then batch size, then seeds (the paper); grid: everything."""
+    finetune: dict[str, Any] = field(default_factory=dict)
+    """FinetuneConfig fields for every run, e.g. finetune.max_steps=1000."""
+    address: str | None = None
+    """Ray cluster address (e.g. auto); none: the runs go one after another here."""
+    gpus_per_run: float = 1.0
+    """GPUs per Ray task."""
+    retries: int = 1
+    """Retries of a failed run."""
+
+    def __post_init__(self) -> None:
+        from train.finetune import FinetuneConfig
+        from train.tasks import TASKS
+
+        for key in ("checkpoints", "tasks", "data", "out"):
+            if not getattr(self, key):
+                raise ValueError(f"{key}: required (see --help)")
+        unknown = [t for t in self.tasks if t not in TASKS]
+        if unknown:
+            raise ValueError(f"tasks: unknown {unknown}; tasks: {', '.join(TASKS)}")
+        known = set(FinetuneConfig.__dataclass_fields__)
+        bad = sorted(k for k in self.finetune if k not in known)
+        if bad:
+            raise ValueError(f"finetune.{bad[0]}: not a FinetuneConfig field")
+        if self.retries < 0 or not (self.lrs and self.batch_sizes and self.seeds):
+            raise ValueError("retries must be >= 0 and lrs, batch_sizes, seeds non-empty")
 
 
 @dataclass(frozen=True)
@@ -187,7 +235,7 @@ def sweep(
     for ck in checkpoints:
         for task in tasks:
             if task not in data:
-                raise ValueError(f"no data folder for task {task!r}: pass --data {task}=DIR")
+                raise ConfigError(f"no data folder for task {task!r}: pass --data {task}=DIR")
             makers.append(plan(_name(ck), task, out,
                                {**settings, "data_dir": _local(data[task])}))  # fmt: skip
     chosen: dict = {}
@@ -215,3 +263,58 @@ def sweep(
     out.mkdir(parents=True, exist_ok=True)
     (out / "sweep.json").write_text(json.dumps(summary, indent=2) + "\n")
     return summary
+
+
+def data_dirs(specs, tasks) -> dict[str, str]:
+    """`TASK=DIR` entries, or one DIR holding a folder per task."""
+    if len(specs) == 1 and "=" not in specs[0]:
+        return {t: str(Path(specs[0]) / t) for t in tasks}
+    out = {}
+    for spec in specs:
+        task, sep, folder = spec.partition("=")
+        if not sep:
+            raise ConfigError(f"data {spec!r}: expected TASK=DIR")
+        out[task] = folder
+    return out
+
+
+EXAMPLE = """example:
+  maskpt sweep --checkpoints orig=runs/orig/hf ssm=runs/ssm/hf --tasks nq wq \\
+      --data nq=data/nq wq=data/wq --out runs/ft --address auto finetune.max_epochs=20
+"""
+
+
+def config_args():
+    from maskpt.core.cli_args import ConfigArgs
+
+    return ConfigArgs(SweepConfig, "maskpt sweep", __doc__, EXAMPLE)
+
+
+def main(argv=None) -> int:
+    from maskpt.core.errors import exit_on_user_error
+    from train.finetune import FinetuneConfig
+
+    args = config_args()
+
+    def run() -> int:
+        for item in argv or ():
+            key = item.split("=", 1)[0]
+            if (
+                "=" in item
+                and key in FinetuneConfig.__dataclass_fields__
+                and key not in (SweepConfig.__dataclass_fields__)
+            ):
+                raise ConfigError(f"maskpt sweep: {key} is a fine-tuning setting: write "
+                                  f"finetune.{item}")  # fmt: skip
+        cfg, _ = args.parse(argv)
+        executor = Executor(cfg.address, cfg.gpus_per_run, cfg.retries)
+        summary = sweep(list(cfg.checkpoints), list(cfg.tasks), data_dirs(cfg.data, cfg.tasks),
+                        Path(cfg.out), list(cfg.lrs), list(cfg.batch_sizes), list(cfg.seeds),
+                        cfg.search, cfg.finetune, executor)  # fmt: skip
+        print(f"sweep: {summary['ran']} run(s) executed, {summary['skipped_finished']} already "
+              f"finished, {len(summary['failed'])} failed; summary in {cfg.out}/sweep.json")  # fmt: skip
+        for f in summary["failed"]:
+            print(f"  failed: {f} (see {f}/log.txt)", file=sys.stderr)
+        return 1 if summary["failed"] else 0
+
+    return exit_on_user_error("maskpt sweep", run)

@@ -26,8 +26,10 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from maskpt.core.errors import UserError
 
-class TaskDataError(ValueError):
+
+class TaskDataError(UserError, ValueError):
     """A task file that is missing or malformed; the message names it."""
 
 
@@ -49,7 +51,7 @@ class Task:
     parse: Callable[[Path], Iterator[TaskExample]]
 
 
-def _need(dir_: Path, names: tuple[str, ...], task: str) -> Path:
+def find_file(dir_: Path, names: tuple[str, ...], task: str) -> Path:
     for n in names:
         if (dir_ / n).exists():
             return dir_ / n
@@ -70,7 +72,7 @@ def _jsonl(path: Path) -> Iterator[tuple[int, dict]]:
                 raise TaskDataError(f"{path}:{n}: not a JSON line ({exc})") from exc
 
 
-def _json(path: Path):
+def read_json(path: Path):
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
@@ -97,7 +99,7 @@ def parse_nq(path: Path) -> Iterator[TaskExample]:
 
 
 def parse_tqa(path: Path) -> Iterator[TaskExample]:
-    data = _json(path)
+    data = read_json(path)
     for k, q in enumerate(_field(data, "Data", str(path), list)):
         where = f"{path}: Data[{k}]"
         ans = _field(q, "Answer", where, dict)
@@ -120,7 +122,7 @@ def parse_wq_target(value: str) -> tuple[str, ...]:
 
 
 def parse_wq(path: Path) -> Iterator[TaskExample]:
-    for k, q in enumerate(_json(path)):
+    for k, q in enumerate(read_json(path)):
         where = f"{path}: [{k}]"
         answers = parse_wq_target(_field(q, "targetValue", where))
         if not answers:
@@ -170,7 +172,7 @@ def parse_mc(path: Path) -> Iterator[TaskExample]:
 
 
 def parse_ropes(path: Path) -> Iterator[TaskExample]:
-    data = _json(path)
+    data = read_json(path)
     for a, article in enumerate(_field(data, "data", str(path), list)):
         for p, para in enumerate(article.get("paragraphs", [])):
             context = f"{para.get('situation', '')} {para.get('background', '')}".strip()
@@ -239,16 +241,16 @@ def get_task(name: str) -> Task:
     try:
         return TASKS[name]
     except KeyError:
-        raise KeyError(f"unknown task {name!r}; tasks: {', '.join(TASKS)}") from None
+        raise TaskDataError(f"unknown task {name!r}; tasks: {', '.join(TASKS)}") from None
 
 
 def load_split(name: str, folder: str | Path, split: str) -> list[TaskExample]:
     """The examples of one split of a task, from a local folder of release files."""
     task = get_task(name)
     if split not in task.files:
-        raise KeyError(f"{name}: unknown split {split!r}; splits: {', '.join(task.files)}")
+        raise TaskDataError(f"{name}: unknown split {split!r}; splits: {', '.join(task.files)}")
     names, rule = task.files[split]
-    examples = list(task.parse(_need(Path(folder), names, name)))
+    examples = list(task.parse(find_file(Path(folder), names, name)))
     if rule is None:
         return examples
     if rule == HALF_A:

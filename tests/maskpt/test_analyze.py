@@ -4,7 +4,7 @@ import json
 import pytest
 
 from maskpt.analyze import GROUPS, keep_row, run_analysis, token_spans
-from preprocess.manifest import FORMAT_VERSION
+from preprocess.index import PolicyInfo, ShardIndex, TokenizerRef
 from preprocess.shards import write_shard
 
 # (text, words to mask, their expected groups)
@@ -31,10 +31,11 @@ def _row(tok, rid, text, words):
 
 def _shard_folder(folder, tok, rows, policy):
     folder.mkdir(parents=True)
-    entry = write_shard(folder / "part-00000", "arrow", rows)
-    index = {"format_version": FORMAT_VERSION, "policy": {"name": policy}, "formats": ["arrow"],
-             "tokenizer": {"name": tok.name_or_path}, "shards": [entry]}  # fmt: skip
-    (folder / "index.json").write_text(json.dumps(index))
+    entry = write_shard(folder / "part-00000", "arrow", rows, "000-000000")
+    index = ShardIndex(policy=PolicyInfo(policy), seed=0, max_length=128, inputs=(),
+                       tokenizer=TokenizerRef(tok.name_or_path, len(tok), ""), formats=("arrow",),
+                       shard_size=len(rows), docs_per_unit=1, shards=(entry,))  # fmt: skip
+    (folder / "index.json").write_text(json.dumps(index.as_dict()))
     return folder
 
 

@@ -1,133 +1,44 @@
-import json
-import os
-import subprocess
-import sys
-
 import pytest
 
 from maskpt.cli import main
 
 
 def test_help_lists_subcommands(capsys):
+    assert main(["--help"]) == 0
+    out = capsys.readouterr().out
+    for cmd in ("demo", "mask", "policies", "tokenizer", "pretrain", "finetune", "preprocess"):
+        assert f"  {cmd} " in out
+    assert main(["nope"]) == 2
+    assert "unknown command 'nope'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("command", "field_doc"),
+    [
+        (["pretrain"], "optim.lr = 0.0001"),
+        (["finetune"], "Label smoothing of the token cross-entropy."),
+        (["preprocess"], "docs_per_unit = 500"),
+        (["train-policy", "supervised"], "max_span_length = 10"),
+        (["train-policy", "meta"], "outer_loss = 'difference'"),
+        (["sweep"], "finetune = {}"),
+        (["world"], "background_people = 120"),
+        (["demo"], "world.people = 120"),
+        (["mask"], "policy_config = {}"),
+    ],
+)
+def test_every_job_lists_its_config_fields_in_help(command, field_doc, capsys):
     with pytest.raises(SystemExit) as exc:
-        main(["--help"])
+        main([*command, "--help"])
     assert exc.value.code == 0
     out = capsys.readouterr().out
-    for cmd in ("demo", "mask", "policies", "tokenizer"):
-        assert cmd in out
+    assert "--config FILE" in out and "KEY=VALUE" in out and field_doc in out
 
 
-def test_tokenizer_train_then_mask_json(tmp_path, capsys):
-    corpus = tmp_path / "c.txt"
-    corpus.write_text("Marie Curie worked in Paris in 1903.\n\nThe river runs to the sea.\n" * 30)
-    assert (
-        main(
-            [
-                "tokenizer",
-                "train",
-                str(corpus),
-                str(tmp_path / "tok"),
-                "--vocab-size",
-                "400",
-                "--min-frequency",
-                "1",
-            ]
-        )
-        == 0
-    )
-    capsys.readouterr()
-    rc = main(
-        [
-            "mask",
-            "--policy",
-            "rand_v1",
-            "--tokenizer",
-            str(tmp_path / "tok"),
-            "--json",
-            "--text",
-            "Marie Curie worked in Paris in 1903.",
-            "--text",
-            "Second text here.",
-        ]
-    )
-    assert rc == 0
-    captured = capsys.readouterr()
-    rows = [json.loads(line) for line in captured.out.splitlines()]
-    assert [r["id"] for r in rows] == ["text0-0", "text1-0"]
-    for r in rows:
-        assert set(r) >= {
-            "id",
-            "input_ids",
-            "source_ids",
-            "target_ids",
-            "mask",
-            "format",
-            "source",
-            "target",
-        }
-        assert len(r["mask"]) == len(r["input_ids"]) and r["format"] == "span"
-        assert "<mask>" in r["source"]
-    assert "2 documents read" in captured.err
-
-
-def test_mask_input_file_shows_highlighted(tmp_path, capsys, tokenizer):
-    inp = tmp_path / "w.jsonl"
-    inp.write_text(
-        json.dumps({"id": "7", "title": "T", "text": "Alan Turing was born in London in 1912."})
-        + "\n"
-        + "{broken\n"
-    )
-    rc = main(
-        [
-            "mask",
-            "--policy",
-            "ssm_v1",
-            "--tokenizer",
-            tokenizer.name_or_path,
-            "--input",
-            str(inp),
-            "--show",
-            "1",
-        ]
-    )
-    assert rc == 0
-    out = capsys.readouterr().out
-    assert "7-0" in out and "<mask>" in out and "source" in out and "target" in out
-    assert "invalid_json: 1" in out
-
-
-def test_bad_override_is_a_clear_error(tmp_path, capsys, tokenizer):
-    rc = main(
-        [
-            "mask",
-            "--policy",
-            "rand_v1",
-            "--tokenizer",
-            tokenizer.name_or_path,
-            "--text",
-            "x y",
-            "--set",
-            "mask_ratio=2",
-        ]
-    )
+def test_bad_values_are_one_line_errors(tmp_path, capsys):
+    rc = main(["finetune", "--task", "zsre", "lr=-1", "--data-dir", str(tmp_path)])
     assert rc == 2
-    assert "mask_ratio must be in (0, 1)" in capsys.readouterr().err
-
-
-def test_offline_hub_name_says_how_to_train(tmp_path):
-    env = dict(os.environ, HF_HUB_OFFLINE="1", HF_HOME=str(tmp_path / "hf"))
-    proc = subprocess.run(
-        [sys.executable, "-m", "maskpt.cli", "mask", "--policy", "rand_v1", "--text", "hi"],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=120,
-    )
-    assert proc.returncode == 2
-    assert "maskpt tokenizer train" in proc.stderr and "facebook/bart-base" in proc.stderr
-
-
-def test_policies_lists_configs(capsys):
-    assert main(["policies"]) == 0
-    out = capsys.readouterr().out
-    assert "orig_v1" in out and "poisson_lambda = 3.0" in out and "on_no_entity = 'drop'" in out
+    err = capsys.readouterr().err
+    assert err.startswith("maskpt finetune: error:") and "lr must be > 0" in err
+    assert main(["pretrain", "data.shards=[x]", "optim.lr=-1", "model.tokenizer=t"]) == 2
+    assert "optim.lr must be > 0" in capsys.readouterr().err
+    assert main(["--version"]) == 0

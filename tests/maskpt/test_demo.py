@@ -8,7 +8,8 @@ import json
 import pytest
 
 from maskpt.cli import main
-from maskpt.config import ConfigError
+from maskpt.core.config import ConfigError
+from maskpt.core.io import FolderInUse
 from maskpt.demo import POLICIES, demo_config, run_demo
 
 
@@ -53,7 +54,7 @@ def test_another_config_into_the_same_folder_is_refused(tmp_path):
     out = tmp_path / "demo"
     out.mkdir()
     (out / "demo.json").write_text(json.dumps({"seeds": 9}))
-    with pytest.raises(ConfigError, match="another config"):
+    with pytest.raises(FolderInUse, match="another config"):
         run_demo(demo_config("tiny"), out)
 
 

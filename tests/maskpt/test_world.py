@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from maskpt.config import ConfigError
+from maskpt.core.config import ConfigError
 from maskpt.world import ATTRIBUTES, WorldConfig, generate, make_people
 
 

@@ -46,7 +46,7 @@ def test_different_seed_different_masks(name, tok_info, segs):
 
 
 def test_ssm_different_seed_picks_other_entities(tok_info, tokenizer):
-    from tests.conftest import bundled_texts, make_segments
+    from tests.helpers import bundled_texts, make_segments
 
     segs = make_segments(tokenizer, bundled_texts())
     pol = policies.create("ssm_v1", tok_info)

@@ -13,12 +13,12 @@ import pytest
 import torch
 
 import policies
-from maskpt.tokenizer import TokenizerInfo, train_tokenizer
+from maskpt.core.tokenizer import TokenizerInfo, train_tokenizer
 from policies.checkpoint import PolicyCheckpointError
 from preprocess.config import PreprocessConfig
 from preprocess.inspection import iter_rows, verify
 from preprocess.pipeline import run_preprocess
-from tests.conftest import bundled_texts, synthetic_texts, write_jsonl
+from tests.helpers import bundled_texts, synthetic_texts, write_jsonl
 from train.meta_policy import MetaConfig
 from train.meta_policy import train as train_meta
 from train.supervised_policy import SupervisedConfig
@@ -79,8 +79,8 @@ def test_preprocess_with_learned_policy(
 
     index = run(tmp_path / "ray", True)
     assert verify(tmp_path / "ray") == []
-    assert index["policy"]["checkpoint_sha256"]
-    assert index["counts"]["segments_written"] > 30
+    assert index.policy.checkpoint_sha256
+    assert index.counts.segments_written > 30
     run(tmp_path / "local", False)
     assert _rows(tmp_path / "ray") == _rows(tmp_path / "local")
     run(tmp_path / "seed1", False, seed=1)
@@ -92,7 +92,7 @@ def test_preprocess_with_learned_policy(
 
 
 def test_sample_mode_picks_among_top_k(checkpoints, tokenizer, tok_info):
-    from tests.conftest import make_segments
+    from tests.helpers import make_segments
 
     segs = make_segments(tokenizer, synthetic_texts(20, seed=2))
     top1 = policies.create("sup_v1", tok_info, {"checkpoint": checkpoints["sup_v1"]})

@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 
 import policies
-from maskpt.records import MaskedSegment
+from maskpt.core.records import MaskedSegment
 from policies.orig import OrigPolicy, sample_span_lengths
-from tests.conftest import make_segments
+from tests.helpers import make_segments
 
 
 @pytest.fixture(scope="module")

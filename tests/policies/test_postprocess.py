@@ -1,6 +1,6 @@
 import numpy as np
 
-from maskpt.records import Segment
+from maskpt.core.records import Segment
 from policies.postprocess import cap_budget, expand_to_whole_words, finalize
 
 WORD_IDS = [-1, 0, 0, 1, 2, 2, 2, 3, 4, 4, -1]

@@ -3,7 +3,7 @@ from dataclasses import dataclass
 import pytest
 
 import policies
-from maskpt.config import ConfigError
+from maskpt.core.config import ConfigError
 from policies.base import Policy
 from policies.registry import _REGISTRY, register
 

@@ -1,10 +1,10 @@
 import pytest
 
 import policies
-from maskpt.records import MaskedSegment, Skip
+from maskpt.core.records import MaskedSegment, Skip
 from policies.base import fill_spans
 from policies.ssm import SALIENT_LABELS, find_entities
-from tests.conftest import bundled_texts, make_segments, synthetic_texts
+from tests.helpers import bundled_texts, make_segments, synthetic_texts
 
 
 @pytest.fixture(scope="module")
@@ -45,8 +45,8 @@ def test_masks_exactly_one_whole_entity(tok_info, segments, entities):
 
 
 def test_dropped_segments_are_counted(tokenizer, tok_info):
-    from maskpt.masking import Counts, mask_documents
-    from preprocess.readers import Document
+    from maskpt.core.records import Document
+    from preprocess.masking import Counts, mask_documents
 
     docs = [
         Document("a", "Marie Curie moved to Paris in 1891."),
@@ -93,7 +93,7 @@ def test_ner_only_pipeline_matches_full_pipeline(segments):
 
 
 def test_bad_config_is_clear(tok_info):
-    from maskpt.config import ConfigError
+    from maskpt.core.config import ConfigError
 
     with pytest.raises(ConfigError, match="on_no_entity"):
         policies.create("ssm_v1", tok_info, {"on_no_entity": "skip"})

@@ -7,7 +7,7 @@ from maskpt.cli import main
 from preprocess.config import PreprocessConfig
 from preprocess.pipeline import run_preprocess
 from preprocess.wikipedia import DumpError
-from tests.conftest import bundled_texts, synthetic_texts, write_jsonl
+from tests.helpers import bundled_texts, synthetic_texts, write_jsonl
 
 
 @pytest.fixture(scope="module")

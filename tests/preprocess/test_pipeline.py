@@ -10,14 +10,15 @@ from pathlib import Path
 import pytest
 
 import policies
-from maskpt.records import Skip
+from maskpt.core.records import Skip
 from policies.base import Policy, masked_span_example
 from policies.rand import RandPolicy
 from preprocess.config import PreprocessConfig
+from preprocess.index import load_index
 from preprocess.inspection import iter_rows, verify
-from preprocess.manifest import SpecMismatch, load_index
+from preprocess.manifest import SpecMismatch
 from preprocess.pipeline import UnitFailed, actor_options, run_preprocess
-from tests.conftest import bundled_texts, synthetic_texts, write_jsonl
+from tests.helpers import bundled_texts, synthetic_texts, write_jsonl
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -62,17 +63,15 @@ def test_workers_and_shard_size_do_not_change_examples(corpus, tmp_path, tokeniz
         cfg(corpus, tmp_path / "b", tokenizer_dir, workers=2, shard_size=4), progress=False
     )
     assert rows_bytes(tmp_path / "a") == rows_bytes(tmp_path / "b")
-    assert a["counts"] == b["counts"]
-    c = a["counts"]
+    assert a.counts == b.counts
+    c = a.counts.as_dict()
     assert c["documents_read"] == c["documents_written"] + sum(c["skipped_documents"].values())
     assert c["skipped_documents"] == {"empty_text": 1, "invalid_utf8": 1}
-    assert len({s["path"] for s in b["shards"]}) > len({s["path"] for s in a["shards"]})
+    assert len({s.path for s in b.shards}) > len({s.path for s in a.shards})
     # same shard size, other worker count: the very same files
     run_preprocess(cfg(corpus, tmp_path / "c", tokenizer_dir, workers=2), progress=False)
-    for s in a["shards"]:
-        assert (tmp_path / "c" / s["path"]).read_bytes() == (
-            tmp_path / "a" / s["path"]
-        ).read_bytes()
+    for s in a.shards:
+        assert (tmp_path / "c" / s.path).read_bytes() == (tmp_path / "a" / s.path).read_bytes()
 
 
 def test_both_formats_hold_the_same_rows_and_verify(corpus, tmp_path, tokenizer_dir):
@@ -82,11 +81,11 @@ def test_both_formats_hold_the_same_rows_and_verify(corpus, tmp_path, tokenizer_
     assert verify(tmp_path / "o") == []
     from preprocess.shards import read_shard
 
-    arrow = [s for s in index["shards"] if s["format"] == "arrow"]
+    arrow = index.shards_of("arrow")
     for s in arrow:
-        tar = tmp_path / "o" / s["path"].replace(".arrow", ".tar")
-        assert list(read_shard(tmp_path / "o" / s["path"])) == list(read_shard(tar))
-    assert index["policy"]["target_format"] == "full"
+        tar = tmp_path / "o" / s.path.replace(".arrow", ".tar")
+        assert list(read_shard(tmp_path / "o" / s.path)) == list(read_shard(tar))
+    assert index.policy.target_format == "full"
 
 
 def test_rerun_is_idempotent_and_other_specs_refused(corpus, tmp_path, tokenizer_dir):
@@ -101,7 +100,7 @@ def test_rerun_is_idempotent_and_other_specs_refused(corpus, tmp_path, tokenizer
 
 
 def test_other_tokenizer_refused(corpus, tmp_path, tokenizer_dir):
-    from maskpt.tokenizer import train_tokenizer
+    from maskpt.core.tokenizer import train_tokenizer
 
     other = tmp_path / "tok2"
     train_tokenizer(synthetic_texts(50, seed=4), other, vocab_size=500, min_frequency=1)
@@ -146,7 +145,7 @@ def test_worker_failure_then_resume(corpus, tmp_path, tokenizer_dir, tok_info):
         cfg(corpus, tmp_path / "g", tokenizer_dir, workers=2), policy=pol, progress=False
     )
     assert rows_bytes(out) == rows_bytes(tmp_path / "g")
-    assert [s["sha256"] for s in index["shards"]] == [s["sha256"] for s in clean["shards"]]
+    assert [s.sha256 for s in index.shards] == [s.sha256 for s in clean.shards]
     ids = [row["id"] for _, _, row in iter_rows(out)]
     assert len(ids) == len(set(ids))
 
@@ -155,7 +154,7 @@ SLOW_DRIVER = """
 import sys, time
 sys.path.insert(0, {root!r})
 from policies.rand import RandPolicy, RandConfig
-from maskpt.tokenizer import load_tokenizer, TokenizerInfo
+from maskpt.core.tokenizer import load_tokenizer, TokenizerInfo
 from preprocess.config import PreprocessConfig
 from preprocess.pipeline import run_preprocess
 
@@ -233,8 +232,8 @@ def test_gpu_policy_hook_falls_back_to_cpu_actors(corpus, tmp_path, tokenizer_di
     assert actor_options(pol, {"CPU": 8}, 1.0) == {"num_cpus": 1, "num_gpus": 0}
     assert actor_options(policies.create("rand_v1", tok_info), {"GPU": 2}, 1.0)["num_gpus"] == 0
     index = run_preprocess(cfg(corpus, tmp_path / "gpu", tokenizer_dir), policy=pol, progress=False)
-    assert index["counts"]["segments_written"] > 0
-    assert "not_set_up" not in index["counts"]["skipped_segments"]
+    assert index.counts.segments_written > 0
+    assert "not_set_up" not in index.counts.skipped_segments
 
 
 @pytest.mark.slow
@@ -258,7 +257,7 @@ def test_real_dump_sample_end_to_end(policy, shared_data, tmp_path, tokenizer_di
         ),
         progress=False,
     )
-    c = index["counts"]
+    c = index.counts.as_dict()
     skipped = c["skipped_documents"]
     # every page is written or counted as skipped with a reason
     assert c["documents_read"] == len(pages) == 206
@@ -272,7 +271,7 @@ def test_real_dump_sample_end_to_end(policy, shared_data, tmp_path, tokenizer_di
     )
     assert c["documents_written"] > 100
     assert verify(out) == []  # checksums, schema, rows, counts; arrow == webdataset
-    assert load_index(out)["counts"] == c
+    assert load_index(out).counts.as_dict() == c
 
 
 def test_without_ray_gives_the_same_shards(corpus, tmp_path, tokenizer_dir):

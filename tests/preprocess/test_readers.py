@@ -2,8 +2,9 @@ import json
 
 import pytest
 
-from maskpt.records import Skip
-from preprocess.readers import Document, read_any, read_jsonl, read_text
+from maskpt.core.errors import UserError
+from maskpt.core.records import Document, Skip
+from preprocess.readers import read_any, read_jsonl, read_text
 
 
 def test_jsonl_good_and_bad_lines(tmp_path):
@@ -45,5 +46,7 @@ def test_read_any(tmp_path):
     with pytest.raises(FileNotFoundError, match="does not exist"):
         read_any(tmp_path / "missing.jsonl")
     (tmp_path / "x.parquet").write_text("")
-    with pytest.raises(ValueError, match="unknown format"):
+    with pytest.raises(UserError, match="unknown format"):
         read_any(tmp_path / "x.parquet")
+    with pytest.raises(UserError, match="is a folder"):
+        read_any(tmp_path)

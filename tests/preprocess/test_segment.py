@@ -1,8 +1,8 @@
 import pytest
 
-from maskpt.records import Segment, Skip
+from maskpt.core.records import Segment, Skip
 from preprocess.segment import segment_document
-from tests.conftest import bundled_texts, synthetic_texts
+from tests.helpers import bundled_texts, synthetic_texts
 
 
 def _segs(items):

@@ -2,8 +2,7 @@ import bz2
 
 import pytest
 
-from maskpt.records import Skip
-from preprocess.readers import Document
+from maskpt.core.records import Document, Skip
 from preprocess.wikipedia import DumpError, clean_wikitext, read_wikipedia_dump
 
 NS = "http://www.mediawiki.org/xml/export-0.10/"

@@ -60,5 +60,5 @@ def test_malformed_download_and_missing_network_are_clear(tmp_path, monkeypatch)
     monkeypatch.setitem(dl.SOURCES, "nq", [("file:///nonexistent/x.jsonl", {"": "a.jsonl"})])
     with pytest.raises(OSError, match="put a.jsonl into"):
         dl.download("nq", tmp_path / "out2", progress=False, force=True)
-    with pytest.raises(KeyError, match="unknown task"):
+    with pytest.raises(TaskDataError, match="unknown task"):
         dl.download("squad", tmp_path)

@@ -1,5 +1,6 @@
-"""Fine-tuning: a tiny BART learns a tiny QA task, writes predictions and
-metrics; the data helpers are deterministic and lose nothing."""
+"""Fine-tuning on Seq2SeqTrainer: a tiny BART learns a tiny QA task, writes
+predictions and metrics; resume, TensorBoard events, refusal of finished
+runs, the non-finite-loss stop; the data helpers are deterministic."""
 
 from __future__ import annotations
 
@@ -7,27 +8,19 @@ import json
 import os
 import subprocess
 import sys
-from collections import Counter
-from pathlib import Path
 
 import pytest
 
+from tests.helpers import ROOT
 from train.finetune import FinetuneConfig
 from train.finetune import main as finetune_main
-from train.seq2seq import global_batches, subset
+from train.seq2seq import Encoded, EvalSet, subset
 
-ROOT = Path(__file__).resolve().parents[2]
-FAST = ["num_beams=2", "max_gen_length=5", "warmup_steps=10", "eval_batch=32"]
+FAST = ["num_beams=2", "max_gen_length=5", "warmup_steps=10", "eval_batch=32", "report_to=[none]"]
 
 
-def test_global_batches_cover_each_pass_exactly_once():
-    batches = global_batches(10, 4, seed=3)
-    flat = [i for _ in range(5) for i in next(batches)]  # 20 = two passes
-    assert Counter(flat[:10]) == Counter(range(10))
-    assert Counter(flat[10:]) == Counter(range(10))
-    again = global_batches(10, 4, seed=3)
-    assert [i for _ in range(5) for i in next(again)] == flat
-    assert [i for _ in range(5) for i in next(global_batches(10, 4, seed=4))] != flat
+def _log(out):
+    return [json.loads(x) for x in (out / "log.jsonl").read_text().splitlines()]
 
 
 def test_subset_is_fixed_by_its_own_seed():
@@ -35,6 +28,14 @@ def test_subset_is_fixed_by_its_own_seed():
     a, b = subset(items, 0.01, 0), subset(items, 0.01, 0)
     assert a == b and len(a) == 10 and a != subset(items, 0.01, 1)
     assert subset(items, 0.0001, 0) and len(subset(items, 1.0, 0)) == 1000
+
+
+def test_eval_set_sorts_by_length_and_carries_each_example_index():
+    lengths = (5, 2, 9, 2, 7)
+    es = EvalSet([Encoded([0] * n, [0]) for n in lengths])
+    assert [len(es[k]["input_ids"]) for k in range(5)] == [2, 2, 5, 7, 9]
+    assert all(len(es[k]["input_ids"]) == lengths[es[k]["example_index"]] for k in range(5))
+    assert sorted(es[k]["example_index"] for k in range(5)) == list(range(5))
 
 
 def test_target_prefix_space_gives_the_in_sentence_tokens(tokenizer):
@@ -62,19 +63,24 @@ def test_config_validation_names_the_field():
 
 def test_tiny_bart_improves_on_tiny_qa(tmp_path, tiny_bart, tiny_qa):
     out = tmp_path / "run"
-    args = ["--task", "zsre", "--data-dir", tiny_qa, "--model", tiny_bart, "--output-dir",
-            str(out), "lr=3e-3", "batch_size=16", "max_steps=150", "eval_every=50",
+    # options and overrides in any order
+    args = ["--task", "zsre", "lr=3e-3", "--data-dir", tiny_qa, "batch_size=16", "--model",
+            tiny_bart, "max_steps=150", "--output-dir", str(out), "eval_every=50",
             "patience=0", *FAST]  # fmt: skip
     assert finetune_main(args) == 0
-    log = [json.loads(x) for x in (out / "log.jsonl").read_text().splitlines()]
-    assert [r["step"] for r in log] == [50, 100, 150]
+    evals = [r for r in _log(out) if "dev" in r]
+    assert [r["step"] for r in evals] == [50, 100, 150]
+    assert any("loss" in r and "learning_rate" in r for r in _log(out))
     metrics = json.loads((out / "metrics.json").read_text())
-    assert metrics["dev"] >= 0.5 > log[0]["dev"] - 0.5  # learned: untrained output is garbage
-    assert metrics["dev"] == max(r["dev"] for r in log)  # best checkpoint restored
+    assert metrics["dev"] >= 0.5 > evals[0]["dev"] - 0.5  # learned: untrained output is garbage
+    assert metrics["dev"] == max(r["dev"] for r in evals)  # best checkpoint restored
+    assert metrics["best_step"] in (50, 100, 150) and metrics["steps"] == 150
     preds = [json.loads(x) for x in (out / "predictions.test.jsonl").read_text().splitlines()]
     assert len(preds) == metrics["test_examples"] == 16
     assert {"id", "prediction", "answers", "score"} <= set(preds[0])
+    assert [p["id"] for p in preds] == [f"dev{i}" for i in range(16, 32)]  # example order
     assert metrics["test"] == pytest.approx(sum(p["score"] for p in preds) / len(preds))
+    assert not list(out.glob("checkpoint-*"))  # removed once finished
 
 
 def test_untrained_model_scores_near_zero_and_train_fraction_applies(tmp_path, tiny_bart, tiny_qa):
@@ -88,38 +94,110 @@ def test_untrained_model_scores_near_zero_and_train_fraction_applies(tmp_path, t
     assert metrics["dev"] == 0.0
 
 
-def test_missing_task_file_is_named(tmp_path, tiny_bart):
+def test_finished_run_is_not_overwritten(tmp_path, tiny_bart, tiny_qa, capsys):
+    out = tmp_path / "run"
+    args = ["--task", "zsre", "--data-dir", tiny_qa, "--model", tiny_bart, "--output-dir",
+            str(out), "batch_size=8", "max_steps=2", *FAST]  # fmt: skip
+    assert finetune_main(args) == 0
+    before = (out / "metrics.json").read_bytes()
+    assert finetune_main(args) == 2
+    assert "holds a finished run" in capsys.readouterr().err
+    assert (out / "metrics.json").read_bytes() == before
+    assert finetune_main([*args, "overwrite=true", "seed=1"]) == 0
+
+
+def test_resume_from_a_checkpoint_equals_uninterrupted(tmp_path, tiny_bart, tiny_qa):
+    common = ["--task", "zsre", "--data-dir", tiny_qa, "--model", tiny_bart, "lr=1e-3",
+              "batch_size=8", "eval_every=4", "patience=0", "keep_checkpoints=true", "log_every=1", *FAST]  # fmt: skip
+    full, part = tmp_path / "full", tmp_path / "part"
+    assert finetune_main([*common, "--output-dir", str(full), "max_steps=8"]) == 0
+    assert finetune_main([*common, "--output-dir", str(part), "max_steps=4"]) == 0
+    (part / "metrics.json").unlink()  # a run stopped after its step-4 checkpoint ...
+    cfg = json.loads((part / "config.json").read_text())
+    cfg["max_steps"] = 8
+    (part / "config.json").write_text(json.dumps(cfg))
+    assert finetune_main([*common, "--output-dir", str(part), "max_steps=8"]) == 0  # ... resumes
+    losses = lambda d: [r["loss"] for r in _log(d) if "loss" in r and "dev" not in r]  # noqa: E731
+    assert losses(part)[-1] == pytest.approx(losses(full)[-1], rel=1e-5)
+    m_full = json.loads((full / "metrics.json").read_text())
+    m_part = json.loads((part / "metrics.json").read_text())
+    assert m_part["steps"] == m_full["steps"] == 8
+    assert m_part["dev"] == m_full["dev"] and m_part["test"] == m_full["test"]
+
+
+def test_tensorboard_events_hold_the_logged_scalars(tmp_path, tiny_bart, tiny_qa):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    out = tmp_path / "run"
+    args = ["--task", "zsre", "--data-dir", tiny_qa, "--model", tiny_bart, "--output-dir",
+            str(out), "batch_size=8", "max_steps=4", "eval_every=2", "log_every=1",
+            *FAST[:-1], "report_to=[tensorboard]"]  # fmt: skip
+    assert finetune_main(args) == 0
+    events = list((out / "runs").rglob("events.out.tfevents.*"))
+    assert events
+    acc = EventAccumulator(str(events[0].parent))
+    acc.Reload()
+    tags = acc.Tags()["scalars"]
+    assert {"train/loss", "train/learning_rate", "eval/em"} <= set(tags)
+    assert [e.step for e in acc.Scalars("train/loss")] == [1, 2, 3, 4]
+
+
+def test_missing_task_file_is_named(tmp_path, tiny_bart, capsys):
     from maskpt.cli import main
 
-    rc = main(["finetune", "--task", "zsre", "--data-dir", str(tmp_path), "--model", tiny_bart])
+    rc = main(["finetune", "--task", "zsre", "--data-dir", str(tmp_path), "--model", tiny_bart,
+               "--output-dir", str(tmp_path / "o")])  # fmt: skip
     assert rc == 2
+    assert "structured_zeroshot-train-kilt.jsonl" in capsys.readouterr().err
 
 
 @pytest.mark.slow
-def test_finetune_under_deepspeed_two_ranks(tmp_path, tiny_bart, tiny_qa):
-    out = tmp_path / "ds"
+def test_two_cpu_ranks_over_gloo_score_every_example_once(tmp_path, tiny_bart, tiny_qa):
+    """Two processes (DDP over gloo, the Trainer's own distributed path on CPU):
+    every dev example predicted exactly once, in example order."""
+    out = tmp_path / "ddp"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    cmd = ["deepspeed", "--num_gpus", "2", "--master_port", "29641", str(ROOT / "train" / "finetune.py"),
-           "--task", "zsre", "--data-dir", tiny_qa, "--model", tiny_bart, "--output-dir",
-           str(out), "deepspeed=true", "lr=3e-3", "batch_size=16", "max_steps=20",
-           "eval_every=10", *FAST]  # fmt: skip
-    cmd[0] = os.path.join(os.path.dirname(sys.executable), "deepspeed")
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
+           "--master_port", "29641", str(ROOT / "train" / "finetune.py"), "--task", "zsre",
+           "--data-dir", tiny_qa, "--model", tiny_bart, "--output-dir", str(out), "lr=3e-3",
+           "batch_size=16", "max_steps=20", "eval_every=10", *FAST]  # fmt: skip
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=280)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["steps"] == 20 and metrics["dev_examples"] == 16
-    preds = (out / "predictions.dev.jsonl").read_text().splitlines()
-    assert len(preds) == 16 and len({json.loads(p)["id"] for p in preds}) == 16
+    preds = [json.loads(p) for p in (out / "predictions.dev.jsonl").read_text().splitlines()]
+    assert [p["id"] for p in preds] == [f"dev{i}" for i in range(16)]
+
+
+def test_deepspeed_config_trains_in_one_cpu_process(tmp_path, tiny_bart, tiny_qa):
+    """deepspeed=true goes through the Trainer's DeepSpeed integration (ZeRO
+    checkpoints); several ranks of it need GPUs (tests marked gpu). In its own
+    process: DeepSpeed leaves a process group behind."""
+    out = tmp_path / "ds"
+    env = {k: v for k, v in os.environ.items() if k not in ("RANK", "LOCAL_RANK", "WORLD_SIZE")}
+    cmd = [sys.executable, "-m", "train.finetune", "--task", "zsre", "--data-dir", tiny_qa,
+           "--model", tiny_bart, "--output-dir", str(out), "deepspeed=true", "batch_size=8",
+           "max_steps=2", "eval_every=2", "keep_checkpoints=true", *FAST]  # fmt: skip
+    proc = subprocess.run(cmd, env={**env, "OMP_NUM_THREADS": "1"}, capture_output=True,
+                          text=True, timeout=280)  # fmt: skip
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert (out / "checkpoint-2" / "global_step2").is_dir()  # a DeepSpeed (ZeRO) checkpoint
+    assert json.loads((out / "metrics.json").read_text())["steps"] == 2
 
 
 def test_non_finite_loss_stops_without_results(tmp_path, tiny_bart, tiny_qa, monkeypatch):
     import torch
+    from transformers import Seq2SeqTrainer
 
-    import train.ft_loop
+    from train.distributed import NonFiniteLoss
 
-    monkeypatch.setattr(train.ft_loop, "smoothed_loss", lambda *a: torch.tensor(float("nan")))
+    def nan_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        return torch.tensor(float("nan"), requires_grad=True)
+
+    monkeypatch.setattr(Seq2SeqTrainer, "compute_loss", nan_loss)
     out = tmp_path / "run"
-    with pytest.raises(FloatingPointError, match="non-finite loss at step 0"):
+    with pytest.raises(NonFiniteLoss, match="non-finite loss at step 1"):
         finetune_main(["--task", "zsre", "--data-dir", tiny_qa, "--model", tiny_bart,
                        "--output-dir", str(out), "max_steps=3", *FAST])  # fmt: skip
     assert not (out / "metrics.json").exists()
+    assert not list(out.glob("checkpoint-*"))

@@ -164,9 +164,8 @@ def test_mask_probability_rises_on_the_helpful_token(tmp_path):
     has the other sign: one large step on an unpredictable masked word hurts."""
     import random
 
-    from conftest import save_tiny_bart
-
-    from maskpt.tokenizer import train_tokenizer
+    from maskpt.core.tokenizer import train_tokenizer
+    from tests.helpers import save_tiny_bart
 
     examples = _code_examples(400, seed=0)
     tok = train_tokenizer([e.context for e in examples] + [e.question for e in examples],

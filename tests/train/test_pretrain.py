@@ -9,54 +9,20 @@ import sys
 from pathlib import Path
 
 import pytest
-import torch
 
-from maskpt.config import load_config
-from tests.conftest import bundled_texts, synthetic_texts, write_jsonl
-from train.data import DataError, PretrainStream, open_source
+from maskpt.core.config import load_config
+from preprocess.index import ShardIndexError
+from tests.helpers import make_shards, synthetic_texts
+from train.data import DataError, open_source
 from train.pretrain import PretrainConfig
 
 ROOT = Path(__file__).resolve().parents[2]
 TINY = ROOT / "configs" / "pretrain" / "tiny_cpu.yaml"
 
 
-def _make_shards(out, tokenizer, tok_info, fmt):
-    """A small shard folder, written in-process (no Ray)."""
-    from preprocess.config import PreprocessConfig
-    from preprocess.pipeline import run_preprocess
-
-    texts = bundled_texts() + synthetic_texts(60, seed=21, sentences=(1, 3))
-    inp = write_jsonl(out.parent / f"in-{out.name}.jsonl", texts, prefix="d")
-    cfg = PreprocessConfig(
-        inputs=(str(inp),),
-        output=str(out),
-        policy="rand_v1",
-        tokenizer=tokenizer.name_or_path,
-        shard_size=23,
-        max_length=64,
-        format=fmt,
-        docs_per_unit=20,
-    )
-    run_preprocess(cfg, progress=False, use_ray=False)
-    return out
-
-
 @pytest.fixture(scope="module")
-def shards(tmp_path_factory, tokenizer, tok_info):
-    return _make_shards(tmp_path_factory.mktemp("shards"), tokenizer, tok_info, "arrow")
-
-
-def test_webdataset_and_fsspec_url_give_the_same_stream(
-    shards, tmp_path_factory, tokenizer, tok_info
-):
-    wds = _make_shards(tmp_path_factory.mktemp("wds"), tokenizer, tok_info, "webdataset")
-    assert not list(wds.glob("*.arrow"))
-    streams = [
-        PretrainStream([open_source(f)], 4, 0, 1, seed=2)
-        for f in (str(shards), str(wds), f"file://{shards}")
-    ]
-    batches = [[s.micro_batch(k) for k in range(12)] for s in streams]
-    assert batches[0] == batches[1] == batches[2]
+def shards(tmp_path_factory, tokenizer):
+    return make_shards(tmp_path_factory.mktemp("shards") / "arrow", tokenizer)
 
 
 def run_cfg(tmp_path, shards, tokenizer, **over):
@@ -73,57 +39,14 @@ def run_cfg(tmp_path, shards, tokenizer, **over):
     return args
 
 
-def all_ids(shards):
-    from preprocess.inspection import iter_rows
-
-    return sorted(r["id"] for _, _, r in iter_rows(shards))
-
-
-def test_stream_exactly_once_across_ranks_and_workers(shards):
-    src = open_source(str(shards))
-    n, k_steps = src.size, src.size // 6 + 2
-    per_rank = []
-    for rank in range(2):
-        stream = PretrainStream([src], micro_batch=3, rank=rank, world_size=2, seed=5)
-        direct = [[r["id"] for r in stream.micro_batch(k)] for k in range(k_steps)]
-        loader = torch.utils.data.DataLoader(stream, batch_size=None, num_workers=2)
-        it = iter(loader)
-        assert [[r["id"] for r in next(it)] for _ in range(k_steps)] == direct
-        per_rank.append(direct)
-    stream_order = [i for k in range(k_steps) for rank in range(2) for i in per_rank[rank][k]]
-    epoch = stream_order[:n]
-    assert sorted(epoch) == all_ids(shards)  # every example exactly once
-    assert epoch != sorted(epoch)  # shuffled
-
-
-def test_stream_resume_and_epochs(shards):
-    src = open_source(str(shards))
-    a = PretrainStream([src], 4, 0, 1, seed=1)
-    first = [a.micro_batch(k) for k in range(30)]
-    b = PretrainStream([src], 4, 0, 1, seed=1)
-    b.load_state_dict({"micro_steps_done": 17})
-    assert next(iter(b)) == first[17]
-    n = src.size
-    epoch0 = [r["id"] for mb in first for r in mb][:n]
-    epoch1 = [r["id"] for mb in first for r in mb][n : 2 * n]
-    assert sorted(epoch0) == all_ids(shards)
-    if len(epoch1) == n:
-        assert sorted(epoch1) == sorted(epoch0) and epoch1 != epoch0
-
-
-def test_mixture_weights(shards, tmp_path):
-    src_a, src_b = open_source(str(shards), 3.0), open_source(str(shards), 1.0)
-    s = PretrainStream([src_a, src_b], 8, 0, 1, seed=0)
-    picks = [s.mix.pick(p) for p in range(4000)]
-    assert abs(picks.count(0) / 4000 - 0.75) < 0.01
-
-
-def run_main(args, tmp_path):
-    """`python train/pretrain.py ...` in a fresh process (DeepSpeed keeps
-    process-group state per process, so each run gets its own)."""
+def run_main(args, tmp_path, via_cli: bool = False):
+    """`python train/pretrain.py ...` (what the deepspeed launcher runs) or
+    `maskpt pretrain ...`, in a fresh process (DeepSpeed keeps process-group
+    state per process, so each run gets its own)."""
     env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1")
+    entry = ["-m", "maskpt", "pretrain"] if via_cli else [str(ROOT / "train" / "pretrain.py")]
     proc = subprocess.run(
-        [sys.executable, str(ROOT / "train" / "pretrain.py"), *args],
+        [sys.executable, *entry, *args],
         capture_output=True,
         text=True,
         env=env,
@@ -134,15 +57,9 @@ def run_main(args, tmp_path):
     return proc
 
 
-def test_single_process_run_export_and_generate(tmp_path, shards, tokenizer):
-    run_main(
-        [
-            "--config",
-            str(TINY),
-            *run_cfg(tmp_path, shards, tokenizer, total_steps=4, global_batch=8, micro_batch=4),
-        ],
-        tmp_path,
-    )
+def test_maskpt_pretrain_runs_exports_and_generates(tmp_path, shards, tokenizer):
+    over = run_cfg(tmp_path, shards, tokenizer, total_steps=4, global_batch=8)
+    run_main([over[0], "--config", str(TINY), *over[1:], "--micro-batch", "4"], tmp_path, True)
     logs = [json.loads(x) for x in (tmp_path / "log.jsonl").read_text().splitlines()]
     assert [r["step"] for r in logs] == [1, 2, 3, 4]
     assert all(r["loss"] > 0 and r["tokens_per_s"] > 0 for r in logs)
@@ -150,6 +67,7 @@ def test_single_process_run_export_and_generate(tmp_path, shards, tokenizer):
 
     model = BartForConditionalGeneration.from_pretrained(tmp_path / "hf")
     tok = AutoTokenizer.from_pretrained(tmp_path / "hf")
+    assert tok.model_max_length == 80  # the model's positions: truncation=True keeps inputs usable
     out = model.generate(
         **tok(["The lighthouse <mask> in Norway."], return_tensors="pt"),
         max_new_tokens=8,
@@ -179,7 +97,7 @@ def test_kill_and_resume_matches_uninterrupted(tmp_path, shards, tokenizer):
         for x in (part / "example_ids.rank0.jsonl").read_text().splitlines()
         for i in json.loads(x)["ids"]
     ]
-    n = len(all_ids(shards))
+    n = open_source(str(shards)).size
     assert len(seen) == 48 and len(set(seen[:n])) == min(
         n, 48
     )  # nothing seen twice within an epoch
@@ -246,13 +164,15 @@ def test_non_finite_loss_stops_without_saving(tmp_path, shards, tokenizer):
     assert "non-finite loss at step" in proc.stderr and "examples [" in proc.stderr
     step = int(proc.stderr.split("non-finite loss at step ")[1].split(",")[0])
     saved = sorted(p.name for p in (tmp_path / "checkpoints").glob("step*"))
-    assert saved == [f"step{s:08d}" for s in range(1, step + 1)]  # nothing from the bad step
+    assert saved == [f"step{s:08d}" for s in range(1, step)]  # nothing from the bad step
+    logged = [json.loads(x)["step"] for x in (tmp_path / "log.jsonl").read_text().splitlines()]
+    assert logged == list(range(1, step))  # the log and the message count steps alike
     assert not (tmp_path / "hf").exists()
 
 
 def test_bad_input_fails_before_training(tmp_path, shards, tokenizer):
-    from maskpt.tokenizer import train_tokenizer
-    from train.loop import prepare
+    from maskpt.core.tokenizer import train_tokenizer
+    from train.pretrain import prepare
 
     def cfg(**o):
         return load_config(
@@ -262,7 +182,7 @@ def test_bad_input_fails_before_training(tmp_path, shards, tokenizer):
     incomplete = tmp_path / "incomplete"
     shutil.copytree(shards, incomplete)
     (incomplete / "index.json").unlink()
-    with pytest.raises(DataError, match="no index.json"):
+    with pytest.raises(ShardIndexError, match="no index.json"):
         prepare(cfg(s=incomplete), 1)
     corrupt = tmp_path / "corrupt"
     shutil.copytree(shards, corrupt)
@@ -279,25 +199,7 @@ def test_bad_input_fails_before_training(tmp_path, shards, tokenizer):
         prepare(load_config(PretrainConfig, TINY, run_cfg(tmp_path, shards, other)), 1)
     with pytest.raises(ValueError, match="cannot be split"):
         prepare(cfg(global_batch=12, micro_batch=4), 2)
-    from maskpt.config import ConfigError
+    from maskpt.core.config import ConfigError
 
     with pytest.raises(ConfigError, match="not a multiple of micro_batch"):
         cfg(global_batch=10, micro_batch=4)
-
-
-def test_ranks_share_checksum_verification(tmp_path, shards):
-    corrupt = tmp_path / "corrupt"
-    shutil.copytree(shards, corrupt)
-    listed = [s["path"] for s in open_source(str(shards)).shards]
-    k = 1
-    p = corrupt / listed[k]
-    data = bytearray(p.read_bytes())
-    data[len(data) // 2] ^= 1
-    p.write_bytes(bytes(data))
-    with pytest.raises(DataError, match="corrupted"):  # the rank that owns shard k finds it
-        open_source(str(corrupt), verify_part=(k % 2, 2))
-    open_source(str(corrupt), verify_part=((k + 1) % 2, 2))  # the other rank does not hash it
-    (corrupt / listed[0]).unlink()
-    for part in range(2):  # a missing shard is seen by every rank
-        with pytest.raises(DataError, match="missing"):
-            open_source(str(corrupt), verify_part=(part, 2))

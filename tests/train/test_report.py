@@ -7,6 +7,7 @@ import math
 
 import pytest
 
+from maskpt.core.errors import UserError
 from train.report import build, collect, markdown, paired_p
 
 
@@ -59,7 +60,7 @@ def test_columns_follow_the_paper_and_missing_cells_show(tmp_path):
 def test_bad_metrics_file_is_named(tmp_path):
     (tmp_path / "x").mkdir()
     (tmp_path / "x" / "metrics.json").write_text('{"task": "nq"}')
-    with pytest.raises(ValueError, match="x/metrics.json: field 'dev' missing"):
+    with pytest.raises(UserError, match="x/metrics.json: field 'dev' missing"):
         collect([tmp_path])
-    with pytest.raises(ValueError, match="no metrics.json"):
+    with pytest.raises(UserError, match="no metrics.json"):
         collect([tmp_path / "x" / "nothing"])

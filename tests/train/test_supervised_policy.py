@@ -9,9 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import _vocabulary
 
 from policies.networks import top_spans
+from tests.helpers import _vocabulary
 from train.supervised_policy import SupervisedConfig, train
 
 

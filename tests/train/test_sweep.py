@@ -5,12 +5,11 @@ from __future__ import annotations
 
 import json
 
-from conftest import save_tiny_bart, write_tiny_qa
-
 from maskpt.cli import main
+from tests.helpers import save_tiny_bart, write_tiny_qa
 
-QUICK = ["--set", "max_steps=20", "--set", "eval_every=10", "--set", "warmup_steps=5",
-         "--set", "num_beams=1", "--set", "max_gen_length=4"]  # fmt: skip
+QUICK = ["finetune.max_steps=20", "finetune.eval_every=10", "finetune.warmup_steps=5",
+         "finetune.num_beams=1", "finetune.max_gen_length=4", "finetune.report_to=[none]"]  # fmt: skip
 
 
 def test_two_checkpoints_two_tasks_two_seeds_then_rerun_then_report(tmp_path, tokenizer, capsys):
@@ -53,9 +52,9 @@ def test_staged_search_picks_the_better_rate_then_runs_its_seeds(tmp_path, tiny_
     out = tmp_path / "sweep"
     args = ["sweep", "--checkpoints", f"tiny={tiny_bart}", "--tasks", "zsre",
             "--data", f"zsre={tiny_qa}", "--out", str(out), "--lrs", "1e-7", "3e-3",
-            "--batch-sizes", "16", "--seeds", "0", "1", "--set", "max_steps=120",
-            "--set", "eval_every=40", "--set", "warmup_steps=5", "--set", "num_beams=1",
-            "--set", "max_gen_length=4"]  # fmt: skip
+            "--batch-sizes", "16", "--seeds", "0", "1", "--set", "finetune.max_steps=120",
+            "finetune.eval_every=40", "finetune.warmup_steps=5", "finetune.num_beams=1",
+            "finetune.max_gen_length=4", "finetune.report_to=[none]"]  # fmt: skip
     assert main(args) == 0
     summary = json.loads((out / "sweep.json").read_text())
     assert summary["chosen"] == {"tiny/zsre": {"lr": 0.003, "batch_size": 16}}

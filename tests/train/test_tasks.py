@@ -50,7 +50,7 @@ def test_fixture_splits_and_errors(tmp_path):
         load_split("nq", tmp_path, "test")
     with pytest.raises(TaskDataError, match="maskpt data download wiqa"):
         load_split("wiqa", tmp_path, "train")
-    with pytest.raises(KeyError, match="unknown task"):
+    with pytest.raises(TaskDataError, match="unknown task"):
         load_split("squad", tmp_path, "train")
 
 

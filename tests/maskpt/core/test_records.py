@@ -1,6 +1,6 @@
 import pytest
 
-from maskpt.records import MaskedSegment, Segment
+from maskpt.core.records import MaskedSegment, Segment
 
 
 def test_segment_lengths_must_agree():

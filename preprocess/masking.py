@@ -6,78 +6,12 @@ benchmark); the Ray pipeline runs the same steps in parallel.
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
 
-from maskpt.records import MaskedSegment, Segment, Skip
-from maskpt.tokenizer import TokenizerInfo
-from preprocess.readers import Document
+from maskpt.core.records import Document, MaskedSegment, Segment, Skip
+from maskpt.core.tokenizer import TokenizerInfo
+from preprocess.counts import Counts
 from preprocess.segment import segment_document
-
-
-@dataclass
-class Counts:
-    """What went in and what came out. Every record read is either a written
-    document or a skipped one: documents_read == documents_written +
-    sum(skipped_documents.values())."""
-
-    documents_read: int = 0
-    documents_written: int = 0
-    segments: int = 0
-    segments_written: int = 0
-    tokens_written: int = 0
-    masked_tokens: int = 0
-    content_tokens: int = 0
-    skipped_documents: Counter = field(default_factory=Counter)
-    """Reason -> documents (or unreadable input records) not written."""
-    skipped_segments: Counter = field(default_factory=Counter)
-    """Reason -> segments not written (their documents may still be written)."""
-    examples: list[Skip] = field(default_factory=list)
-    """The first few skips, with details, for messages."""
-
-    def skip_document(self, s: Skip) -> None:
-        self.skipped_documents[s.reason] += 1
-        self._keep(s)
-
-    def skip_segment(self, s: Skip) -> None:
-        self.skipped_segments[s.reason] += 1
-        self._keep(s)
-
-    def _keep(self, s: Skip) -> None:
-        if len(self.examples) < 20:
-            self.examples.append(s)
-
-    def as_dict(self) -> dict:
-        return {
-            "documents_read": self.documents_read,
-            "documents_written": self.documents_written,
-            "segments": self.segments,
-            "segments_written": self.segments_written,
-            "tokens_written": self.tokens_written,
-            "masked_tokens": self.masked_tokens,
-            "content_tokens": self.content_tokens,
-            "mask_ratio": self.masked_tokens / max(1, self.content_tokens),
-            "skipped_documents": dict(sorted(self.skipped_documents.items())),
-            "skipped_segments": dict(sorted(self.skipped_segments.items())),
-        }
-
-
-ADDITIVE = (
-    "documents_read", "documents_written", "segments", "segments_written",
-    "tokens_written", "masked_tokens", "content_tokens",
-)  # fmt: skip
-
-
-def merge_counts(dicts) -> dict:
-    """Sum `Counts.as_dict()` results (e.g. of all work units)."""
-    total = Counts()
-    for d in dicts:
-        for key in ADDITIVE:
-            setattr(total, key, getattr(total, key) + d.get(key, 0))
-        total.skipped_documents.update(d.get("skipped_documents", {}))
-        total.skipped_segments.update(d.get("skipped_segments", {}))
-    return total.as_dict()
 
 
 def iter_segments(

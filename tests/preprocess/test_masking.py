@@ -1,7 +1,6 @@
 import policies
-from maskpt.masking import Counts, mask_documents
-from maskpt.records import Skip
-from preprocess.readers import Document
+from maskpt.core.records import Document, Skip
+from preprocess.masking import Counts, mask_documents
 
 
 def test_every_document_written_or_counted(tokenizer, tok_info):

@@ -1,7 +1,9 @@
-"""The two records that flow through maskpt: `Segment` and `MaskedSegment`.
+"""The records that flow through maskpt: `Document`, `Segment`, `MaskedSegment`
+and `Skip`.
 
-A `Segment` is at most `max_length` tokens of one document, already tokenized
-with `<s>` ... `</s>`. A `MaskedSegment` is what a masking policy made of it:
+A `Document` is one input record (an article, a JSONL line). A `Segment` is
+at most `max_length` tokens of one document, already tokenized with `<s>`
+... `</s>`. A `MaskedSegment` is what a masking policy made of it:
 the encoder input (`source_ids`), the decoder target (`target_ids`) and a
 per-input-token flag saying which tokens were masked. A policy that cannot use
 a segment returns a `Skip` with a reason instead, so callers count it rather
@@ -13,6 +15,15 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 TARGET_FORMATS = ("full", "span")
+
+
+@dataclass(frozen=True)
+class Document:
+    """One input record: an article of a dump, a JSONL line, a text paragraph."""
+
+    id: str
+    text: str
+    title: str = ""
 
 
 @dataclass(frozen=True)

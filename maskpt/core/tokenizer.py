@@ -18,13 +18,14 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from maskpt.records import Segment
+from maskpt.core.errors import UserError
+from maskpt.core.records import Segment
 
 DEFAULT_TOKENIZER = "facebook/bart-base"
 SPECIAL_TOKENS = ["<s>", "<pad>", "</s>", "<unk>", "<mask>"]
 
 
-class TokenizerError(ValueError):
+class TokenizerError(UserError, ValueError):
     """A tokenizer that cannot be loaded or cannot be used for masking."""
 
 
@@ -128,7 +129,7 @@ def train_tokenizer(
     from transformers import BartTokenizer
 
     if vocab_size < 300:
-        raise ValueError(f"vocab_size must be >= 300 (256 bytes + specials), got {vocab_size}")
+        raise TokenizerError(f"vocab_size must be >= 300 (256 bytes + specials), got {vocab_size}")
     bpe = ByteLevelBPETokenizer(add_prefix_space=False, trim_offsets=True)
     bpe.train_from_iterator(
         texts,

@@ -3,7 +3,7 @@ from typing import Literal
 
 import pytest
 
-from maskpt.config import ConfigError, build_dataclass, load_config, parse_overrides, to_dict
+from maskpt.core.config import ConfigError, build_dataclass, load_config, parse_overrides, to_dict
 
 
 @dataclass(frozen=True)
@@ -50,21 +50,29 @@ def test_errors_name_the_key_and_file(tmp_path):
         load_config(Outer, tmp_path / "none.yaml")
 
 
-def test_recipe_config_shortcuts_then_overrides(tmp_path):
-    from dataclasses import dataclass
-
-    from maskpt.config import recipe_config
-
+def test_override_values_keep_their_text_for_string_fields():
     @dataclass(frozen=True)
-    class Recipe:
-        data_dir: str = ""
-        lr: float = 1.0
-        steps: int = 1
+    class C:
+        text: str = ""
+        n: int = 0
+        extra: dict = field(default_factory=dict)
 
-    cfg_file = tmp_path / "r.yaml"
-    cfg_file.write_text("lr: 0.5\nsteps: 3\n")
-    cfg = recipe_config(Recipe, ["--config", str(cfg_file), "--data-dir", "d", "--lr", "0.1",
-                                 "lr=0.2", "--local_rank", "1"], "prog", "doc",
-                        ("data_dir", "lr"))  # fmt: skip
-    assert cfg == Recipe(data_dir="d", lr=0.2, steps=3)  # file < shortcut < key=value
-    assert recipe_config(Recipe, [], "prog", "doc", ("lr",)) == Recipe()
+    cfg = build_dataclass(C, {}, ["text=a: b", "n=7", "extra.k=[1, 2]", "extra.name=007"])
+    assert cfg.text == "a: b" and cfg.n == 7
+    assert cfg.extra == {"k": [1, 2], "name": 7}  # untyped values are YAML
+
+
+def test_unknown_key_suggests_the_close_one():
+    with pytest.raises(
+        ConfigError, match=r"unknown key\(s\) inner.lrr \(did you mean inner.lr\?\)"
+    ):
+        build_dataclass(Outer, {}, ["inner.lrr=1"])
+
+
+def test_field_docs_and_describe_fields():
+    from maskpt.core.config import describe_fields, field_docs
+
+    assert field_docs(Inner) == {"lr": "learning rate"}
+    rows = {k: (d, doc) for k, d, doc in describe_fields(Outer)}
+    assert rows["inner.lr"] == ("0.0001", "learning rate")
+    assert rows["steps"][0] == "10" and rows["tags"][0] == "()"

@@ -1,7 +1,7 @@
 import pytest
 from transformers import AutoTokenizer
 
-from maskpt.tokenizer import (
+from maskpt.core.tokenizer import (
     TokenizerError,
     TokenizerInfo,
     encode_segment,

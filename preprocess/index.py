@@ -1,0 +1,200 @@
+"""`index.json`, the manifest of a shard folder, as one typed object.
+
+Every reader of a shard folder (the trainer, `maskpt inspect`, `maskpt
+analyze`, the tests) loads it with `load_index`, which reads it through
+fsspec (a local path or any URL), refuses a `format_version` it does not
+know by name, and checks every field's type. The JSON layout (format 1):
+
+    format_version, maskpt_version
+    policy: {name, config, target_format[, checkpoint_sha256]}
+    seed, max_length, formats, shard_size, docs_per_unit, units
+    tokenizer: {name, vocab_size, sha256}      (sha256 of its serialized definition)
+    inputs: [{path, bytes}]
+    counts: documents_read, documents_written, skipped_documents{reason: n},
+            segments, segments_written, skipped_segments{reason: n},
+            tokens_written, masked_tokens, content_tokens, mask_ratio
+    shards: [{path, format, unit, examples, tokens, bytes, sha256}]
+
+`index.json` is written last and atomically (`preprocess/manifest.py`): its
+presence means the folder is complete.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from maskpt.core.config import ConfigError, build_dataclass
+from maskpt.core.errors import InputNotFound, UserError
+from preprocess.counts import Counts
+
+FORMAT_VERSION = 1
+INDEX = "index.json"
+PROGRESS = "_progress"
+
+
+class ShardIndexError(UserError, ValueError):
+    """An index.json that cannot be used; the message names the file."""
+
+
+@dataclass(frozen=True)
+class ShardEntry:
+    path: str
+    """File name relative to the folder."""
+    format: str
+    """arrow or webdataset."""
+    unit: str
+    """The unit of work that wrote it."""
+    examples: int
+    """Rows in the shard."""
+    tokens: int
+    """Input tokens of its rows."""
+    bytes: int
+    """File size."""
+    sha256: str
+    """Checksum of the file."""
+
+    @property
+    def stem(self) -> str:
+        """The name without its extension: the same for a row set in every format."""
+        return self.path.rsplit(".", 1)[0]
+
+
+@dataclass(frozen=True)
+class PolicyInfo:
+    name: str
+    config: dict[str, Any] = field(default_factory=dict)
+    target_format: str = "span"
+    checkpoint_sha256: str = ""
+    """Learned policies: sha256 of the checkpoint folder's weights and metadata."""
+
+    def as_dict(self) -> dict:
+        d = asdict(self)
+        if not self.checkpoint_sha256:
+            d.pop("checkpoint_sha256")
+        return d
+
+
+@dataclass(frozen=True)
+class TokenizerRef:
+    name: str
+    vocab_size: int
+    sha256: str
+
+
+@dataclass(frozen=True)
+class InputRef:
+    path: str
+    bytes: int
+
+
+@dataclass(frozen=True)
+class ShardIndex:
+    """A complete shard folder's manifest. `folder` is where it was loaded
+    from (not stored)."""
+
+    policy: PolicyInfo
+    seed: int
+    max_length: int
+    tokenizer: TokenizerRef
+    inputs: tuple[InputRef, ...]
+    formats: tuple[str, ...]
+    shard_size: int
+    docs_per_unit: int
+    units: int = 0
+    counts: Counts = field(default_factory=Counts)
+    shards: tuple[ShardEntry, ...] = ()
+    format_version: int = FORMAT_VERSION
+    maskpt_version: str = ""
+    folder: str = field(default="", compare=False)
+
+    @property
+    def primary_format(self) -> str:
+        """The format readers use: Arrow when the folder has it."""
+        return "arrow" if "arrow" in self.formats else self.formats[0]
+
+    def shards_of(self, fmt: str | None = None) -> list[ShardEntry]:
+        fmt = fmt or self.primary_format
+        return [s for s in self.shards if s.format == fmt]
+
+    @property
+    def examples(self) -> int:
+        return sum(s.examples for s in self.shards_of())
+
+    def as_dict(self) -> dict:
+        d = {
+            "format_version": self.format_version,
+            "maskpt_version": self.maskpt_version,
+            "policy": self.policy.as_dict(),
+            "seed": self.seed,
+            "max_length": self.max_length,
+            "tokenizer": asdict(self.tokenizer),
+            "inputs": [asdict(i) for i in self.inputs],
+            "formats": list(self.formats),
+            "shard_size": self.shard_size,
+            "docs_per_unit": self.docs_per_unit,
+            "units": self.units,
+            "counts": self.counts.as_dict(),
+            "shards": [asdict(s) for s in self.shards],
+        }
+        return d
+
+    @classmethod
+    def from_dict(cls, data: dict, where: str = INDEX, folder: str = "") -> ShardIndex:
+        """Check the format version, then every field; errors name `where`."""
+        if not isinstance(data, dict):
+            raise ShardIndexError(f"{where}: not a JSON object")
+        version = data.get("format_version")
+        if version != FORMAT_VERSION:
+            raise ShardIndexError(
+                f"{where}: shard format_version {version!r} is not the one this maskpt reads "
+                f"({FORMAT_VERSION}); rewrite the folder with this version's `maskpt preprocess`"
+            )
+        data = dict(data)
+        try:
+            counts = Counts.from_dict(data.pop("counts"))
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise ShardIndexError(f"{where}: counts are malformed ({exc!r})") from None
+        try:
+            index = build_dataclass(cls, data, where=where)
+        except ConfigError as exc:
+            raise ShardIndexError(f"malformed {exc}") from None
+        object.__setattr__(index, "counts", counts)
+        object.__setattr__(index, "folder", folder)
+        return index
+
+
+def join(folder: str, name: str) -> str:
+    """`folder/name` for local paths and URLs alike."""
+    return f"{str(folder).rstrip('/')}/{name}"
+
+
+def load_index(folder) -> ShardIndex:
+    """The manifest of a complete shard folder (local path or fsspec URL);
+    a one-line error naming the folder otherwise."""
+    import fsspec
+
+    folder = str(folder)
+    path = join(folder, INDEX)
+    fs, local = fsspec.core.url_to_fs(folder)
+    if not fs.exists(local):
+        raise InputNotFound(f"{folder}: no such shard folder")
+    try:
+        with fsspec.open(path, "r", encoding="utf-8") as f:
+            text = f.read()
+    except FileNotFoundError:
+        unfinished = fs.exists(join(local, PROGRESS))
+        hint = (
+            " (a run is unfinished: _progress/ exists; rerun `maskpt preprocess` to finish it)"
+            if unfinished
+            else " (not a folder written by `maskpt preprocess`)"
+        )
+        raise ShardIndexError(
+            f"{folder} has no {INDEX}: not a complete shard folder{hint}"
+        ) from None
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ShardIndexError(f"{path}: not valid JSON: {exc}") from None
+    return ShardIndex.from_dict(data, where=path, folder=folder)

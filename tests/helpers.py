@@ -1,0 +1,126 @@
+"""Plain helpers for the tests: text generators, tiny models and task files,
+small shard folders. Fixtures that use them are in conftest.py."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+
+from maskpt.core.resources import bundled_texts
+from preprocess.segment import segment_document
+
+SHARED_DATA = Path(
+    os.environ.get("MASKPT_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data")
+)
+ROOT = Path(__file__).resolve().parents[1]
+
+__all__ = ["ROOT", "SHARED_DATA", "bundled_texts", "make_segments", "make_shards",
+           "save_tiny_bart", "synthetic_texts", "write_jsonl", "write_tiny_qa"]  # fmt: skip
+
+
+def _vocabulary() -> list[str]:
+    words = sorted({w.strip(".,()") for t in bundled_texts() for w in t.split()} - {""})
+    return [w for w in words if w.isalpha() and w.islower()]
+
+
+def synthetic_texts(n: int, seed: int = 0, sentences=(1, 4), words=(4, 12)) -> list[str]:
+    """Deterministic pseudo-English: `n` texts of a few sentences each."""
+    rng = np.random.default_rng(seed)
+    vocab = _vocabulary()
+    out = []
+    for _ in range(n):
+        sents = []
+        for _ in range(rng.integers(sentences[0], sentences[1] + 1)):
+            ws = list(rng.choice(vocab, size=rng.integers(words[0], words[1] + 1)))
+            ws[0] = ws[0].capitalize()
+            sents.append(" ".join(ws) + ".")
+        out.append(" ".join(sents))
+    return out
+
+
+def make_segments(tokenizer, texts, max_length=128, prefix="d"):
+    segs = []
+    for i, t in enumerate(texts):
+        segs += [
+            s
+            for s in segment_document(tokenizer, f"{prefix}{i}", t, max_length)
+            if hasattr(s, "input_ids")
+        ]
+    return segs
+
+
+def write_jsonl(path, texts, prefix="doc"):
+    with open(path, "w", encoding="utf-8") as f:
+        for i, t in enumerate(texts):
+            f.write(json.dumps({"id": f"{prefix}{i}", "title": f"T{i}", "text": t}) + "\n")
+    return path
+
+
+def save_tiny_bart(tokenizer, folder, seed: int = 0, d_model: int = 32) -> str:
+    """A tiny randomly initialised BART plus the test tokenizer, saved as a
+    Hugging Face folder (what a pre-training export looks like)."""
+    import torch
+    from transformers import BartConfig, BartForConditionalGeneration
+
+    from train.model import export_pretrained
+
+    torch.manual_seed(seed)
+    cfg = BartConfig(
+        vocab_size=len(tokenizer),
+        d_model=d_model,
+        encoder_layers=1,
+        decoder_layers=1,
+        encoder_attention_heads=2,
+        decoder_attention_heads=2,
+        encoder_ffn_dim=2 * d_model,
+        decoder_ffn_dim=2 * d_model,
+        max_position_embeddings=160,
+        pad_token_id=tokenizer.pad_token_id,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        decoder_start_token_id=tokenizer.eos_token_id,
+        forced_eos_token_id=tokenizer.eos_token_id,
+    )
+    export_pretrained(BartForConditionalGeneration(cfg), tokenizer, folder)
+    return str(folder)
+
+
+RELATIONS = {"colour": "blue", "place": "river", "maker": "stone", "season": "winter"}
+
+
+def write_tiny_qa(folder, n_train=64, n_dev=32, seed=0, prefix="structured_zeroshot") -> str:
+    """A tiny zsRE-format (KILT) task: `subject [SEP] relation` -> an answer
+    fixed by the relation, so a tiny model can learn it in a few steps."""
+    rng = np.random.default_rng(seed)
+    vocab = _vocabulary()
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    for split, n in (("train", n_train), ("dev", n_dev)):
+        with open(folder / f"{prefix}-{split}-kilt.jsonl", "w") as f:
+            for i in range(n):
+                rel = list(RELATIONS)[int(rng.integers(len(RELATIONS)))]
+                subj = " ".join(rng.choice(vocab, size=2))
+                rec = {"id": f"{split}{i}", "input": f"{subj} [SEP] {rel}",
+                       "output": [{"answer": RELATIONS[rel]}]}  # fmt: skip
+                f.write(json.dumps(rec) + "\n")
+    return str(folder)
+
+
+def make_shards(out, tokenizer, fmt="arrow", policy="rand_v1", n_synthetic=60, **kw):
+    """A small shard folder written in-process (no Ray) from the bundled
+    paragraphs plus synthetic texts."""
+    from preprocess.config import PreprocessConfig
+    from preprocess.pipeline import run_preprocess
+
+    out = Path(out)
+    texts = bundled_texts() + synthetic_texts(n_synthetic, seed=21, sentences=(1, 3))
+    inp = write_jsonl(out.parent / f"in-{out.name}.jsonl", texts, prefix="d")
+    spec = dict(inputs=(str(inp),), output=str(out), policy=policy,
+                tokenizer=tokenizer.name_or_path, shard_size=23, max_length=64, format=fmt,
+                docs_per_unit=20)  # fmt: skip
+    spec.update(kw)
+    run_preprocess(PreprocessConfig(**spec), progress=False, use_ray=False)
+    return out

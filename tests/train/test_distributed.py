@@ -1,0 +1,28 @@
+"""Distributed helpers in one process: batch arithmetic, reductions, the
+non-finite stop."""
+
+import pytest
+import torch
+
+from maskpt.core.config import ConfigError
+from train.distributed import NonFiniteLoss, all_reduce, check_finite, split_batch, zero_config
+
+
+def test_split_batch():
+    assert split_batch(2048, 64, 8) == 4
+    assert split_batch(2048, 32, 1) == 64
+    with pytest.raises(ConfigError, match="2048 is not a multiple of 192"):
+        split_batch(2048, 64, 3)
+
+
+def test_single_process_reductions_and_the_finite_check():
+    assert all_reduce([1.5, 2.0]) == [1.5, 2.0]
+    check_finite(torch.tensor(0.5), "at step 1")
+    with pytest.raises(NonFiniteLoss, match="non-finite loss at step 7 on some rank"):
+        check_finite(torch.tensor(float("inf")), "at step 7")
+
+
+def test_zero_config_has_the_batch_arithmetic():
+    c = zero_config(64, 8, 4, 1.0, 2, False)
+    assert c["train_batch_size"] == 64 and c["gradient_accumulation_steps"] == 4
+    assert c["zero_optimization"] == {"stage": 2} and c["bf16"] == {"enabled": False}

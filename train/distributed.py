@@ -1,0 +1,110 @@
+"""Distributed plumbing both training recipes share: the launcher's
+environment, DeepSpeed set-up and config, batch arithmetic, small
+all-reduces, and the all-ranks stop on a non-finite loss."""
+
+from __future__ import annotations
+
+import os
+
+
+class NonFiniteLoss(FloatingPointError):
+    """A NaN or infinite loss on some rank: every rank stops, saving nothing."""
+
+
+def dist_env() -> tuple[int, int, int]:
+    """(rank, local_rank, world_size) from the launcher's environment; a
+    plain `python` run is rank 0 of 1 (MASTER_ADDR etc. are set for it)."""
+    os.environ.setdefault("RANK", "0")
+    os.environ.setdefault("LOCAL_RANK", "0")
+    os.environ.setdefault("WORLD_SIZE", "1")
+    os.environ.setdefault("MASTER_ADDR", "127.0.0.1")
+    os.environ.setdefault("MASTER_PORT", str(29500 + os.getpid() % 1000))
+    return int(os.environ["RANK"]), int(os.environ["LOCAL_RANK"]), int(os.environ["WORLD_SIZE"])
+
+
+def launched_world() -> int:
+    """The world size the launcher set (1 for a plain process)."""
+    return int(os.environ.get("WORLD_SIZE") or 1)
+
+
+def split_batch(
+    global_batch: int, micro_batch: int, world: int, names=("global_batch", "micro_batch")
+) -> int:
+    """Gradient-accumulation steps so that micro x world x accumulation = global."""
+    from maskpt.core.config import ConfigError
+
+    per_step = micro_batch * world
+    if global_batch % per_step:
+        raise ConfigError(
+            f"{names[0]} {global_batch} cannot be split into {names[1]} {micro_batch} x world "
+            f"size {world} x gradient accumulation: {global_batch} is not a multiple of "
+            f"{per_step}; change {names[1]} or {names[0]}"
+        )
+    return global_batch // per_step
+
+
+def zero_config(global_batch: int, micro_batch: int, accum: int, grad_clip: float,
+                zero_stage: int, bf16: bool) -> dict:  # fmt: skip
+    """The DeepSpeed config the pre-training recipe computes (optimizer and
+    schedule are passed to `deepspeed.initialize`, not configured here)."""
+    return {
+        "train_batch_size": global_batch,
+        "train_micro_batch_size_per_gpu": micro_batch,
+        "gradient_accumulation_steps": accum,
+        "gradient_clipping": grad_clip,
+        "zero_optimization": {"stage": zero_stage},
+        "bf16": {"enabled": bf16},
+        "zero_allow_untested_optimizer": True,
+        "steps_per_print": 10**9,
+    }
+
+
+def init_deepspeed(precision: str) -> bool:
+    """Distributed init from the launcher's environment (NCCL on GPU, gloo on
+    CPU); returns whether to train in bf16 (`auto` = on GPU)."""
+    import deepspeed
+    import torch
+
+    _, local_rank, _ = dist_env()
+    use_cuda = torch.cuda.is_available()
+    if use_cuda:
+        torch.cuda.set_device(local_rank)
+    deepspeed.init_distributed(dist_backend="nccl" if use_cuda else "gloo", verbose=False)
+    return precision == "bf16" or (precision == "auto" and use_cuda)
+
+
+def finish_distributed() -> None:
+    """Barrier, then tear the process group down (a rank can abort at exit otherwise)."""
+    import torch.distributed as dist
+
+    if dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()
+
+
+def all_reduce(values: list[float], op: str = "sum") -> list[float]:
+    """Sum (or min) a few scalars over all ranks; a no-op in one process. The
+    tensor lives on the GPU under NCCL (which cannot reduce CPU tensors)."""
+    import torch
+    import torch.distributed as dist
+
+    if not (dist.is_initialized() and dist.get_world_size() > 1):
+        return list(values)
+    device = f"cuda:{torch.cuda.current_device()}" if dist.get_backend() == "nccl" else "cpu"
+    t = torch.tensor(values, dtype=torch.float64, device=device)
+    dist.all_reduce(t, op=dist.ReduceOp.SUM if op == "sum" else dist.ReduceOp.MIN)
+    return t.tolist()
+
+
+def check_finite(loss, what: str) -> None:
+    """Raise `NonFiniteLoss` on every rank when the loss of any rank is NaN or
+    infinite; `what` says where (step, micro-step, examples) in the message."""
+    import torch
+
+    finite = float(torch.isfinite(loss.detach()).all().item())
+    if all_reduce([finite], op="min")[0] < 1:
+        rank = int(os.environ.get("RANK") or 0)
+        raise NonFiniteLoss(
+            f"non-finite loss {what} on some rank (rank {rank}: loss {loss.item()}); "
+            "stopping without saving"
+        )
