@@ -1,3 +1,3 @@
 """maskpt: masking policies for intermediate pre-training of BART."""
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"

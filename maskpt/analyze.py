@@ -117,13 +117,13 @@ def analyze_folder(folder: Path, label: str, sample: float, seed: int, nlp, prog
         stats.rows += 1
         if not keep_row(str(row["id"]), seed, sample):
             continue
-        got = token_spans(tok, row["input_ids"])
+        got = token_spans(tok, row["original_ids"])
         if got is None:
             stats.skipped["retokenize_mismatch"] += 1
             continue
         stats.sampled += 1
         texts.append(got[0])
-        aligned.append((got[1], row["mask"]))
+        aligned.append((got[1], row["masked"]))
     for doc, (spans, mask) in zip(nlp.pipe(texts, batch_size=256), aligned, strict=True):
         stats.add(doc, spans, mask)
         if progress:

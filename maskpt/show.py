@@ -61,7 +61,9 @@ def render_target(tokenizer, ex: MaskedSegment) -> str:
 
 
 def to_json(tokenizer, ex: MaskedSegment) -> dict:
-    """The `--json` record of one masked segment."""
+    """The `--json` record of one masked segment: the shard row's fields
+    (`input_ids` = the masked model input, `labels`, `original_ids`, `masked`)
+    plus policy, target format and the decoded source and target."""
 
     def dec(ids):
         return tokenizer.decode(ids, skip_special_tokens=False, clean_up_tokenization_spaces=False)
@@ -71,10 +73,10 @@ def to_json(tokenizer, ex: MaskedSegment) -> dict:
         "doc_id": ex.doc_id,
         "policy": ex.policy,
         "format": ex.format,
-        "input_ids": list(ex.input_ids),
-        "source_ids": list(ex.source_ids),
-        "target_ids": list(ex.target_ids),
-        "mask": [int(m) for m in ex.mask],
+        "input_ids": list(ex.source_ids),
+        "labels": list(ex.target_ids),
+        "original_ids": list(ex.input_ids),
+        "masked": [bool(m) for m in ex.mask],
         "source": dec(ex.source_ids),
         "target": dec(ex.target_ids),
     }

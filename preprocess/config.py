@@ -9,7 +9,20 @@ from typing import Any
 from maskpt.core.tokenizer import DEFAULT_TOKENIZER
 from preprocess.shards import FORMATS
 
-FORMAT_CHOICES = ("arrow", "webdataset", "both")
+FORMAT_ALIASES = {"both": ("arrow", "webdataset"), "all": tuple(FORMATS)}
+
+
+def parse_formats(text: str) -> list[str]:
+    """`arrow,parquet` -> ["arrow", "parquet"] in the canonical order; aliases
+    both and all; ValueError naming an unknown one."""
+    names: set[str] = set()
+    for part in (p.strip() for p in text.split(",")):
+        if part not in FORMATS and part not in FORMAT_ALIASES:
+            raise ValueError(
+                f"format: {part!r} is not one of {', '.join([*FORMATS, *FORMAT_ALIASES])}"
+            )
+        names.update(FORMAT_ALIASES.get(part, (part,)))
+    return [f for f in FORMATS if f in names]
 
 
 @dataclass(frozen=True)
@@ -17,7 +30,8 @@ class PreprocessConfig:
     inputs: tuple[str, ...] = ()
     """Input files: Wikipedia dumps (.xml, .xml.bz2), JSONL ({"id","title","text"}) or .txt."""
     output: str = ""
-    """Shard folder to write (index.json appears when it is complete)."""
+    """Shard folder to write: a local path or any fsspec URL (s3://, gs://, file://); on a
+    cluster, storage every node shares. index.json appears when it is complete."""
     policy: str = "orig_v1"
     """Registered masking policy name."""
     policy_config: dict[str, Any] = field(default_factory=dict)
@@ -29,7 +43,8 @@ class PreprocessConfig:
     max_length: int = 128
     """Tokens per segment, <s> and </s> included (the paper: 128)."""
     format: str = "arrow"
-    """Shard format: arrow, webdataset or both (same rows in each)."""
+    """Shard formats, comma-separated: arrow (Arrow IPC stream), parquet, webdataset; or
+    both (arrow,webdataset) or all. The same rows in each."""
     shard_size: int = 10_000
     """Most examples per shard file."""
     docs_per_unit: int = 500
@@ -48,8 +63,7 @@ class PreprocessConfig:
             raise ValueError("give at least one input file")
         if not self.output:
             raise ValueError("output folder is required")
-        if self.format not in FORMAT_CHOICES:
-            raise ValueError(f"format must be one of {FORMAT_CHOICES}, got {self.format!r}")
+        parse_formats(self.format)
         if self.max_length < 8:
             raise ValueError(f"max_length must be >= 8, got {self.max_length}")
         for key in ("shard_size", "docs_per_unit", "max_in_flight"):
@@ -60,4 +74,4 @@ class PreprocessConfig:
 
     @property
     def formats(self) -> list[str]:
-        return list(FORMATS) if self.format == "both" else [self.format]
+        return parse_formats(self.format)

@@ -3,7 +3,8 @@
 Every reader of a shard folder (the trainer, `maskpt inspect`, `maskpt
 analyze`, the tests) loads it with `load_index`, which reads it through
 fsspec (a local path or any URL), refuses a `format_version` it does not
-know by name, and checks every field's type. The JSON layout (format 1):
+know by name (format 1, the layout before shard format 2, with a hint on how
+to rewrite it), and checks every field's type. The JSON layout (format 2):
 
     format_version, maskpt_version
     policy: {name, config, target_format[, checkpoint_sha256]}
@@ -14,6 +15,7 @@ know by name, and checks every field's type. The JSON layout (format 1):
             segments, segments_written, skipped_segments{reason: n},
             tokens_written, masked_tokens, content_tokens, mask_ratio
     shards: [{path, format, unit, examples, tokens, bytes, sha256}]
+            (path relative to the folder: arrow/shard-000000.arrow, ...)
 
 `index.json` is written last and atomically (`preprocess/manifest.py`): its
 presence means the folder is complete.
@@ -27,11 +29,21 @@ from typing import Any
 
 from maskpt.core.config import ConfigError, build_dataclass
 from maskpt.core.errors import InputNotFound, UserError
+from maskpt.core.storage import Storage
 from preprocess.counts import Counts
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 INDEX = "index.json"
 PROGRESS = "_progress"
+READ_PREFERENCE = ("arrow", "parquet", "webdataset")
+"""The format readers use when a folder has several."""
+FORMAT_1_HINT = (
+    "it is a format-1 shard folder (maskpt 0.1: Arrow IPC file shards with source_ids/"
+    "target_ids), which this version does not read; rewrite it by running `maskpt "
+    "preprocess` again with the same inputs and settings into a new --output: the masks "
+    "come out the same (they are a pure function of the seed and the segment ids), under "
+    "the new column names"
+)
 
 
 class ShardIndexError(UserError, ValueError):
@@ -57,8 +69,9 @@ class ShardEntry:
 
     @property
     def stem(self) -> str:
-        """The name without its extension: the same for a row set in every format."""
-        return self.path.rsplit(".", 1)[0]
+        """The file name without folder and extension (shard-000003): the same
+        for the same rows in every format."""
+        return self.path.rsplit("/", 1)[-1].rsplit(".", 1)[0]
 
 
 @dataclass(frozen=True)
@@ -111,8 +124,8 @@ class ShardIndex:
 
     @property
     def primary_format(self) -> str:
-        """The format readers use: Arrow when the folder has it."""
-        return "arrow" if "arrow" in self.formats else self.formats[0]
+        """The format readers use: the first of arrow, parquet, webdataset it has."""
+        return next(f for f in READ_PREFERENCE if f in self.formats)
 
     def shards_of(self, fmt: str | None = None) -> list[ShardEntry]:
         fmt = fmt or self.primary_format
@@ -146,6 +159,8 @@ class ShardIndex:
         if not isinstance(data, dict):
             raise ShardIndexError(f"{where}: not a JSON object")
         version = data.get("format_version")
+        if version == 1:
+            raise ShardIndexError(f"{where}: {FORMAT_1_HINT}")
         if version != FORMAT_VERSION:
             raise ShardIndexError(
                 f"{where}: shard format_version {version!r} is not the one this maskpt reads "
@@ -165,36 +180,26 @@ class ShardIndex:
         return index
 
 
-def join(folder: str, name: str) -> str:
-    """`folder/name` for local paths and URLs alike."""
-    return f"{str(folder).rstrip('/')}/{name}"
-
-
 def load_index(folder) -> ShardIndex:
     """The manifest of a complete shard folder (local path or fsspec URL);
     a one-line error naming the folder otherwise."""
-    import fsspec
-
-    folder = str(folder)
-    path = join(folder, INDEX)
-    fs, local = fsspec.core.url_to_fs(folder)
-    if not fs.exists(local):
-        raise InputNotFound(f"{folder}: no such shard folder")
+    storage = folder if isinstance(folder, Storage) else Storage(str(folder))
+    where = storage.url(INDEX)
+    if not storage.exists():
+        raise InputNotFound(f"{storage.root_url}: no such shard folder")
     try:
-        with fsspec.open(path, "r", encoding="utf-8") as f:
-            text = f.read()
+        text = storage.read_bytes(INDEX).decode("utf-8")
     except FileNotFoundError:
-        unfinished = fs.exists(join(local, PROGRESS))
         hint = (
             " (a run is unfinished: _progress/ exists; rerun `maskpt preprocess` to finish it)"
-            if unfinished
+            if storage.exists(PROGRESS)
             else " (not a folder written by `maskpt preprocess`)"
         )
         raise ShardIndexError(
-            f"{folder} has no {INDEX}: not a complete shard folder{hint}"
+            f"{storage.root_url} has no {INDEX}: not a complete shard folder{hint}"
         ) from None
     try:
         data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise ShardIndexError(f"{path}: not valid JSON: {exc}") from None
-    return ShardIndex.from_dict(data, where=path, folder=folder)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ShardIndexError(f"{where}: not valid JSON: {exc}") from None
+    return ShardIndex.from_dict(data, where=where, folder=storage.root_url)

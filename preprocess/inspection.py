@@ -1,26 +1,28 @@
-"""`maskpt inspect`: summarise, show and verify a shard folder."""
+"""`maskpt inspect`: summarise, show and verify a shard folder (a local path
+or any fsspec URL)."""
 
 from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterator
-from pathlib import Path
 
-from maskpt.core.io import sha256_file
 from maskpt.core.records import MaskedSegment, Segment
+from maskpt.core.storage import Storage
 from preprocess.index import ShardIndex, ShardIndexError, load_index
-from preprocess.shards import ShardError, check_row, read_shard
+from preprocess.shards import ShardError, check_row, read_rows
 
 
-def iter_rows(
-    folder: str | Path, index: ShardIndex | None = None
-) -> Iterator[tuple[str, int, dict]]:
-    """(shard path, row number, row) over the folder's first format."""
-    folder = Path(folder)
-    index = index or load_index(folder)
-    fmt = index.formats[0]
+def _storage(folder) -> Storage:
+    return folder if isinstance(folder, Storage) else Storage(str(folder))
+
+
+def iter_rows(folder, index: ShardIndex | None = None) -> Iterator[tuple[str, int, dict]]:
+    """(shard path, row number, row) over the folder's primary format."""
+    storage = _storage(folder)
+    index = index or load_index(storage)
+    fmt = index.primary_format
     for shard in index.shards_of(fmt):
-        for k, row in enumerate(read_shard(folder / shard.path)):
+        for k, row in enumerate(read_rows(storage, shard.path, fmt)):
             yield shard.path, k, row
 
 
@@ -38,15 +40,15 @@ def mask_runs(mask) -> list[int]:
     return runs
 
 
-def summarize(folder: str | Path) -> dict:
-    index = load_index(folder)
+def summarize(folder) -> dict:
+    index = load_index(_storage(folder))
     masked = content = rows = 0
     spans: Counter = Counter()
     for _, _, row in iter_rows(folder, index):
         rows += 1
-        masked += sum(row["mask"])
-        content += len(row["input_ids"]) - 2
-        spans.update(mask_runs(row["mask"]))
+        masked += sum(row["masked"])
+        content += len(row["original_ids"]) - 2
+        spans.update(mask_runs(row["masked"]))
     d = index.as_dict()
     return {
         "folder": str(folder),
@@ -55,7 +57,7 @@ def summarize(folder: str | Path) -> dict:
         "tokenizer": d["tokenizer"],
         "max_length": index.max_length,
         "formats": d["formats"],
-        "shards": len(index.shards),
+        "shards": len(index.shards_of()),
         "examples": rows,
         "counts": d["counts"],
         "mask_ratio": masked / max(1, content),
@@ -64,19 +66,20 @@ def summarize(folder: str | Path) -> dict:
 
 
 def row_to_masked(row: dict, target_format: str, policy: str = "") -> MaskedSegment:
-    n = len(row["input_ids"])
-    seg = Segment(row["id"], row["doc_id"], "", tuple(row["input_ids"]), (-1,) * n, ((0, 0),) * n)
+    ids = tuple(row["original_ids"])
+    n = len(ids)
+    seg = Segment(row["id"], row["doc_id"], "", ids, (-1,) * n, ((0, 0),) * n)
     return MaskedSegment(
         seg,
-        tuple(row["source_ids"]),
-        tuple(row["target_ids"]),
-        tuple(bool(m) for m in row["mask"]),
+        tuple(row["input_ids"]),
+        tuple(row["labels"]),
+        tuple(bool(m) for m in row["masked"]),
         target_format,
         policy,
     )
 
 
-def find_rows(folder: str | Path, n: int, row_id: str | None = None) -> list[dict]:
+def find_rows(folder, n: int, row_id: str | None = None) -> list[dict]:
     out = []
     for _, _, row in iter_rows(folder):
         if row_id is None or row["id"] == row_id:
@@ -86,30 +89,28 @@ def find_rows(folder: str | Path, n: int, row_id: str | None = None) -> list[dic
     return out
 
 
-def verify(folder: str | Path) -> list[str]:
+def verify(folder) -> list[str]:
     """Every problem found, each naming the shard (and row); empty when sound."""
-    folder = Path(folder)
+    storage = _storage(folder)
     try:
-        index = load_index(folder)
+        index = load_index(storage)
     except (FileNotFoundError, ShardIndexError) as exc:
         return [str(exc)]
     problems: list[str] = []
     vocab, max_len = index.tokenizer.vocab_size, index.max_length
     per_format: dict[str, dict] = {}
     for shard in index.shards:
-        path = folder / shard.path
-        if not path.exists():
+        if not storage.exists(shard.path):
             problems.append(f"{shard.path}: missing")
             continue
-        if path.stat().st_size != shard.bytes:
-            problems.append(
-                f"{shard.path}: {path.stat().st_size} bytes, manifest says {shard.bytes}"
-            )
-        if sha256_file(path) != shard.sha256:
+        size = storage.size(shard.path)
+        if size != shard.bytes:
+            problems.append(f"{shard.path}: {size} bytes, manifest says {shard.bytes}")
+        if storage.sha256(shard.path) != shard.sha256:
             problems.append(f"{shard.path}: sha256 does not match the manifest")
         rows = []
         try:
-            for k, row in enumerate(read_shard(path)):
+            for k, row in enumerate(read_rows(storage, shard.path, shard.format)):
                 why = check_row(row, vocab, max_len)
                 if why:
                     problems.append(f"{shard.path}: row {k} ({row['id']}): {why}")
@@ -136,7 +137,7 @@ def _cross_checks(index: ShardIndex, per_format: dict) -> list[str]:
     c = index.counts
     if len(rows) != c.segments_written:
         problems.append(f"{len(rows)} rows in shards, manifest counts {c.segments_written}")
-    tokens = sum(len(r["input_ids"]) for r in rows)
+    tokens = sum(len(r["original_ids"]) for r in rows)
     if tokens != c.tokens_written:
         problems.append(f"{tokens} tokens in shards, manifest counts {c.tokens_written}")
     dup = [k for k, v in Counter(r["id"] for r in rows).items() if v > 1]

@@ -1,24 +1,30 @@
-"""A preprocessing run's spec, the claim on its output folder, and the
-`index.json` written when it completes.
+"""A preprocessing run's spec, its claim on the output folder, and the
+folder's completion: shards moved to their numbered names, the WebDataset
+shard list and wids index, and `index.json` last.
 
 While a run is going, `_progress/run.json` holds the spec (everything in
 `index.json` that decides the output: policy, seed, max length, tokenizer,
 inputs, formats, shard size, units) and `_progress/<unit>.done` one marker
 per finished unit (`preprocess/units.py`). A run into a folder whose spec
-differs is refused; when every unit is done, `index.json` (the typed
-`preprocess.index.ShardIndex`) is written last and atomically.
+differs is refused. When every unit is done, `finalize` writes the plan of
+moves (`_progress/final.json`), moves each staged shard to
+`<format>/shard-<n>.<ext>` (n counting every unit's shards in unit order, so
+the numbers have no gaps), writes `webdataset-shards.txt` and
+`webdataset-wids.json` when the folder has tars, and `index.json` last: its
+presence means the folder is complete. Every step can be redone after a
+crash without changing the result.
 """
 
 from __future__ import annotations
 
-import json
 from dataclasses import replace
-from pathlib import Path
 
 from maskpt import __version__
-from maskpt.core.io import FolderInUse, claim_spec, remove_stale_tmp, write_json_atomic
+from maskpt.core.io import FolderInUse, spec_diff
+from maskpt.core.storage import Storage
 from preprocess.counts import merge_counts
 from preprocess.index import INDEX, PROGRESS, ShardIndex
+from preprocess.shards import ShardError, shard_name
 
 SPEC_KEYS = (
     "policy",
@@ -30,6 +36,10 @@ SPEC_KEYS = (
     "shard_size",
     "docs_per_unit",
 )
+RUN = f"{PROGRESS}/run.json"
+PLAN = f"{PROGRESS}/final.json"
+WDS_LIST = "webdataset-shards.txt"
+WIDS_INDEX = "webdataset-wids.json"
 
 
 class SpecMismatch(FolderInUse):
@@ -42,34 +52,77 @@ def spec_dict(spec: ShardIndex) -> dict:
     return {k: d[k] for k in SPEC_KEYS}
 
 
-def claim_folder(out: Path, spec: ShardIndex) -> ShardIndex | None:
-    """Prepare `out` for a run with `spec`. Returns the existing index when the
-    folder is already complete with the same spec; raises `SpecMismatch` when
-    it holds another run's output; removes stale temporary files."""
+def _refuse_other(storage: Storage, rel: str, mine: dict) -> dict | None:
+    """The JSON at `rel` (None when absent); `SpecMismatch` when its spec differs."""
+    if not storage.exists(rel):
+        return None
+    old = storage.read_json(rel)
+    diff = spec_diff(old, mine, SPEC_KEYS)
+    if diff:
+        raise SpecMismatch(
+            f"{storage.root_url} holds shards from another run ({rel}); refusing to mix them:\n"
+            + "\n".join(diff)
+            + "\nUse another --output folder, or delete this one to start over."
+        )
+    return old
+
+
+def claim_folder(storage: Storage, spec: ShardIndex) -> ShardIndex | None:
+    """Prepare the folder for a run with `spec`. Returns the existing index when
+    the folder is already complete with the same spec; raises `SpecMismatch`
+    when it holds another run's output; removes stale temporary files."""
     mine = spec_dict(spec)
-    what = f"{out} holds shards from another run; refusing to mix them"
-    if claim_spec(out / INDEX, mine, what, SPEC_KEYS, SpecMismatch, record=False):
-        old = json.loads((out / INDEX).read_text())
-        return ShardIndex.from_dict(old, where=str(out / INDEX), folder=str(out))
-    claim_spec(out / PROGRESS / "run.json", mine, what, SPEC_KEYS, SpecMismatch)
-    remove_stale_tmp(out)
-    remove_stale_tmp(out / PROGRESS)
+    old = _refuse_other(storage, INDEX, mine)
+    if old is not None:
+        return ShardIndex.from_dict(old, where=storage.url(INDEX), folder=storage.root_url)
+    if _refuse_other(storage, RUN, mine) is None:
+        storage.makedirs(PROGRESS)
+        storage.write_json(RUN, mine)
+    for rel in ("", PROGRESS, f"{PROGRESS}/units"):
+        storage.remove_stale_tmp(rel)
     return None
 
 
-def build_index(spec: ShardIndex, markers, folder: str = "") -> ShardIndex:
-    """The complete folder's index from its spec and every unit's marker."""
+def plan_moves(markers) -> dict[str, str]:
+    """Staged shard path -> its numbered name, every unit's shards in unit order."""
+    moves: dict[str, str] = {}
+    stems: dict[str, int] = {}
+    for m in sorted(markers, key=lambda m: m.unit):
+        for s in m.shards:
+            stem = s.path.rsplit(".", 1)[0]
+            number = stems.setdefault(stem, len(stems))
+            moves[s.path] = shard_name(s.format, number)
+    return moves
+
+
+def planned_moves(storage: Storage) -> dict[str, str]:
+    """The moves of an interrupted `finalize` (empty when none began)."""
+    return storage.read_json(PLAN) if storage.exists(PLAN) else {}
+
+
+def finalize(storage: Storage, spec: ShardIndex, markers) -> ShardIndex:
+    """Move the staged shards to their numbered names, write the WebDataset
+    lists, then index.json (last); return the index."""
     markers = sorted(markers, key=lambda m: m.unit)
-    return replace(
-        spec,
-        maskpt_version=__version__,
-        units=len(markers),
-        counts=merge_counts(m.counts for m in markers),
-        shards=tuple(s for m in markers for s in m.shards),
-        folder=folder,
-    )
-
-
-def write_index(out: Path, index: ShardIndex) -> None:
-    """Write `index.json` (last: the folder is complete once it exists)."""
-    write_json_atomic(out / INDEX, index.as_dict())
+    moves = plan_moves(markers)
+    storage.write_json(PLAN, moves)
+    for fmt in spec.formats:
+        storage.makedirs(fmt)
+    for src, dst in moves.items():
+        if storage.exists(src):
+            storage.move(src, dst)
+        elif not storage.exists(dst):
+            raise ShardError(f"{storage.url(src)}: a finished unit's shard is missing")
+    shards = tuple(replace(s, path=moves[s.path]) for m in markers for s in m.shards)
+    index = replace(spec, maskpt_version=__version__, units=len(markers),
+                    counts=merge_counts(m.counts for m in markers), shards=shards,
+                    folder=storage.root_url)  # fmt: skip
+    if "webdataset" in spec.formats:
+        tars = index.shards_of("webdataset")
+        storage.write_bytes(WDS_LIST, "".join(f"{s.path}\n" for s in tars).encode())
+        storage.write_json(WIDS_INDEX, {
+            "__kind__": "wids-shard-index-v1", "wids_version": 1, "name": spec.policy.name,
+            "shardlist": [{"url": s.path, "nsamples": s.examples} for s in tars],
+        })  # fmt: skip
+    storage.write_json(INDEX, index.as_dict())  # last: the folder is complete
+    return index

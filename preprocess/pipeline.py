@@ -14,7 +14,11 @@ re-blocks rows between stages; an actor pool keeps units whole, loads models
 once per actor, and streams from inputs that cannot be split (bz2 dumps).
 
 Without `address` an embedded local Ray is started (and stopped); with
-`address="auto"` the driver joins a running cluster.
+`address="auto"` the driver joins a running cluster. The output folder may
+be any fsspec URL (`s3://`, `gs://`, `file://`, a local path): every worker
+writes its units there, so on a cluster it must be storage all nodes share;
+a scheme without an installed filesystem, or a folder that cannot be
+written, is refused before any work starts.
 """
 
 from __future__ import annotations
@@ -24,10 +28,11 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from maskpt.core.errors import InputNotFound
+from maskpt.core.storage import Storage
 from maskpt.core.tokenizer import TokenizerInfo, load_tokenizer, tokenizer_fingerprint
 from preprocess.config import PreprocessConfig
 from preprocess.index import INDEX, InputRef, PolicyInfo, ShardIndex, TokenizerRef
-from preprocess.manifest import build_index, claim_folder, write_index
+from preprocess.manifest import claim_folder, finalize, planned_moves
 from preprocess.units import Unit, UnitMarker, iter_units, process_unit, read_marker
 
 
@@ -54,7 +59,7 @@ class MaskWorker:
         self.policy = policy
         self.device = "cuda" if ray.get_gpu_ids() else "cpu"
         policy.setup(self.device)
-        self.args = (seed, max_length, Path(out), formats, shard_size)
+        self.args = (seed, max_length, Storage(out), formats, shard_size)
 
     def process(self, unit: Unit) -> UnitMarker:
         return process_unit(unit, self.tok, self.policy, *self.args)
@@ -98,6 +103,9 @@ def run_preprocess(
     for p in cfg.inputs:
         if not Path(p).exists():
             raise InputNotFound(f"input {p} does not exist")
+    out = Storage(cfg.output)  # an unknown scheme or an unwritable folder fails here, first
+    if not out.exists(INDEX):
+        out.check_writable()
     tok = load_tokenizer(cfg.tokenizer)
     if policy is None:
         policy = registry.create(
@@ -105,28 +113,26 @@ def run_preprocess(
             TokenizerInfo.from_tokenizer(tok, cfg.tokenizer, fingerprint=True),
             cfg.policy_config,
         )
-    out = Path(cfg.output)
     spec = make_spec(cfg, tok, policy)
     done = claim_folder(out, spec)
     if done is not None:
         if progress:
-            print(f"{out} is already complete ({INDEX} matches this run); nothing to do")
+            print(f"{cfg.output} is already complete ({INDEX} matches this run); nothing to do")
         return done
 
     if use_ray:
         markers = _run_on_ray(cfg, policy, spec, out, progress)
     else:
         policy.setup("cpu")
+        moved = planned_moves(out)
         markers = [
-            read_marker(out, unit.id)
+            read_marker(out, unit.id, moved)
             or process_unit(
                 unit, tok, policy, cfg.seed, cfg.max_length, out, cfg.formats, cfg.shard_size
             )
             for unit in iter_units(cfg.inputs, cfg.docs_per_unit)
         ]
-    index = build_index(spec, markers, str(out))
-    write_index(out, index)  # last: the folder is complete
-    return index
+    return finalize(out, spec, markers)
 
 
 @contextmanager
@@ -146,12 +152,12 @@ def ray_session(address: str | None = None, num_cpus: int | None = None):
             ray.shutdown()
 
 
-def _run_on_ray(cfg, policy, spec, out: Path, progress: bool) -> list[UnitMarker]:
+def _run_on_ray(cfg, policy, spec, out: Storage, progress: bool) -> list[UnitMarker]:
     with ray_session(cfg.address):
         return _run_units(cfg, policy, spec, out, progress)
 
 
-def _run_units(cfg, policy, spec, out: Path, progress: bool) -> list[UnitMarker]:
+def _run_units(cfg, policy, spec, out: Storage, progress: bool) -> list[UnitMarker]:
     import ray
     from tqdm import tqdm
 
@@ -159,7 +165,8 @@ def _run_units(cfg, policy, spec, out: Path, progress: bool) -> list[UnitMarker]
     n_workers = cfg.workers or max(1, int(resources.get("CPU", 1)))
     opts = actor_options(policy, resources, cfg.gpus_per_worker)
     remote_cls = ray.remote(MaskWorker).options(**opts)
-    args = (cfg.tokenizer, policy, cfg.seed, cfg.max_length, str(out), cfg.formats, cfg.shard_size)
+    args = (cfg.tokenizer, policy, cfg.seed, cfg.max_length, out.root_url, cfg.formats,
+            cfg.shard_size)  # fmt: skip
     actors = [remote_cls.remote(*args) for _ in range(n_workers)]
     idle = list(actors) * cfg.max_in_flight
     pending: dict = {}  # ObjectRef -> (actor, unit id)
@@ -181,7 +188,7 @@ def _run_units(cfg, policy, spec, out: Path, progress: bool) -> list[UnitMarker]
         except Exception as exc:  # a worker raised: stop, keeping finished units
             raise UnitFailed(
                 f"unit {unit_id} failed in a worker: {exc}\n"
-                f"Finished units are kept in {out}; rerun the same command to resume."
+                f"Finished units are kept in {out.root_url}; rerun the same command to resume."
             ) from exc
         record(marker)
 
@@ -200,9 +207,10 @@ def _run_units(cfg, policy, spec, out: Path, progress: bool) -> list[UnitMarker]
         )
 
     resumed = 0
+    moved = planned_moves(out)
     try:
         for unit in iter_units(cfg.inputs, cfg.docs_per_unit):
-            marker = read_marker(out, unit.id)
+            marker = read_marker(out, unit.id, moved)
             if marker is not None:
                 resumed += 1
                 record(marker)

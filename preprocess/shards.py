@@ -1,39 +1,46 @@
-"""Shard files: the rows of masked segments, as Arrow IPC and WebDataset tar.
+"""Shard files (format 2): the rows of masked segments, in the formats other
+tools read without maskpt's code.
 
-On-disk layout of one shard (both formats hold the same rows, in the same order):
+A row, with the names a Hugging Face user expects:
 
-    part-<unit>-<k>.arrow   Arrow IPC *file* format, one record batch; columns
-                            id: string, doc_id: string,
-                            input_ids / source_ids / target_ids: list<int32>,
-                            mask: list<bool> (Arrow stores it as packed bits)
-    part-<unit>-<k>.tar     WebDataset tar: per row, members sharing the key
-                            "%08d" (row number in the shard):
-                              <key>.json            {"id": ..., "doc_id": ...}
-                              <key>.input_ids.npy   int32 .npy (no pickle)
-                              <key>.source_ids.npy  int32
-                              <key>.target_ids.npy  int32
-                              <key>.mask.npy        bool
-                            tar members have mtime 0 and uid/gid 0, so the same
-                            rows give the same bytes.
+    id            string       the segment id, "{doc_id}-{n}", unique in the folder
+    doc_id        string
+    input_ids     list<int32>  what the model takes: the masked sequence (<s> ... </s>)
+    labels        list<int32>  what the model must produce (full sequence or the spans)
+    original_ids  list<int32>  the unmasked tokens of the segment
+    masked        list<bool>   per original token: was it masked
 
-Nothing in a shard is pickled; readers load `.npy` with `allow_pickle=False`
-and `check_rows` validates lengths and token-id ranges before anyone trains
-on them.
+(no `attention_mask`: it would be all ones; collators make it when they pad).
+
+Formats (each in its own subfolder of the shard folder, numbered
+`shard-000000`, `shard-000001`, ... without gaps, the same rows under the same
+number in every format):
+
+    arrow/shard-N.arrow        Arrow IPC *stream* format, one record batch: what
+                               `datasets.Dataset.from_file` memory-maps and
+                               `pyarrow.ipc.open_stream` reads
+    parquet/shard-N.parquet    Parquet (zstd): `pyarrow.dataset`, Ray `read_parquet`,
+                               `datasets.load_dataset("parquet")`, DuckDB, Spark
+    webdataset/shard-N.tar     WebDataset tar: one `<key>.json` member per row holding
+                               the whole row; `__key__` is the row id made key-safe
+                               (`key_of`); written with webdataset's TarWriter with a
+                               fixed mtime, so the same rows give the same bytes
+
+Nothing in a shard is pickled; `check_row` validates lengths and token-id
+ranges before anyone trains on a row.
 """
 
 from __future__ import annotations
 
 import io
 import json
-import tarfile
+import posixpath
+import urllib.parse
 from collections.abc import Iterator
-from pathlib import Path
 
-import numpy as np
 import pyarrow as pa
 
 from maskpt.core.errors import UserError
-from maskpt.core.io import atomic_write, sha256_file
 from preprocess.index import ShardEntry
 
 SCHEMA = pa.schema(
@@ -41,13 +48,13 @@ SCHEMA = pa.schema(
         ("id", pa.string()),
         ("doc_id", pa.string()),
         ("input_ids", pa.list_(pa.int32())),
-        ("source_ids", pa.list_(pa.int32())),
-        ("target_ids", pa.list_(pa.int32())),
-        ("mask", pa.list_(pa.bool_())),
+        ("labels", pa.list_(pa.int32())),
+        ("original_ids", pa.list_(pa.int32())),
+        ("masked", pa.list_(pa.bool_())),
     ]
 )
-ID_FIELDS = ("input_ids", "source_ids", "target_ids")
-FORMATS = {"arrow": ".arrow", "webdataset": ".tar"}
+TOKEN_FIELDS = ("input_ids", "labels", "original_ids")
+FORMATS = {"arrow": ".arrow", "parquet": ".parquet", "webdataset": ".tar"}
 
 
 class ShardError(UserError, ValueError):
@@ -59,133 +66,138 @@ def row_of(ex) -> dict:
     return {
         "id": ex.id,
         "doc_id": ex.doc_id,
-        "input_ids": list(ex.input_ids),
-        "source_ids": list(ex.source_ids),
-        "target_ids": list(ex.target_ids),
-        "mask": [bool(m) for m in ex.mask],
+        "input_ids": list(ex.source_ids),
+        "labels": list(ex.target_ids),
+        "original_ids": list(ex.input_ids),
+        "masked": [bool(m) for m in ex.mask],
     }
 
 
-def write_arrow(path: Path, rows: list[dict]) -> None:
-    table = pa.Table.from_pylist(rows, schema=SCHEMA)
-
-    def write(f):
-        with pa.ipc.new_file(f, SCHEMA) as writer:
-            writer.write_table(table)
-
-    atomic_write(path, write)
+def key_of(row_id: str) -> str:
+    """A WebDataset `__key__` for a row id: letters, digits, `-` and `_` kept,
+    every other character percent-encoded (so no `.` or `/` splits the key,
+    and different ids stay different keys)."""
+    return urllib.parse.quote(row_id, safe="-_").replace(".", "%2E").replace("~", "%7E")
 
 
-def _npy(arr: np.ndarray) -> bytes:
-    buf = io.BytesIO()
-    np.save(buf, arr, allow_pickle=False)
-    return buf.getvalue()
+def shard_name(fmt: str, number: int) -> str:
+    """The path of shard `number` of format `fmt`, relative to the folder."""
+    return f"{fmt}/shard-{number:06d}{FORMATS[fmt]}"
 
 
-def write_tar(path: Path, rows: list[dict]) -> None:
-    def member(tar, name: str, data: bytes) -> None:
-        info = tarfile.TarInfo(name)
-        info.size = len(data)
-        info.mtime = 0
-        info.mode = 0o644
-        tar.addfile(info, io.BytesIO(data))
-
-    def write(f):
-        with tarfile.open(fileobj=f, mode="w", format=tarfile.USTAR_FORMAT) as tar:
-            for k, row in enumerate(rows):
-                key = f"{k:08d}"
-                meta = json.dumps({"id": row["id"], "doc_id": row["doc_id"]}, sort_keys=True)
-                member(tar, f"{key}.json", meta.encode())
-                for field in ID_FIELDS:
-                    member(tar, f"{key}.{field}.npy", _npy(np.asarray(row[field], dtype=np.int32)))
-                member(tar, f"{key}.mask.npy", _npy(np.asarray(row["mask"], dtype=bool)))
-
-    atomic_write(path, write)
+# --- writing ---------------------------------------------------------------------------
 
 
-def write_shard(path_stem: Path, fmt: str, rows: list[dict], unit: str) -> ShardEntry:
-    """Write one shard; return its manifest entry (path relative to the folder)."""
-    path = path_stem.with_suffix(FORMATS[fmt])
-    (write_arrow if fmt == "arrow" else write_tar)(path, rows)
+def _arrow(f, rows: list[dict]) -> None:
+    with pa.ipc.new_stream(f, SCHEMA) as writer:
+        writer.write_table(pa.Table.from_pylist(rows, schema=SCHEMA))
+
+
+def _parquet(f, rows: list[dict]) -> None:
+    import pyarrow.parquet as pq
+
+    pq.write_table(pa.Table.from_pylist(rows, schema=SCHEMA), f, compression="zstd")
+
+
+def _tar(f, rows: list[dict]) -> None:
+    from webdataset import TarWriter
+
+    with TarWriter(f, encoder=False, mtime=0) as sink:  # an int: a float mtime adds PAX headers
+        for row in rows:
+            body = json.dumps(row, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+            sink.write({"__key__": key_of(row["id"]), "json": body})
+
+
+WRITERS = {"arrow": _arrow, "parquet": _parquet, "webdataset": _tar}
+
+
+def write_shard(storage, rel: str, fmt: str, rows: list[dict], unit: str) -> ShardEntry:
+    """Write one shard of `rows` at `rel` in `storage`; return its manifest entry."""
+    storage.write(rel, lambda f: WRITERS[fmt](f, rows))
     return ShardEntry(
-        path=path.name,
+        path=rel,
         format=fmt,
         unit=unit,
         examples=len(rows),
-        tokens=sum(len(r["input_ids"]) for r in rows),
-        bytes=path.stat().st_size,
-        sha256=sha256_file(path),
+        tokens=sum(len(r["original_ids"]) for r in rows),
+        bytes=storage.size(rel),
+        sha256=storage.sha256(rel),
     )
 
 
-# --- reading -------------------------------------------------------------------
+# --- reading ---------------------------------------------------------------------------
 
 
-def read_arrow(path: str | Path) -> Iterator[dict]:
+def read_table(storage, rel: str, fmt: str) -> pa.Table:
+    """A whole shard as an Arrow table with `SCHEMA` (memory-mapped for local
+    Arrow files); `ShardError` naming the file when it cannot be read."""
+    where = storage.url(rel)
     try:
-        with pa.memory_map(str(path), "r") as src:
-            reader = pa.ipc.open_file(src)
-            if not reader.schema.equals(SCHEMA):
-                raise ShardError(f"{path}: schema {reader.schema} is not the shard schema")
-            for i in range(reader.num_record_batches):
-                yield from reader.get_batch(i).to_pylist()
-    except (pa.ArrowInvalid, OSError) as exc:
-        raise ShardError(f"{path}: not a readable Arrow IPC file: {exc}") from exc
+        if fmt == "arrow" and storage.local:
+            table = pa.ipc.open_stream(pa.memory_map(storage.path(rel), "r")).read_all()
+        elif fmt == "arrow":
+            table = pa.ipc.open_stream(pa.py_buffer(storage.read_bytes(rel))).read_all()
+        elif fmt == "parquet":
+            import pyarrow.parquet as pq
+
+            table = pq.read_table(io.BytesIO(storage.read_bytes(rel)))
+        else:
+            table = pa.Table.from_pylist(list(read_tar(storage, rel)), schema=SCHEMA)
+    except (OSError, pa.ArrowException) as exc:
+        raise ShardError(f"{where}: not a readable {fmt} shard: {exc}") from exc
+    if not table.schema.equals(SCHEMA):
+        raise ShardError(f"{where}: schema {table.schema} is not the shard schema")
+    return table
 
 
-def read_tar(path: str | Path, fileobj=None) -> Iterator[dict]:
-    """Rows of a WebDataset tar shard, from `path` or an open binary `fileobj`
-    (e.g. an fsspec file; `path` then only names it in errors)."""
-    fields = ("json", *(f"{f}.npy" for f in ID_FIELDS), "mask.npy")
+def read_rows(storage, rel: str, fmt: str) -> Iterator[dict]:
+    """The rows of one shard, in order."""
+    if fmt == "webdataset":
+        yield from read_tar(storage, rel)
+        return
+    table = read_table(storage, rel, fmt)
+    for batch in table.to_batches(max_chunksize=1024):
+        try:
+            yield from batch.to_pylist()
+        except (UnicodeDecodeError, pa.ArrowException) as exc:
+            raise ShardError(f"{storage.url(rel)}: a row does not decode: {exc}") from exc
+
+
+def read_tar(storage, rel: str) -> Iterator[dict]:
+    """Rows of a WebDataset tar shard, checked against their keys."""
+    import tarfile
+
+    where = storage.url(rel)
     try:
-        with tarfile.open(None if fileobj is not None else path, mode="r:", fileobj=fileobj) as tar:
-            row: dict = {}
-            key = None
+        with storage.open(rel) as f, tarfile.open(fileobj=f, mode="r:") as tar:
             for m in tar:
-                k, _, ext = m.name.partition(".")
-                if key is not None and k != key:
-                    yield _tar_row(path, key, row, fields)
-                    row = {}
-                key = k
+                key, _, ext = posixpath.basename(m.name).partition(".")
                 data = tar.extractfile(m)
-                if data is None:
-                    raise ShardError(f"{path}: member {m.name} is not a file")
-                row[ext] = data.read()
-            if key is not None:
-                yield _tar_row(path, key, row, fields)
+                if ext != "json" or data is None:
+                    raise ShardError(f"{where}: unexpected member {m.name}")
+                yield _tar_row(where, key, data.read())
     except (tarfile.TarError, EOFError, OSError) as exc:
-        raise ShardError(f"{path}: not a readable tar file: {exc}") from exc
+        raise ShardError(f"{where}: not a readable tar file: {exc}") from exc
 
 
-def _tar_row(path, key: str, parts: dict, fields) -> dict:
-    missing = [f for f in fields if f not in parts]
-    if missing:
-        raise ShardError(f"{path}: row {key} lacks {', '.join(missing)}")
+def _tar_row(where: str, key: str, data: bytes) -> dict:
     try:
-        meta = json.loads(parts["json"])
-        row = {"id": meta["id"], "doc_id": meta["doc_id"]}
-        for f in ID_FIELDS:
-            row[f] = (
-                np.load(io.BytesIO(parts[f"{f}.npy"]), allow_pickle=False).astype(np.int64).tolist()
-            )
-        row["mask"] = (
-            np.load(io.BytesIO(parts["mask.npy"]), allow_pickle=False).astype(bool).tolist()
-        )
-    except (ValueError, KeyError, json.JSONDecodeError) as exc:
-        raise ShardError(f"{path}: row {key} does not decode: {exc}") from exc
-    return row
-
-
-def read_shard(path: str | Path) -> Iterator[dict]:
-    return read_tar(path) if str(path).endswith(".tar") else read_arrow(path)
+        row = json.loads(data.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ShardError(f"{where}: row {key} does not decode: {exc}") from exc
+    if not isinstance(row, dict) or set(row) != set(SCHEMA.names):
+        raise ShardError(f"{where}: row {key} lacks the shard fields {SCHEMA.names}")
+    if key_of(str(row["id"])) != key:
+        raise ShardError(f"{where}: row {key} holds id {row['id']!r}, whose key differs")
+    return {name: row[name] for name in SCHEMA.names}
 
 
 def check_row(row: dict, vocab_size: int, max_length: int) -> str | None:
     """Why a row is unusable, or None. Checks lengths and id ranges."""
-    n = len(row["input_ids"])
-    if len(row["mask"]) != n:
-        return f"mask has {len(row['mask'])} entries for {n} input tokens"
-    for f in ID_FIELDS:
+    n = len(row["original_ids"])
+    if len(row["masked"]) != n:
+        return f"masked has {len(row['masked'])} entries for {n} original tokens"
+    for f in TOKEN_FIELDS:
         ids = row[f]
         if not ids:
             return f"{f} is empty"
@@ -195,5 +207,5 @@ def check_row(row: dict, vocab_size: int, max_length: int) -> str | None:
         if lo < 0 or hi >= vocab_size:
             return f"{f} has token id {lo if lo < 0 else hi} outside [0, {vocab_size})"
     if n > max_length:
-        return f"input_ids has {n} tokens > max_length {max_length}"
+        return f"original_ids has {n} tokens > max_length {max_length}"
     return None

@@ -6,23 +6,28 @@ could not use, which are counted where they fall). Its id is
 `<input index:03d>-<unit number:06d>`. Processing a unit — clean wikitext,
 segment, mask, write its shards, then its `.done` marker — depends only on
 the unit's records and the run's spec, so the output is the same whatever
-the worker count, and a rerun can skip units whose marker exists.
+the worker count, and a rerun can skip units whose marker exists and whose
+shards are all there.
+
+A unit's shards are staged as `_progress/units/part-<unit>-<k>.<ext>`; when
+every unit is done, `preprocess.manifest.finalize` moves them to their
+numbered names (`arrow/shard-000000.arrow`, ...).
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
-from pathlib import Path
 
-from maskpt.core.io import write_json_atomic
+from maskpt.core.storage import Storage
 from preprocess.counts import Counts
 from preprocess.index import PROGRESS, ShardEntry
 from preprocess.masking import mask_documents
 from preprocess.readers import read_any
-from preprocess.shards import row_of, write_shard
+from preprocess.shards import FORMATS, row_of, write_shard
 from preprocess.wikipedia import RawPage
+
+STAGING = f"{PROGRESS}/units"
 
 
 @dataclass
@@ -33,7 +38,7 @@ class Unit:
 
 @dataclass(frozen=True)
 class UnitMarker:
-    """`_progress/<unit>.done`: a finished unit's counts and shards."""
+    """`_progress/<unit>.done`: a finished unit's counts and (staged) shards."""
 
     unit: str
     counts: Counts
@@ -66,18 +71,26 @@ def iter_units(inputs, docs_per_unit: int) -> Iterator[Unit]:
             yield Unit(f"{i:03d}-{n:06d}", items)
 
 
-def marker_path(out: Path, unit_id: str) -> Path:
-    return out / PROGRESS / f"{unit_id}.done"
+def marker_name(unit_id: str) -> str:
+    return f"{PROGRESS}/{unit_id}.done"
 
 
-def read_marker(out: Path, unit_id: str) -> UnitMarker | None:
-    """The unit's marker, or None when it is not done (a torn marker: redo it)."""
+def read_marker(storage: Storage, unit_id: str, moved: dict[str, str] | None = None):
+    """The unit's marker when it is done and every shard it lists is there
+    (staged, or already moved to the name in `moved`); None means: do it
+    (again). A torn marker or a deleted shard leads to a redo."""
+    import json
+
     try:
-        return UnitMarker.from_dict(json.loads(marker_path(out, unit_id).read_text()))
+        marker = UnitMarker.from_dict(storage.read_json(marker_name(unit_id)))
     except FileNotFoundError:
         return None
-    except (json.JSONDecodeError, KeyError, TypeError, ValueError):
+    except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError, ValueError):
         return None
+    for s in marker.shards:
+        if not storage.exists(s.path) and not (moved and storage.exists(moved.get(s.path, ""))):
+            return None
+    return marker
 
 
 def _documents(items):
@@ -91,11 +104,11 @@ def process_unit(
     policy,
     seed: int,
     max_length: int,
-    out: Path,
+    storage: Storage,
     formats: list[str],
     shard_size: int,
 ) -> UnitMarker:
-    """Mask one unit, write its shards and marker; return the marker."""
+    """Mask one unit, write its staged shards and marker; return the marker."""
     counts = Counts()
     rows = [
         row_of(ex)
@@ -105,10 +118,11 @@ def process_unit(
     ]
     shards = []
     for k in range(0, len(rows), shard_size):
-        stem = out / f"part-{unit.id}-{k // shard_size:03d}"
+        stem = f"{STAGING}/part-{unit.id}-{k // shard_size:03d}"
         for fmt in formats:
-            shards.append(write_shard(stem, fmt, rows[k : k + shard_size], unit.id))
+            shards.append(write_shard(storage, stem + FORMATS[fmt], fmt,
+                                      rows[k : k + shard_size], unit.id))  # fmt: skip
     marker = UnitMarker(unit.id, counts, tuple(shards))
     # the marker goes last: shards are complete before it exists
-    write_json_atomic(marker_path(out, unit.id), marker.as_dict(), indent=None)
+    storage.write_json(marker_name(unit.id), marker.as_dict(), indent=None)
     return marker

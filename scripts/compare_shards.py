@@ -8,7 +8,8 @@ Both trees run `preprocess.pipeline.run_preprocess` (without Ray, the same
 output as with it) on the bundled paragraphs plus, when `../shared/data` is
 there, the real Wikipedia dump sample, with one tokenizer trained here.
 Every shard file must have the same bytes, and index.json the same content
-apart from `maskpt_version`. Exits 1 on any difference.
+apart from `maskpt_version`. Exits 1 on any difference (as it must across a
+change of the shard format: 0.1 wrote format 1, 0.2 format 2).
 """
 
 from __future__ import annotations
@@ -35,10 +36,13 @@ run_preprocess(PreprocessConfig(inputs=tuple(inputs), output=out, policy=policy,
 
 
 def digest(folder: Path) -> dict[str, str]:
+    """sha256 of every file but the run's _progress/ and index.json, and of
+    index.json without the package version."""
     out = {}
-    for p in sorted(folder.iterdir()):
-        if p.is_file() and p.name != "index.json":
-            out[p.name] = hashlib.sha256(p.read_bytes()).hexdigest()
+    for p in sorted(folder.rglob("*")):
+        rel = p.relative_to(folder)
+        if p.is_file() and rel.parts[0] != "_progress" and p.name != "index.json":
+            out[str(rel)] = hashlib.sha256(p.read_bytes()).hexdigest()
     index = json.loads((folder / "index.json").read_text())
     index.pop("maskpt_version", None)
     out["index.json (without maskpt_version)"] = hashlib.sha256(

@@ -12,11 +12,11 @@ so PyTorch's round-robin over workers yields them in order. Every example is
 seen exactly once per epoch across ranks and workers (nothing dropped, nothing
 padded), and the state is one number: how many micro-steps the job consumed.
 
-Shards are read from Arrow (memory-mapped when local) or, for folders written
-with `--format webdataset` only, from the WebDataset tars; through fsspec for
-any URL;
-the folder's index.json must exist (a complete folder), its shards must match
-their sizes and checksums, and its tokenizer must be the model's.
+Shards are read in the folder's first format of arrow (memory-mapped when
+local), parquet and webdataset, through fsspec for any URL. The folder's
+index.json must exist (a complete folder, shard format 2), its shards must
+match their sizes and checksums, and its tokenizer must be the model's. The
+model input is `input_ids`, the target `labels`.
 """
 
 from __future__ import annotations
@@ -24,27 +24,20 @@ from __future__ import annotations
 import bisect
 import math
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import torch
 
 from maskpt.core.batching import pad_seq2seq
 from maskpt.core.errors import UserError
-from maskpt.core.io import sha256_file
 from maskpt.core.seeding import stable_rng
-from preprocess.index import ShardEntry, ShardIndex, join, load_index
-from preprocess.shards import SCHEMA, ShardError, check_row, read_tar
+from maskpt.core.storage import Storage
+from preprocess.index import ShardEntry, ShardIndex, load_index
+from preprocess.shards import ShardError, check_row, read_table
 
 
 class DataError(UserError, ValueError):
     """Shards that cannot be trained on; the message names the folder/shard."""
-
-
-def _open(url: str, mode: str = "rb"):
-    import fsspec
-
-    return fsspec.open(url, mode)
 
 
 @dataclass
@@ -55,6 +48,10 @@ class Source:
     weight: float
     index: ShardIndex
     shards: list[ShardEntry]
+
+    @property
+    def storage(self) -> Storage:
+        return Storage(self.folder)
 
     @property
     def size(self) -> int:
@@ -72,7 +69,8 @@ def open_source(
     shard i's size and sha256 are checked when i % parts == part, so ranks
     (`verify_part=(rank, world)`) share the hashing instead of repeating it."""
     folder = str(folder)
-    index = load_index(folder)
+    storage = Storage(folder)
+    index = load_index(storage)
     tok = index.tokenizer
     if tokenizer_sha256 is not None and tok.sha256 != tokenizer_sha256:
         raise DataError(
@@ -83,19 +81,45 @@ def open_source(
     shards = index.shards_of()
     if not shards:
         raise DataError(f"{folder}: index.json lists no shards")
-    if verify and "://" not in folder:
+    if verify:
         part, parts = verify_part
         for i, s in enumerate(shards):
-            path = join(folder, s.path)
-            if not Path(path).exists():
-                raise DataError(f"{path}: shard listed in index.json is missing")
+            if not storage.exists(s.path):
+                raise DataError(f"{storage.url(s.path)}: shard listed in index.json is missing")
             if i % parts != part:
                 continue
-            if Path(path).stat().st_size != s.bytes or sha256_file(path) != s.sha256:
-                raise DataError(f"{path}: size or sha256 differs from index.json (corrupted)")
+            if storage.size(s.path) != s.bytes or storage.sha256(s.path) != s.sha256:
+                raise DataError(
+                    f"{storage.url(s.path)}: size or sha256 differs from index.json (corrupted)"
+                )
     if weight <= 0:
         raise DataError(f"{folder}: weight must be > 0, got {weight}")
     return Source(folder, weight, index, shards)
+
+
+class ShardRows:
+    """Random access to the rows of one shard table: the list columns as
+    (offsets, values) numpy views of the Arrow buffers (no copy for a
+    memory-mapped Arrow stream), so a row costs a few slices."""
+
+    def __init__(self, table):
+        self.ids = table.column("id").to_pylist()
+        self.doc_ids = table.column("doc_id").to_pylist()
+        self.lists = {}
+        for name in ("input_ids", "labels", "original_ids", "masked"):
+            arr = table.column(name).combine_chunks()
+            offsets = arr.offsets.to_numpy()
+            values = arr.values.to_numpy(zero_copy_only=False)
+            self.lists[name] = (offsets, values)
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def row(self, i: int) -> dict:
+        out = {"id": self.ids[i], "doc_id": self.doc_ids[i]}
+        for name, (offsets, values) in self.lists.items():
+            out[name] = values[offsets[i] : offsets[i + 1]].tolist()
+        return out
 
 
 class ShardStream:
@@ -103,6 +127,7 @@ class ShardStream:
 
     def __init__(self, src: Source, seed: int, shuffle: bool = True):
         self.src, self.seed, self.shuffle = src, seed, shuffle
+        self.storage = src.storage
         self._epoch = None
         self._table_cache: dict[str, object] = {}
         self._rows_perm: tuple = (None, None)
@@ -118,30 +143,17 @@ class ShardStream:
         self._epoch, self._order = epoch, (shards, cum)
         return self._order
 
-    def _rows(self, shard: ShardEntry):
-        """The shard as an Arrow table (one shard in memory at a time). Arrow
-        files are memory-mapped when local; WebDataset tars are decoded whole."""
-        path = shard.path
-        table = self._table_cache.get(path)
-        if table is None:
-            import pyarrow as pa
-
-            url = join(self.src.folder, path)
+    def _rows(self, shard: ShardEntry) -> ShardRows:
+        """The shard's rows (one shard in memory at a time): Arrow streams
+        memory-mapped when local, Parquet and WebDataset decoded whole."""
+        rows = self._table_cache.get(shard.path)
+        if rows is None:
             try:
-                if shard.format == "webdataset":
-                    with _open(url) as f:
-                        table = pa.Table.from_pylist(list(read_tar(url, fileobj=f)), schema=SCHEMA)
-                elif "://" in url:
-                    with _open(url) as f:
-                        table = pa.ipc.open_file(pa.py_buffer(f.read())).read_all()
-                else:
-                    table = pa.ipc.open_file(pa.memory_map(url, "r")).read_all()
-            except (OSError, pa.ArrowInvalid, ShardError) as exc:
-                raise DataError(f"{url}: cannot read shard: {exc}") from exc
-            if not table.schema.equals(SCHEMA):
-                raise DataError(f"{url}: unexpected schema {table.schema}")
-            self._table_cache = {path: table}
-        return table
+                rows = ShardRows(read_table(self.storage, shard.path, shard.format))
+            except ShardError as exc:
+                raise DataError(f"cannot read shard: {exc}") from exc
+            self._table_cache = {shard.path: rows}
+        return rows
 
     def example(self, position: int) -> dict:
         n = self.src.size
@@ -151,14 +163,13 @@ class ShardStream:
         shard = shards[k]
         row_in_shard = offset - (cum[k - 1] if k else 0)
         if self.shuffle:
-            stem = shard.stem  # the same order for .arrow and .tar
+            stem = shard.stem  # the same order in every format
             key = (epoch, stem)
             if self._rows_perm[0] != key:
                 rng = stable_rng(self.seed, "rows", epoch, stem)
                 self._rows_perm = (key, rng.permutation(shard.examples))
             row_in_shard = int(self._rows_perm[1][row_in_shard])
-        row = self._rows(shard).slice(row_in_shard, 1).to_pylist()[0]
-        return row
+        return self._rows(shard).row(row_in_shard)
 
 
 class Mixture:
@@ -259,6 +270,6 @@ class PretrainStream(torch.utils.data.IterableDataset):
 
 
 def collate(rows: list[dict], pad_id: int) -> dict:
-    """Pad a micro-batch: source -> input_ids/attention_mask, target -> labels (-100 pad)."""
-    batch = pad_seq2seq([r["source_ids"] for r in rows], [r["target_ids"] for r in rows], pad_id)
+    """Pad a micro-batch: input_ids (+ attention_mask) and labels (-100 padding)."""
+    batch = pad_seq2seq([r["input_ids"] for r in rows], [r["labels"] for r in rows], pad_id)
     return {**batch, "ids": [r["id"] for r in rows]}

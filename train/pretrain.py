@@ -4,8 +4,9 @@
     deepspeed train/pretrain.py --config configs/pretrain/bart_base_paper.yaml [key=value ...]
     deepspeed --num_gpus 8 train/pretrain.py --config configs/pretrain/bart_base_paper.yaml --resume
 
-Source = `source_ids`, labels = `target_ids` (padding ignored in the loss),
-for `full` and `span` targets alike. The global batch is reached as
+The model input is each row's `input_ids` (the masked sequence), the labels
+its `labels` (padding ignored in the loss), for `full` and `span` targets
+alike: what a Hugging Face user feeding the rows to BART would do. The global batch is reached as
 micro-batch x gradient accumulation x world size, whatever the GPU count.
 Checkpoints are DeepSpeed checkpoints (all ranks save) holding the data
 stream's position; `--resume` continues from the latest with exactly the

@@ -4,6 +4,7 @@ import json
 import pytest
 
 from maskpt.analyze import GROUPS, keep_row, run_analysis, token_spans
+from maskpt.core.storage import Storage
 from preprocess.index import PolicyInfo, ShardIndex, TokenizerRef
 from preprocess.shards import write_shard
 
@@ -25,13 +26,13 @@ def _row(tok, rid, text, words):
     mask = [any(s < b and a < e for a, b in spans) and b > a for s, e in enc["offset_mapping"]
             for a, b in [(s, e)]]  # fmt: skip
     ids = list(enc["input_ids"])
-    return {"id": rid, "doc_id": rid, "input_ids": ids, "source_ids": ids, "target_ids": ids,
-            "mask": mask}  # fmt: skip
+    return {"id": rid, "doc_id": rid, "input_ids": ids, "labels": ids, "original_ids": ids,
+            "masked": mask}  # fmt: skip
 
 
 def _shard_folder(folder, tok, rows, policy):
     folder.mkdir(parents=True)
-    entry = write_shard(folder / "part-00000", "arrow", rows, "000-000000")
+    entry = write_shard(Storage(str(folder)), "arrow/shard-000000.arrow", "arrow", rows, "u")
     index = ShardIndex(policy=PolicyInfo(policy), seed=0, max_length=128, inputs=(),
                        tokenizer=TokenizerRef(tok.name_or_path, len(tok), ""), formats=("arrow",),
                        shard_size=len(rows), docs_per_unit=1, shards=(entry,))  # fmt: skip

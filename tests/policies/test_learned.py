@@ -87,8 +87,8 @@ def test_preprocess_with_learned_policy(
     if name == "meta_v1":  # sampling policy: another seed, other masks
         assert _rows(tmp_path / "seed1") != _rows(tmp_path / "local")
     for _, _, row in iter_rows(tmp_path / "ray"):
-        content = len(row["input_ids"]) - 2
-        assert 0 < sum(row["mask"]) <= 0.5 * content + 1e-9
+        content = len(row["original_ids"]) - 2
+        assert 0 < sum(row["masked"]) <= 0.5 * content + 1e-9
 
 
 def test_sample_mode_picks_among_top_k(checkpoints, tokenizer, tok_info):

@@ -45,7 +45,7 @@ def test_clean_folder_verifies(folder, capsys):
 
 def test_flipped_byte_in_arrow_is_caught(folder, tmp_path, capsys):
     def flip(d):
-        p = d / "part-000-000001-000.arrow"
+        p = d / "arrow" / "shard-000001.arrow"
         data = bytearray(p.read_bytes())
         data[len(data) // 2] ^= 0xFF
         p.write_bytes(bytes(data))
@@ -53,19 +53,19 @@ def test_flipped_byte_in_arrow_is_caught(folder, tmp_path, capsys):
     bad = corrupt_copy(folder, tmp_path, flip)
     assert main(["inspect", str(bad), "--verify"]) == 1
     out = capsys.readouterr().out
-    assert "part-000-000001-000.arrow" in out and "sha256" in out
+    assert "arrow/shard-000001.arrow" in out and "sha256" in out
 
 
 def test_truncated_tar_is_caught_with_row(folder, tmp_path, capsys):
     def cut(d):
-        p = d / "part-000-000000-000.tar"
+        p = d / "webdataset" / "shard-000000.tar"
         p.write_bytes(p.read_bytes()[:3000])
 
     bad = corrupt_copy(folder, tmp_path, cut)
     assert main(["inspect", str(bad), "--verify", "--json"]) == 1
     report = json.loads(capsys.readouterr().out)
     assert not report["ok"]
-    assert any("part-000-000000-000.tar" in p and "row" in p for p in report["problems"])
+    assert any("webdataset/shard-000000.tar" in p and "row" in p for p in report["problems"])
 
 
 def test_missing_index_is_incomplete(folder, tmp_path, capsys):

@@ -79,12 +79,13 @@ def test_both_formats_hold_the_same_rows_and_verify(corpus, tmp_path, tokenizer_
         cfg(corpus, tmp_path / "o", tokenizer_dir, format="both", policy="orig_v1"), progress=False
     )
     assert verify(tmp_path / "o") == []
-    from preprocess.shards import read_shard
+    from maskpt.core.storage import Storage
+    from preprocess.shards import read_rows
 
-    arrow = index.shards_of("arrow")
-    for s in arrow:
-        tar = tmp_path / "o" / s.path.replace(".arrow", ".tar")
-        assert list(read_shard(tmp_path / "o" / s.path)) == list(read_shard(tar))
+    store = Storage(str(tmp_path / "o"))
+    for s in index.shards_of("arrow"):
+        tar = s.path.replace("arrow/", "webdataset/").replace(".arrow", ".tar")
+        assert list(read_rows(store, s.path, "arrow")) == list(read_rows(store, tar, "webdataset"))
     assert index.policy.target_format == "full"
 
 
@@ -280,3 +281,24 @@ def test_without_ray_gives_the_same_shards(corpus, tmp_path, tokenizer_dir):
         cfg(corpus, tmp_path / "local", tokenizer_dir), progress=False, use_ray=False
     )
     assert a == b
+
+
+def test_output_to_a_file_url_from_ray_workers(corpus, tmp_path, tokenizer_dir):
+    url = f"file://{tmp_path / 'remote'}"
+    index = run_preprocess(cfg(corpus, url, tokenizer_dir, format="both"), progress=False)
+    assert index.folder == url and (tmp_path / "remote" / "index.json").exists()
+    assert verify(url) == []
+    local = run_preprocess(cfg(corpus, tmp_path / "local", tokenizer_dir, format="both"),
+                           progress=False, use_ray=False)  # fmt: skip
+    assert [s.sha256 for s in index.shards] == [s.sha256 for s in local.shards]
+
+
+def test_unknown_scheme_or_unwritable_output_refused_before_work(corpus, tmp_path, capsys):
+    from maskpt.cli import main
+
+    args = ["preprocess", "--input", str(corpus), "--tokenizer", "no/such/tokenizer", "--quiet"]
+    assert main([*args, "--output", "nosuchfs://bucket/shards"]) == 2
+    assert "no filesystem for nosuchfs://" in capsys.readouterr().err
+    (tmp_path / "file").write_text("x")
+    assert main([*args, "--output", str(tmp_path / "file" / "shards")]) == 2
+    assert "cannot write there" in capsys.readouterr().err  # before the tokenizer is loaded

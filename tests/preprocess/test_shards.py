@@ -1,6 +1,6 @@
-"""Shard files: the round trip of rows through Arrow and WebDataset tar,
-the same rows in both, no pickle, row checks, and a folder of an unknown
-format version refused by name."""
+"""Shard files (format 2): the round trip of rows through Arrow streams,
+Parquet and WebDataset tars, the same bytes for the same rows, key-safe
+WebDataset keys, row checks, and folders of format 1 refused with a hint."""
 
 import json
 import tarfile
@@ -8,58 +8,80 @@ import tarfile
 import pytest
 
 from maskpt.core.errors import UserError
+from maskpt.core.storage import Storage
 from preprocess.index import load_index
-from preprocess.shards import FORMATS, ShardError, check_row, read_shard, write_shard
+from preprocess.shards import (
+    FORMATS,
+    SCHEMA,
+    ShardError,
+    check_row,
+    key_of,
+    read_rows,
+    shard_name,
+    write_shard,
+)
 from tests.helpers import make_shards
 
 ROWS = [
-    {"id": f"d{i}-0", "doc_id": f"d{i}", "input_ids": [0, 5 + i, 6, 2],
-     "source_ids": [0, 4, 6, 2], "target_ids": [0, 5 + i, 2], "mask": [False, True, False, False]}
+    {"id": f"d{i}.x/{i}-0", "doc_id": f"d{i}", "input_ids": [0, 4, 6, 2],
+     "labels": [0, 5 + i, 2], "original_ids": [0, 5 + i, 6, 2],
+     "masked": [False, True, False, False]}
     for i in range(5)
 ]  # fmt: skip
 
 
 @pytest.mark.parametrize("fmt", list(FORMATS))
-def test_round_trip(tmp_path, fmt):
-    entry = write_shard(tmp_path / "part-000-000000-000", fmt, ROWS, "000-000000")
-    path = tmp_path / entry.path
-    assert entry.examples == 5 and entry.tokens == 20 and entry.bytes == path.stat().st_size
-    assert entry.unit == "000-000000" and entry.stem == "part-000-000000-000"
-    assert list(read_shard(path)) == ROWS
-    again = write_shard(tmp_path / "again", fmt, ROWS, "000-000000")
-    assert (tmp_path / again.path).read_bytes() == path.read_bytes()  # same rows, same bytes
+def test_round_trip_and_same_bytes(tmp_path, fmt):
+    store = Storage(str(tmp_path))
+    entry = write_shard(store, shard_name(fmt, 0), fmt, ROWS, "000-000000")
+    assert entry.path == f"{fmt}/shard-000000{FORMATS[fmt]}" and entry.stem == "shard-000000"
+    assert entry.examples == 5 and entry.tokens == 20 and entry.bytes == store.size(entry.path)
+    assert list(read_rows(store, entry.path, fmt)) == ROWS
+    again = write_shard(store, shard_name(fmt, 1), fmt, ROWS, "000-000000")
+    assert store.read_bytes(again.path) == store.read_bytes(entry.path)
+    assert list(SCHEMA.names) == ["id", "doc_id", "input_ids", "labels", "original_ids", "masked"]
 
 
-def test_tar_members_are_json_and_npy_only(tmp_path):
-    entry = write_shard(tmp_path / "p", "webdataset", ROWS, "u")
+def test_webdataset_keys_are_safe_and_unique(tmp_path):
+    store = Storage(str(tmp_path))
+    entry = write_shard(store, shard_name("webdataset", 0), "webdataset", ROWS, "u")
     with tarfile.open(tmp_path / entry.path) as tar:
-        names = tar.getnames()
-        assert all(m.mtime == 0 for m in tar.getmembers())
-    assert {n.split(".", 1)[1] for n in names} == {
-        "json", "input_ids.npy", "source_ids.npy", "target_ids.npy", "mask.npy",
-    }  # fmt: skip
+        members = tar.getmembers()
+    names = [m.name for m in members]
+    assert names == [f"{key_of(r['id'])}.json" for r in ROWS]
+    assert all(m.mtime == 0 for m in members)
+    assert all(name.count(".") == 1 and "/" not in name for name in names)
+    assert key_of("a.b") != key_of("a_b") and key_of("a/b") != key_of("a%2Fb")
 
 
 def test_corrupt_shard_names_the_file(tmp_path):
-    entry = write_shard(tmp_path / "p", "arrow", ROWS, "u")
-    path = tmp_path / entry.path
-    path.write_bytes(path.read_bytes()[:100])
-    with pytest.raises(ShardError, match="p.arrow"):
-        list(read_shard(path))
+    store = Storage(str(tmp_path))
+    for fmt in FORMATS:
+        entry = write_shard(store, shard_name(fmt, 0), fmt, ROWS, "u")
+        path = tmp_path / entry.path
+        path.write_bytes(path.read_bytes()[:100])
+        with pytest.raises(ShardError, match=f"shard-000000{FORMATS[fmt]}"):
+            list(read_rows(store, entry.path, fmt))
 
 
 def test_check_row():
-    assert check_row(ROWS[0], vocab_size=50, max_length=8) is None
-    assert "outside [0, 6)" in check_row(ROWS[0], vocab_size=6, max_length=8)
-    assert "max_length" in check_row(ROWS[0], vocab_size=50, max_length=3)
-    bad = {**ROWS[0], "mask": [True]}
-    assert "mask has 1 entries" in check_row(bad, 50, 8)
+    row = ROWS[0]
+    assert check_row(row, vocab_size=50, max_length=8) is None
+    assert "outside [0, 6)" in check_row(row, vocab_size=6, max_length=8)
+    assert "max_length" in check_row(row, vocab_size=50, max_length=3)
+    assert "masked has 1 entries" in check_row({**row, "masked": [True]}, 50, 8)
 
 
-def test_unknown_format_version_is_refused_by_name(tmp_path, tokenizer):
+def test_format_1_folder_is_refused_with_how_to_rewrite_it(tmp_path, tokenizer):
     folder = make_shards(tmp_path / "s", tokenizer, n_synthetic=5)
-    assert load_index(folder).format_version == 1
+    assert load_index(folder).format_version == 2
     index = json.loads((folder / "index.json").read_text())
+    index["format_version"] = 1
+    (folder / "index.json").write_text(json.dumps(index))
+    with pytest.raises(
+        UserError, match=r"format-1 shard folder.*running `maskpt preprocess` again"
+    ):
+        load_index(folder)
     index["format_version"] = 99
     (folder / "index.json").write_text(json.dumps(index))
     with pytest.raises(UserError, match=r"format_version 99 is not the one this maskpt reads"):

@@ -1,10 +1,12 @@
-"""Units are cut by the input alone; markers round-trip and a torn one means redo."""
+"""Units are cut by the input alone; markers round-trip; a torn marker or a
+missing shard means the unit is done again."""
 
-from pathlib import Path
+import json
 
+from maskpt.core.storage import Storage
 from preprocess.counts import Counts
 from preprocess.index import ShardEntry
-from preprocess.units import UnitMarker, iter_units, marker_path, read_marker
+from preprocess.units import UnitMarker, iter_units, marker_name, read_marker
 from tests.helpers import write_jsonl
 
 
@@ -16,15 +18,20 @@ def test_units_are_consecutive_records_with_stable_ids(tmp_path):
     assert [len(u.items) for u in units] == [2, 1, 1]
 
 
-def test_marker_round_trip_and_torn_marker(tmp_path):
-    out = Path(tmp_path)
-    (out / "_progress").mkdir()
-    entry = ShardEntry("part-000-000000-000.arrow", "arrow", "000-000000", 3, 30, 100, "ab")
+def test_marker_round_trip_torn_marker_and_missing_shard(tmp_path):
+    store = Storage(str(tmp_path))
+    staged = "_progress/units/part-000-000000-000.arrow"
+    store.makedirs("_progress/units")
+    store.write_bytes(staged, b"rows")
+    entry = ShardEntry(staged, "arrow", "000-000000", 3, 30, 4, "ab")
     marker = UnitMarker("000-000000", Counts(documents_read=3), (entry,))
-    import json
-
-    marker_path(out, "000-000000").write_text(json.dumps(marker.as_dict()))
-    assert read_marker(out, "000-000000") == marker
-    marker_path(out, "000-000000").write_text('{"unit": "000-0')
-    assert read_marker(out, "000-000000") is None
-    assert read_marker(out, "000-000009") is None
+    store.write_bytes(marker_name("000-000000"), json.dumps(marker.as_dict()).encode())
+    assert read_marker(store, "000-000000") == marker
+    store.move(staged, "arrow/shard-000000.arrow")  # moved by an interrupted finalize
+    assert read_marker(store, "000-000000") is None
+    assert read_marker(store, "000-000000", {staged: "arrow/shard-000000.arrow"}) == marker
+    store.remove("arrow/shard-000000.arrow")  # a shard deleted by hand: the unit is redone
+    assert read_marker(store, "000-000000", {staged: "arrow/shard-000000.arrow"}) is None
+    store.write_bytes(marker_name("000-000000"), b'{"unit": "000-0')
+    assert read_marker(store, "000-000000") is None
+    assert read_marker(store, "000-000009") is None

@@ -88,3 +88,26 @@ def test_ranks_share_checksum_verification(tmp_path, shards):
     for part in range(2):  # a missing shard is seen by every rank
         with pytest.raises(DataError, match="missing"):
             open_source(str(corrupt), verify_part=(part, 2))
+
+
+def test_rows_straight_into_bart_give_the_trainers_loss(shards, tokenizer, tiny_bart):
+    """A Hugging Face user's path: rows from `Dataset.from_file`, padded by
+    `DataCollatorForSeq2Seq`, fed to BART: the same loss as the recipe's batch."""
+    from datasets import Dataset
+    from transformers import BartForConditionalGeneration, DataCollatorForSeq2Seq
+
+    from preprocess.index import load_index
+    from train.data import collate
+
+    shard = load_index(shards).shards_of("arrow")[0]
+    rows = Dataset.from_file(str(shards / shard.path)).select(range(6))
+    model = BartForConditionalGeneration.from_pretrained(tiny_bart).eval()
+    hf = DataCollatorForSeq2Seq(tokenizer, model=model)(
+        [{"input_ids": r["input_ids"], "labels": r["labels"]} for r in rows]
+    )
+    ours = collate(list(rows), tokenizer.pad_token_id)
+    ours.pop("ids")
+    with torch.no_grad():
+        assert model(**hf).loss.item() == pytest.approx(model(**ours).loss.item(), rel=1e-6)
+    # the model input is the masked sequence, not the original
+    assert any(r["input_ids"] != r["original_ids"] for r in rows)

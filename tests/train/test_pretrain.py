@@ -186,7 +186,7 @@ def test_bad_input_fails_before_training(tmp_path, shards, tokenizer):
         prepare(cfg(s=incomplete), 1)
     corrupt = tmp_path / "corrupt"
     shutil.copytree(shards, corrupt)
-    shard = next(corrupt.glob("part-*.arrow"))
+    shard = next(corrupt.glob("arrow/shard-*.arrow"))
     data = bytearray(shard.read_bytes())
     data[len(data) // 2] ^= 1
     shard.write_bytes(bytes(data))

@@ -46,18 +46,10 @@ def test_tokenizer_train_then_mask_json(tmp_path, capsys):
     rows = [json.loads(line) for line in captured.out.splitlines()]
     assert [r["id"] for r in rows] == ["text0-0", "text1-0"]
     for r in rows:
-        assert set(r) >= {
-            "id",
-            "input_ids",
-            "source_ids",
-            "target_ids",
-            "mask",
-            "format",
-            "source",
-            "target",
-        }
-        assert len(r["mask"]) == len(r["input_ids"]) and r["format"] == "span"
-        assert "<mask>" in r["source"]
+        assert set(r) >= {"id", "input_ids", "labels", "original_ids", "masked", "format",
+                          "source", "target"}  # fmt: skip
+        assert len(r["masked"]) == len(r["original_ids"]) and r["format"] == "span"
+        assert "<mask>" in r["source"] and 4 in r["input_ids"]  # the model input is masked
     assert "2 documents read" in captured.err
 
 

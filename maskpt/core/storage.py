@@ -1,0 +1,144 @@
+"""A folder on any storage fsspec knows: a local path, `file://`, `s3://`,
+`gs://`, `memory://`, ... Shard folders are written and read through it, so
+every worker of a cluster writes to the same place.
+
+Writes are whole-or-nothing: on a local disk a file is written under a
+temporary name, fsynced and renamed (`maskpt.core.io.atomic_write`); on an
+object store an object becomes visible only once its upload completes, so it
+is written in place. `Storage.open_for_writing` checks, before any work, that
+the scheme has a filesystem installed and that the folder can be written.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import posixpath
+from collections.abc import Callable
+from typing import BinaryIO
+
+from maskpt.core.errors import UserError
+from maskpt.core.io import TMP_MARK, atomic_write
+
+
+class StorageError(UserError, OSError):
+    """A folder that cannot be reached or written; the message names it."""
+
+
+def is_url(path: str) -> bool:
+    return "://" in str(path)
+
+
+class Storage:
+    """A folder (`root`) on an fsspec filesystem; paths below it are relative."""
+
+    def __init__(self, root: str):
+        import fsspec
+
+        self.root_url = str(root).rstrip("/") or str(root)
+        try:
+            self.fs, self.root = fsspec.core.url_to_fs(self.root_url)
+        except (ImportError, ValueError) as exc:
+            scheme = self.root_url.split("://", 1)[0]
+            raise StorageError(
+                f"{self.root_url}: no filesystem for {scheme}:// is installed ({exc}); "
+                f"install its fsspec package (e.g. s3fs, gcsfs) or use a local path"
+            ) from None
+        self.local = "file" in _protocols(self.fs)
+
+    # -- names --------------------------------------------------------------------------
+    def path(self, rel: str = "") -> str:
+        return posixpath.join(self.root, rel) if rel else self.root
+
+    def url(self, rel: str = "") -> str:
+        """The full URL (or local path) of `rel`, for other tools."""
+        base = self.root if self.local and not is_url(self.root_url) else self.root_url
+        return posixpath.join(base, rel) if rel else base
+
+    # -- reading ------------------------------------------------------------------------
+    def exists(self, rel: str = "") -> bool:
+        return self.fs.exists(self.path(rel))
+
+    def size(self, rel: str) -> int:
+        return int(self.fs.size(self.path(rel)))
+
+    def open(self, rel: str, mode: str = "rb"):
+        return self.fs.open(self.path(rel), mode)
+
+    def read_bytes(self, rel: str) -> bytes:
+        with self.open(rel) as f:
+            return f.read()
+
+    def read_json(self, rel: str):
+        return json.loads(self.read_bytes(rel).decode("utf-8"))
+
+    def sha256(self, rel: str) -> str:
+        h = hashlib.sha256()
+        with self.open(rel) as f:
+            for chunk in iter(lambda: f.read(1 << 20), b""):
+                h.update(chunk)
+        return h.hexdigest()
+
+    def listdir(self, rel: str = "") -> list[str]:
+        """Names (not paths) of the entries in `rel`; empty when it does not exist."""
+        try:
+            entries = self.fs.ls(self.path(rel), detail=False)
+        except FileNotFoundError:
+            return []
+        return sorted(posixpath.basename(str(e).rstrip("/")) for e in entries)
+
+    # -- writing ------------------------------------------------------------------------
+    def makedirs(self, rel: str = "") -> None:
+        self.fs.makedirs(self.path(rel), exist_ok=True)
+
+    def write(self, rel: str, write: Callable[[BinaryIO], None]) -> None:
+        """Write `rel` whole or not at all (see the module docstring), creating
+        its folder."""
+        if self.local:
+            self.fs.makedirs(posixpath.dirname(self.path(rel)), exist_ok=True)
+            atomic_write(self.path(rel), write)
+            return
+        with self.fs.open(self.path(rel), "wb") as f:
+            write(f)
+
+    def write_bytes(self, rel: str, data: bytes) -> None:
+        self.write(rel, lambda f: f.write(data))
+
+    def write_json(self, rel: str, obj, indent: int | None = 2) -> None:
+        text = json.dumps(obj, indent=indent, sort_keys=True) + "\n"
+        self.write_bytes(rel, text.encode("utf-8"))
+
+    def move(self, src: str, dst: str) -> None:
+        """Rename `src` to `dst` (replacing it); a copy and delete on object stores."""
+        if self.local:
+            self.fs.makedirs(posixpath.dirname(self.path(dst)), exist_ok=True)
+        self.fs.mv(self.path(src), self.path(dst))
+
+    def remove(self, rel: str) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            self.fs.rm(self.path(rel))
+
+    def remove_stale_tmp(self, rel: str = "") -> None:
+        """Temporary files that interrupted local writes left in `rel`."""
+        for name in self.listdir(rel):
+            if name.startswith(".") and TMP_MARK in name:
+                self.remove(posixpath.join(rel, name))
+
+    def check_writable(self) -> None:
+        """Create the folder and write, read back and delete a probe file."""
+        probe = f".maskpt-probe{TMP_MARK}check"
+        try:
+            self.makedirs()
+            self.write_bytes(probe, b"ok")
+            ok = self.read_bytes(probe) == b"ok"
+            self.remove(probe)
+        except (OSError, PermissionError, ValueError) as exc:
+            raise StorageError(f"{self.root_url}: cannot write there ({exc})") from None
+        if not ok:
+            raise StorageError(f"{self.root_url}: a file written there did not read back")
+
+
+def _protocols(fs) -> tuple[str, ...]:
+    p = fs.protocol
+    return (p,) if isinstance(p, str) else tuple(p)
