@@ -364,10 +364,18 @@ def config_args():
         "--size", choices=list(SIZES), default="default",
         help="tiny: a few minutes (CI); default: ~33 min on 2 CPU cores; large: GPU or hours",
     )  # fmt: skip
+    args.parser.add_argument("--overwrite", action="store_true",
+                             help="delete OUT and start over (a rerun otherwise resumes, and "
+                                  "a finished demo only prints its table again)")  # fmt: skip
     return args
 
 
 def main(argv=None) -> int:
     cfg, ns = config_args().parse(argv, presets=lambda ns: SIZES[ns.size])
-    run_demo(cfg, Path(ns.out))
+    out = Path(ns.out)
+    if ns.overwrite and out.exists():
+        import shutil
+
+        shutil.rmtree(out)
+    run_demo(cfg, out)
     return 0

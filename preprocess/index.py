@@ -10,12 +10,14 @@ to rewrite it), and checks every field's type. The JSON layout (format 2):
     policy: {name, config, target_format[, checkpoint_sha256]}
     seed, max_length, formats, shard_size, docs_per_unit, units
     tokenizer: {name, vocab_size, sha256}      (sha256 of its serialized definition)
-    inputs: [{path, bytes}]
+    inputs: [{path, bytes, sha256}]
     counts: documents_read, documents_written, skipped_documents{reason: n},
             segments, segments_written, skipped_segments{reason: n},
             tokens_written, masked_tokens, content_tokens, mask_ratio
     shards: [{path, format, unit, examples, tokens, bytes, sha256}]
             (path relative to the folder: arrow/shard-000000.arrow, ...)
+    checksum                                   sha256 of all the above (canonical JSON):
+                                               a changed or torn index.json is refused
 
 `index.json` is written last and atomically (`preprocess/manifest.py`): its
 presence means the folder is complete.
@@ -99,7 +101,10 @@ class TokenizerRef:
 @dataclass(frozen=True)
 class InputRef:
     path: str
+    """The input as given (absolute for local files); not part of its identity."""
     bytes: int
+    sha256: str
+    """sha256 of the whole file: an input is identified by its content."""
 
 
 @dataclass(frozen=True)
@@ -151,6 +156,7 @@ class ShardIndex:
             "counts": self.counts.as_dict(),
             "shards": [asdict(s) for s in self.shards],
         }
+        d["checksum"] = checksum(d)
         return d
 
     @classmethod
@@ -167,6 +173,12 @@ class ShardIndex:
                 f"({FORMAT_VERSION}); rewrite the folder with this version's `maskpt preprocess`"
             )
         data = dict(data)
+        stored = data.pop("checksum", None)
+        if stored != checksum(data):
+            raise ShardIndexError(
+                f"{where}: its checksum does not match its content: index.json was changed "
+                "after `maskpt preprocess` wrote it (or is torn); rewrite the folder"
+            )
         try:
             counts = Counts.from_dict(data.pop("counts"))
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
@@ -178,6 +190,14 @@ class ShardIndex:
         object.__setattr__(index, "counts", counts)
         object.__setattr__(index, "folder", folder)
         return index
+
+
+def checksum(d: dict) -> str:
+    """sha256 of an index dict's canonical JSON (without its own checksum)."""
+    import hashlib
+
+    body = {k: v for k, v in d.items() if k != "checksum"}
+    return hashlib.sha256(json.dumps(body, sort_keys=True).encode("utf-8")).hexdigest()
 
 
 def load_index(folder) -> ShardIndex:

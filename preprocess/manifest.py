@@ -20,6 +20,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from maskpt import __version__
+from maskpt.core.errors import UserError
 from maskpt.core.io import FolderInUse, spec_diff
 from maskpt.core.storage import Storage
 from preprocess.counts import merge_counts
@@ -40,10 +41,15 @@ RUN = f"{PROGRESS}/run.json"
 PLAN = f"{PROGRESS}/final.json"
 WDS_LIST = "webdataset-shards.txt"
 WIDS_INDEX = "webdataset-wids.json"
+OURS = {INDEX, PROGRESS, "arrow", "parquet", "webdataset", WDS_LIST, WIDS_INDEX}
 
 
 class SpecMismatch(FolderInUse):
     """The output folder was made by a run with another policy, seed, tokenizer, ..."""
+
+
+class EmptyOutput(UserError, ValueError):
+    """Inputs that give no row at all."""
 
 
 def spec_dict(spec: ShardIndex) -> dict:
@@ -52,12 +58,23 @@ def spec_dict(spec: ShardIndex) -> dict:
     return {k: d[k] for k in SPEC_KEYS}
 
 
+def identity(spec: dict) -> dict:
+    """What makes two runs the same run: the spec without where the inputs and
+    the tokenizer were found (they are identified by their content's sha256)."""
+    out = dict(spec)
+    if isinstance(out.get("tokenizer"), dict):
+        out["tokenizer"] = {k: v for k, v in out["tokenizer"].items() if k != "name"}
+    if isinstance(out.get("inputs"), list):
+        out["inputs"] = [{k: v for k, v in i.items() if k != "path"} for i in out["inputs"]]
+    return out
+
+
 def _refuse_other(storage: Storage, rel: str, mine: dict) -> dict | None:
     """The JSON at `rel` (None when absent); `SpecMismatch` when its spec differs."""
     if not storage.exists(rel):
         return None
     old = storage.read_json(rel)
-    diff = spec_diff(old, mine, SPEC_KEYS)
+    diff = spec_diff(identity(old), identity(mine), SPEC_KEYS)
     if diff:
         raise SpecMismatch(
             f"{storage.root_url} holds shards from another run ({rel}); refusing to mix them:\n"
@@ -70,11 +87,18 @@ def _refuse_other(storage: Storage, rel: str, mine: dict) -> dict | None:
 def claim_folder(storage: Storage, spec: ShardIndex) -> ShardIndex | None:
     """Prepare the folder for a run with `spec`. Returns the existing index when
     the folder is already complete with the same spec; raises `SpecMismatch`
-    when it holds another run's output; removes stale temporary files."""
+    when it holds another run's output, or files of something else; removes
+    stale temporary files."""
     mine = spec_dict(spec)
     old = _refuse_other(storage, INDEX, mine)
     if old is not None:
         return ShardIndex.from_dict(old, where=storage.url(INDEX), folder=storage.root_url)
+    others = [n for n in storage.listdir() if n not in OURS and not n.startswith(".")]
+    if others and not storage.exists(RUN):
+        raise FolderInUse(
+            f"{storage.root_url} is not empty ({', '.join(others[:3])}{', ...' if len(others) > 3 else ''}) "
+            "and holds no shard run; give an empty or new --output folder"
+        )
     if _refuse_other(storage, RUN, mine) is None:
         storage.makedirs(PROGRESS)
         storage.write_json(RUN, mine)
@@ -103,7 +127,16 @@ def planned_moves(storage: Storage) -> dict[str, str]:
 def finalize(storage: Storage, spec: ShardIndex, markers) -> ShardIndex:
     """Move the staged shards to their numbered names, write the WebDataset
     lists, then index.json (last); return the index."""
-    markers = sorted(markers, key=lambda m: m.unit)
+    from preprocess.dedupe import drop_repeats
+
+    markers = drop_repeats(storage, markers, spec.formats, spec.shard_size)
+    if not any(m.counts.segments_written for m in markers):
+        c = merge_counts(m.counts for m in markers)
+        raise EmptyOutput(
+            f"{storage.root_url}: nothing to write: {c.documents_read} documents read, none "
+            f"written (skipped: {dict(c.skipped_documents) or 'none'}; segments skipped: "
+            f"{dict(c.skipped_segments) or 'none'}); no index.json was written"
+        )
     moves = plan_moves(markers)
     storage.write_json(PLAN, moves)
     for fmt in spec.formats:

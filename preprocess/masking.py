@@ -20,12 +20,20 @@ def iter_segments(
     counts: Counts,
     max_length: int = 128,
 ) -> Iterator[Segment]:
+    """Each document's segments; unusable records, repeated document ids
+    (`duplicate_id`: the first is kept) and documents without any segment are
+    counted as skipped."""
     info = TokenizerInfo.from_tokenizer(tokenizer)
+    seen: set[str] = set()
     for item in items:
         counts.documents_read += 1
         if isinstance(item, Skip):  # a record the reader could not use
             counts.skip_document(item)
             continue
+        if item.id in seen:
+            counts.skip_document(Skip(item.id, "duplicate_id", f"document id {item.id!r} again"))
+            continue
+        seen.add(item.id)
         produced = doc_skipped = False
         for seg in segment_document(tokenizer, item.id, item.text, max_length, info):
             if isinstance(seg, Skip):

@@ -28,6 +28,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from maskpt.core.errors import InputNotFound
+from maskpt.core.interrupts import Interrupted
 from maskpt.core.storage import Storage
 from maskpt.core.tokenizer import TokenizerInfo, load_tokenizer, tokenizer_fingerprint
 from preprocess.config import PreprocessConfig
@@ -40,8 +41,14 @@ class UnitFailed(RuntimeError):
     """A worker raised while processing a unit; finished units are kept."""
 
 
+class DriverGone(RuntimeError):
+    """The driver of this run is no longer running: write nothing more."""
+
+
 class MaskWorker:
-    """One Ray actor: loads tokenizer and policy once, processes units."""
+    """One Ray actor: loads tokenizer and policy once, processes units. When
+    the driver runs on the same machine (an embedded local Ray) and has died,
+    the worker writes nothing more."""
 
     def __init__(
         self,
@@ -52,7 +59,10 @@ class MaskWorker:
         out: str,
         formats: list[str],
         shard_size: int,
+        driver: tuple[str, int] = ("", 0),
     ):
+        import socket
+
         import ray
 
         self.tok = load_tokenizer(tokenizer)
@@ -60,22 +70,41 @@ class MaskWorker:
         self.device = "cuda" if ray.get_gpu_ids() else "cpu"
         policy.setup(self.device)
         self.args = (seed, max_length, Storage(out), formats, shard_size)
+        self.driver_pid = driver[1] if driver[0] == socket.gethostname() else 0
+
+    def _check_driver(self) -> None:
+        import os
+
+        if self.driver_pid:
+            try:
+                os.kill(self.driver_pid, 0)
+            except ProcessLookupError:
+                raise DriverGone(f"driver process {self.driver_pid} is gone") from None
 
     def process(self, unit: Unit) -> UnitMarker:
-        return process_unit(unit, self.tok, self.policy, *self.args)
+        self._check_driver()
+        return process_unit(unit, self.tok, self.policy, *self.args, guard=self._check_driver)
 
 
 def make_spec(cfg: PreprocessConfig, tok, policy) -> ShardIndex:
-    """The index of the folder this run will write, without counts and shards."""
+    """The index of the folder this run will write, without counts and shards.
+    Inputs are identified by the sha256 of their content (streamed: about a
+    second per GB, see BENCHMARKS.md), so an input changed since a run began
+    is refused on resume whatever its size and path."""
     from maskpt.core.config import to_dict
+    from maskpt.core.io import sha256_file
 
+    local = Path(cfg.tokenizer)
+    tok_name = str(local.resolve()) if local.is_dir() else cfg.tokenizer
+    inputs = tuple(InputRef(str(Path(p).resolve()), Path(p).stat().st_size, sha256_file(p))
+                   for p in cfg.inputs)  # fmt: skip
     return ShardIndex(
         policy=PolicyInfo(policy.name, to_dict(policy.config), policy.target_format,
                           getattr(policy, "fingerprint", None) or ""),
         seed=cfg.seed,
         max_length=cfg.max_length,
-        tokenizer=TokenizerRef(cfg.tokenizer, len(tok), tokenizer_fingerprint(tok)),
-        inputs=tuple(InputRef(str(Path(p)), Path(p).stat().st_size) for p in cfg.inputs),
+        tokenizer=TokenizerRef(tok_name, len(tok), tokenizer_fingerprint(tok)),
+        inputs=inputs,
         formats=tuple(cfg.formats),
         shard_size=cfg.shard_size,
         docs_per_unit=cfg.docs_per_unit,
@@ -84,10 +113,14 @@ def make_spec(cfg: PreprocessConfig, tok, policy) -> ShardIndex:
 
 def actor_options(policy, resources: dict, gpus_per_worker: float) -> dict:
     """Ray options for one worker actor: a GPU for policies that want one when
-    the cluster has GPUs, else one CPU."""
+    the cluster has GPUs, else one CPU. An actor whose node dies is restarted
+    elsewhere and its units are retried (units are idempotent: whole-or-nothing
+    files, the same bytes every time), so a run outlives the nodes a spot
+    market takes."""
+    restart = {"max_restarts": -1, "max_task_retries": -1}
     if getattr(policy, "wants_gpu", False) and resources.get("GPU", 0) > 0:
-        return {"num_cpus": 1, "num_gpus": gpus_per_worker}
-    return {"num_cpus": 1, "num_gpus": 0}
+        return {"num_cpus": 1, "num_gpus": gpus_per_worker, **restart}
+    return {"num_cpus": 1, "num_gpus": 0, **restart}
 
 
 def run_preprocess(
@@ -123,33 +156,51 @@ def run_preprocess(
     if use_ray:
         markers = _run_on_ray(cfg, policy, spec, out, progress)
     else:
-        policy.setup("cpu")
-        moved = planned_moves(out)
-        markers = [
-            read_marker(out, unit.id, moved)
-            or process_unit(
-                unit, tok, policy, cfg.seed, cfg.max_length, out, cfg.formats, cfg.shard_size
-            )
-            for unit in iter_units(cfg.inputs, cfg.docs_per_unit)
-        ]
+        markers = _run_here(cfg, tok, policy, out)
     return finalize(out, spec, markers)
+
+
+def _run_here(cfg: PreprocessConfig, tok, policy, out: Storage) -> list[UnitMarker]:
+    """The units one after another in this process (`--no-ray`)."""
+    policy.setup("cpu")
+    moved = planned_moves(out)
+    markers: list[UnitMarker] = []
+    try:
+        for unit in iter_units(cfg.inputs, cfg.docs_per_unit):
+            markers.append(read_marker(out, unit.id, moved) or process_unit(
+                unit, tok, policy, cfg.seed, cfg.max_length, out, cfg.formats, cfg.shard_size))  # fmt: skip
+    except KeyboardInterrupt:
+        raise Interrupted(
+            f"interrupted with {len(markers)} units finished; they are kept in "
+            f"{out.root_url}: rerun the same command to resume"
+        ) from None
+    return markers
 
 
 @contextmanager
 def ray_session(address: str | None = None, num_cpus: int | None = None):
     """Join `address` or start an embedded local Ray for the block, unless one is
-    already running; stop it afterwards only if it was started here."""
+    already running; stop it afterwards only if it was started here (and, if
+    this driver is killed instead, have a watchdog stop it)."""
     import ray
 
+    from maskpt.core.interrupts import terminate_as_interrupt
+    from preprocess.ray_local import start_watchdog, stop_watchdog
+
     started = not ray.is_initialized()
+    watchdog = None
     if started:
         ray.init(address=address, num_cpus=num_cpus, include_dashboard=False,
                  log_to_driver=False, configure_logging=False)  # fmt: skip
+        terminate_as_interrupt()  # Ray's core worker installs its own SIGTERM handler
+        if address is None:
+            watchdog = start_watchdog()
     try:
         yield
     finally:
         if started:
             ray.shutdown()
+            stop_watchdog(watchdog)
 
 
 def _run_on_ray(cfg, policy, spec, out: Storage, progress: bool) -> list[UnitMarker]:
@@ -157,55 +208,86 @@ def _run_on_ray(cfg, policy, spec, out: Storage, progress: bool) -> list[UnitMar
         return _run_units(cfg, policy, spec, out, progress)
 
 
-def _run_units(cfg, policy, spec, out: Storage, progress: bool) -> list[UnitMarker]:
-    import ray
-    from tqdm import tqdm
+class _Progress:
+    """The progress bar and its rates over finished units."""
 
-    resources = ray.cluster_resources()
-    n_workers = cfg.workers or max(1, int(resources.get("CPU", 1)))
-    opts = actor_options(policy, resources, cfg.gpus_per_worker)
-    remote_cls = ray.remote(MaskWorker).options(**opts)
-    args = (cfg.tokenizer, policy, cfg.seed, cfg.max_length, out.root_url, cfg.formats,
-            cfg.shard_size)  # fmt: skip
-    actors = [remote_cls.remote(*args) for _ in range(n_workers)]
-    idle = list(actors) * cfg.max_in_flight
-    pending: dict = {}  # ObjectRef -> (actor, unit id)
-    markers: list[UnitMarker] = []
-    bar = tqdm(
-        desc=f"preprocess {spec.policy.name}",
-        unit=" docs",
-        disable=not progress,
-        dynamic_ncols=True,
-    )
-    start = time.monotonic()
-    totals = {"segments": 0, "tokens": 0, "skipped": 0}
+    def __init__(self, name: str, enabled: bool):
+        from tqdm import tqdm
 
-    def collect(ref) -> None:
-        actor, unit_id = pending.pop(ref)
-        idle.append(actor)
+        self.bar = tqdm(desc=f"preprocess {name}", unit=" docs", disable=not enabled,
+                        dynamic_ncols=True)  # fmt: skip
+        self.start = time.monotonic()
+        self.totals = {"segments": 0, "tokens": 0, "skipped": 0}
+        self.markers: list[UnitMarker] = []
+
+    def record(self, marker: UnitMarker) -> None:
+        self.markers.append(marker)
+        c, t = marker.counts, self.totals
+        t["segments"] += c.segments_written
+        t["tokens"] += c.tokens_written
+        t["skipped"] += sum(c.skipped_documents.values())
+        self.bar.update(c.documents_read)
+        secs = max(1e-9, time.monotonic() - self.start)
+        self.bar.set_postfix(seg_s=f"{t['segments'] / secs:.0f}",
+                             tok_s=f"{t['tokens'] / secs:.0f}", skipped=t["skipped"])  # fmt: skip
+
+
+class _Pool:
+    """Worker actors with `slots` units in flight each; `submit` blocks until
+    a slot is free and returns the markers of the units that finished."""
+
+    def __init__(self, actors, slots: int, out: Storage):
+        self.actors, self.idle, self.out = actors, list(actors) * slots, out
+        self.pending: dict = {}  # ObjectRef -> (actor, unit id)
+
+    def _collect(self) -> UnitMarker:
+        import ray
+
+        ready, _ = ray.wait(list(self.pending), num_returns=1)
+        actor, unit_id = self.pending.pop(ready[0])
+        self.idle.append(actor)
         try:
-            marker = ray.get(ref)
+            return ray.get(ready[0])
         except Exception as exc:  # a worker raised: stop, keeping finished units
             raise UnitFailed(
                 f"unit {unit_id} failed in a worker: {exc}\n"
-                f"Finished units are kept in {out.root_url}; rerun the same command to resume."
+                f"Finished units are kept in {self.out.root_url}; rerun the same command to "
+                "resume."
             ) from exc
-        record(marker)
 
-    def record(marker: UnitMarker) -> None:
-        markers.append(marker)
-        c = marker.counts
-        totals["segments"] += c.segments_written
-        totals["tokens"] += c.tokens_written
-        totals["skipped"] += sum(c.skipped_documents.values())
-        bar.update(c.documents_read)
-        secs = max(1e-9, time.monotonic() - start)
-        bar.set_postfix(
-            seg_s=f"{totals['segments'] / secs:.0f}",
-            tok_s=f"{totals['tokens'] / secs:.0f}",
-            skipped=totals["skipped"],
-        )
+    def submit(self, unit: Unit) -> list[UnitMarker]:
+        done = []
+        while not self.idle:
+            done.append(self._collect())
+        actor = self.idle.pop()
+        self.pending[actor.process.remote(unit)] = (actor, unit.id)
+        return done
 
+    def drain(self) -> list[UnitMarker]:
+        return [self._collect() for _ in range(len(self.pending))]
+
+    def close(self) -> None:
+        import ray
+
+        for a in self.actors:
+            ray.kill(a, no_restart=True)
+
+
+def _run_units(cfg, policy, spec, out: Storage, progress: bool) -> list[UnitMarker]:
+    import os
+    import socket
+
+    import ray
+
+    resources = ray.cluster_resources()
+    n_workers = cfg.workers or max(1, int(resources.get("CPU", 1)))
+    remote_cls = ray.remote(MaskWorker).options(
+        **actor_options(policy, resources, cfg.gpus_per_worker)
+    )
+    args = (cfg.tokenizer, policy, cfg.seed, cfg.max_length, out.root_url, cfg.formats,
+            cfg.shard_size, (socket.gethostname(), os.getpid()))  # fmt: skip
+    pool = _Pool([remote_cls.remote(*args) for _ in range(n_workers)], cfg.max_in_flight, out)
+    prog = _Progress(spec.policy.name, progress)
     resumed = 0
     moved = planned_moves(out)
     try:
@@ -213,20 +295,20 @@ def _run_units(cfg, policy, spec, out: Storage, progress: bool) -> list[UnitMark
             marker = read_marker(out, unit.id, moved)
             if marker is not None:
                 resumed += 1
-                record(marker)
+                prog.record(marker)
                 continue
-            while not idle:
-                ready, _ = ray.wait(list(pending), num_returns=1)
-                collect(ready[0])
-            actor = idle.pop()
-            pending[actor.process.remote(unit)] = (actor, unit.id)
-        while pending:
-            ready, _ = ray.wait(list(pending), num_returns=1)
-            collect(ready[0])
+            for m in pool.submit(unit):
+                prog.record(m)
+        for m in pool.drain():
+            prog.record(m)
+    except KeyboardInterrupt:
+        raise Interrupted(
+            f"interrupted with {len(prog.markers)} units finished; they are kept in "
+            f"{out.root_url}: rerun the same command to resume"
+        ) from None
     finally:
-        bar.close()
-        for a in actors:
-            ray.kill(a)
+        prog.bar.close()
+        pool.close()
     if progress and resumed:
         print(f"resumed: {resumed} finished units skipped")
-    return markers
+    return prog.markers

@@ -48,7 +48,24 @@ def read_jsonl(path: str | Path) -> Iterator[Document | Skip]:
                     where, f"missing_field:{bad}", f"{where}: field {bad!r} missing or not a string"
                 )
                 continue
-            yield Document(id=str(obj["id"]), text=obj["text"], title=str(obj.get("title") or ""))
+            doc = Document(id=str(obj["id"]), text=obj["text"], title=str(obj.get("title") or ""))
+            broken = next(
+                (k for k in ("id", "text", "title") if not _is_text(getattr(doc, k))), None
+            )
+            if broken:
+                yield Skip(where, "invalid_text", f"{where}: field {broken!r} holds a lone "
+                                                  "surrogate escape, not text")  # fmt: skip
+                continue
+            yield doc
+
+
+def _is_text(s: str) -> bool:
+    """False for strings that cannot be UTF-8 (a JSON "\\ud800" escape alone)."""
+    try:
+        s.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _bad_field(obj: dict) -> str | None:

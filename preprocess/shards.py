@@ -156,11 +156,21 @@ def read_rows(storage, rel: str, fmt: str) -> Iterator[dict]:
         yield from read_tar(storage, rel)
         return
     table = read_table(storage, rel, fmt)
+    start = 0
     for batch in table.to_batches(max_chunksize=1024):
         try:
-            yield from batch.to_pylist()
-        except (UnicodeDecodeError, pa.ArrowException) as exc:
-            raise ShardError(f"{storage.url(rel)}: a row does not decode: {exc}") from exc
+            rows = batch.to_pylist()
+        except (UnicodeDecodeError, pa.ArrowException):
+            for i in range(batch.num_rows):  # find the row that does not decode
+                try:
+                    batch.slice(i, 1).to_pylist()
+                except (UnicodeDecodeError, pa.ArrowException) as exc:
+                    raise ShardError(
+                        f"{storage.url(rel)}: row {start + i} does not decode: {exc}"
+                    ) from exc
+            raise
+        yield from rows
+        start += batch.num_rows
 
 
 def read_tar(storage, rel: str) -> Iterator[dict]:

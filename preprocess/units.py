@@ -38,23 +38,26 @@ class Unit:
 
 @dataclass(frozen=True)
 class UnitMarker:
-    """`_progress/<unit>.done`: a finished unit's counts and (staged) shards."""
+    """`_progress/<unit>.done`: a finished unit's counts, (staged) shards and
+    the ids of the documents it wrote (for finding ids repeated across units)."""
 
     unit: str
     counts: Counts
     shards: tuple[ShardEntry, ...]
+    doc_ids: tuple[str, ...] = ()
 
     def as_dict(self) -> dict:
         return {
             "unit": self.unit,
             "counts": self.counts.as_dict(),
             "shards": [asdict(s) for s in self.shards],
+            "doc_ids": list(self.doc_ids),
         }
 
     @classmethod
     def from_dict(cls, d: dict) -> UnitMarker:
         return cls(d["unit"], Counts.from_dict(d["counts"]),
-                   tuple(ShardEntry(**s) for s in d["shards"]))  # fmt: skip
+                   tuple(ShardEntry(**s) for s in d["shards"]), tuple(d["doc_ids"]))  # fmt: skip
 
 
 def iter_units(inputs, docs_per_unit: int) -> Iterator[Unit]:
@@ -107,8 +110,10 @@ def process_unit(
     storage: Storage,
     formats: list[str],
     shard_size: int,
+    guard=None,
 ) -> UnitMarker:
-    """Mask one unit, write its staged shards and marker; return the marker."""
+    """Mask one unit, write its staged shards and marker; return the marker.
+    `guard()`, when given, is called before writing and may raise to stop."""
     counts = Counts()
     rows = [
         row_of(ex)
@@ -116,13 +121,32 @@ def process_unit(
             _documents(unit.items), tokenizer, policy, seed, counts, max_length
         )
     ]
+    if guard is not None:
+        guard()
+    shards = write_rows(storage, f"{STAGING}/part-{unit.id}-", rows, formats, shard_size, unit.id)
+    if guard is not None:
+        guard()
+    return write_marker(storage, UnitMarker(unit.id, counts, shards, doc_ids_of(rows)))
+
+
+def doc_ids_of(rows) -> tuple[str, ...]:
+    """The documents of `rows`, once each, in order."""
+    return tuple(dict.fromkeys(r["doc_id"] for r in rows))
+
+
+def write_rows(storage: Storage, prefix: str, rows: list[dict], formats, shard_size: int,
+               unit: str) -> tuple[ShardEntry, ...]:  # fmt: skip
+    """`rows` as staged shards `<prefix><k:03d>.<ext>` of `shard_size` rows, every format."""
     shards = []
     for k in range(0, len(rows), shard_size):
-        stem = f"{STAGING}/part-{unit.id}-{k // shard_size:03d}"
+        stem = f"{prefix}{k // shard_size:03d}"
         for fmt in formats:
             shards.append(write_shard(storage, stem + FORMATS[fmt], fmt,
-                                      rows[k : k + shard_size], unit.id))  # fmt: skip
-    marker = UnitMarker(unit.id, counts, tuple(shards))
-    # the marker goes last: shards are complete before it exists
-    storage.write_json(marker_name(unit.id), marker.as_dict(), indent=None)
+                                      rows[k : k + shard_size], unit))  # fmt: skip
+    return tuple(shards)
+
+
+def write_marker(storage: Storage, marker: UnitMarker) -> UnitMarker:
+    """The marker goes last: the shards it lists are complete before it exists."""
+    storage.write_json(marker_name(marker.unit), marker.as_dict(), indent=None)
     return marker

@@ -50,6 +50,11 @@ class Source:
     shards: list[ShardEntry]
 
     @property
+    def index_checksum(self) -> str:
+        """The folder's identity: its index.json checksum (content, not path)."""
+        return self.index.as_dict()["checksum"]
+
+    @property
     def storage(self) -> Storage:
         return Storage(self.folder)
 
@@ -150,8 +155,15 @@ class ShardStream:
         if rows is None:
             try:
                 rows = ShardRows(read_table(self.storage, shard.path, shard.format))
-            except ShardError as exc:
-                raise DataError(f"cannot read shard: {exc}") from exc
+            except (ShardError, UnicodeDecodeError) as exc:
+                raise DataError(
+                    f"{self.storage.url(shard.path)}: cannot read shard: {exc}"
+                ) from exc
+            if len(rows) != shard.examples:  # trust the shard, not the manifest
+                raise DataError(
+                    f"{self.storage.url(shard.path)}: {len(rows)} rows, index.json says "
+                    f"{shard.examples}; the folder is inconsistent (rewrite it)"
+                )
             self._table_cache = {shard.path: rows}
         return rows
 

@@ -13,13 +13,20 @@ class NonFiniteLoss(FloatingPointError):
 
 def dist_env() -> tuple[int, int, int]:
     """(rank, local_rank, world_size) from the launcher's environment; a
-    plain `python` run is rank 0 of 1 (MASTER_ADDR etc. are set for it)."""
+    plain `python` run is rank 0 of 1. Reads only: nothing is set before a
+    job is sure to start (`single_process_env` does that)."""
+    env = os.environ
+    return int(env.get("RANK", 0)), int(env.get("LOCAL_RANK", 0)), int(env.get("WORLD_SIZE", 1))
+
+
+def single_process_env() -> None:
+    """The variables torch.distributed needs, for a run without a launcher
+    (rank 0 of 1); a launcher's own values are kept."""
     os.environ.setdefault("RANK", "0")
     os.environ.setdefault("LOCAL_RANK", "0")
     os.environ.setdefault("WORLD_SIZE", "1")
     os.environ.setdefault("MASTER_ADDR", "127.0.0.1")
     os.environ.setdefault("MASTER_PORT", str(29500 + os.getpid() % 1000))
-    return int(os.environ["RANK"]), int(os.environ["LOCAL_RANK"]), int(os.environ["WORLD_SIZE"])
 
 
 def launched_world() -> int:
@@ -65,6 +72,7 @@ def init_deepspeed(precision: str) -> bool:
     import deepspeed
     import torch
 
+    single_process_env()
     _, local_rank, _ = dist_env()
     use_cuda = torch.cuda.is_available()
     if use_cuda:

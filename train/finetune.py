@@ -218,8 +218,10 @@ def load_data(cfg: FinetuneConfig, tok, limit: int):
 def load_model(cfg: FinetuneConfig):
     from transformers import AutoTokenizer, GenerationConfig
 
+    from maskpt.core.hub import check_local_or_hub
     from train.model import load_pretrained
 
+    check_local_or_hub(cfg.tokenizer or cfg.model, "tokenizer")
     try:
         tok = AutoTokenizer.from_pretrained(cfg.tokenizer or cfg.model)
     except OSError as exc:
@@ -242,7 +244,7 @@ def training_arguments(cfg: FinetuneConfig, metric: str, world: int):
     import torch
     from transformers import Seq2SeqTrainingArguments
 
-    from train.distributed import dist_env, split_batch
+    from train.distributed import single_process_env, split_batch
 
     micro = cfg.micro_batch or max(1, cfg.batch_size // world)
     accum = split_batch(cfg.batch_size, micro, world, names=("batch_size", "micro_batch"))
@@ -255,7 +257,7 @@ def training_arguments(cfg: FinetuneConfig, metric: str, world: int):
                 "deepspeed=true on CPU works in one process only (accelerate runs DeepSpeed on "
                 "accelerators); for several CPU ranks leave deepspeed off (DDP over gloo)"
             )
-        dist_env()  # the single-process environment DeepSpeed expects
+        single_process_env()  # the environment DeepSpeed expects
     if cfg.deepspeed:
         ds = {"train_batch_size": cfg.batch_size, "train_micro_batch_size_per_gpu": micro,
               "gradient_accumulation_steps": accum, "gradient_clipping": cfg.grad_clip,
@@ -305,8 +307,10 @@ def _trainer_class():
     return Trainer
 
 
-def _callbacks(cfg: FinetuneConfig, out: Path, scorer, timer: dict):
+def _callbacks(cfg: FinetuneConfig, out: Path, scorer, timer: dict, stop):
     from transformers import EarlyStoppingCallback, TrainerCallback
+
+    from train.distributed import all_reduce
 
     metric = scorer.metric
 
@@ -325,6 +329,8 @@ def _callbacks(cfg: FinetuneConfig, out: Path, scorer, timer: dict):
             timer["train_s"] += now - timer["mark"]
             timer["steps"] += 1
             timer["mark"] = now
+            if all_reduce([1.0 if stop.requested else 0.0])[0] > 0:  # every rank stops
+                control.should_save = control.should_training_stop = True
 
         def on_evaluate(self, args, state, control, metrics=None, **kw):
             if scorer.full_dev:
@@ -411,6 +417,7 @@ def write_results(cfg, out: Path, trainer, tok, final: dict, records: dict, info
 def finetune(cfg: FinetuneConfig) -> dict | None:
     """Train, evaluate, write predictions and metrics; returns the metrics on
     the main process (None on the others)."""
+    from maskpt.core.interrupts import Interrupted, stop_requests
     from train.distributed import launched_world
     from train.seq2seq import Collator, EvalSet, TrainSet
     from train.tasks import get_task
@@ -428,14 +435,21 @@ def finetune(cfg: FinetuneConfig) -> dict | None:
     timer = {"train_s": 0.0, "steps": 0, "mark": time.perf_counter()}
     dev_set = EvalSet(encoded["dev"][:dev_n])
     scorer.use(splits["dev"][:dev_n])
-    trainer = _trainer_class()(
-        model=model, args=args, train_dataset=TrainSet(encoded["train"]), eval_dataset=dev_set,
-        data_collator=Collator(tok.pad_token_id, model.config.decoder_start_token_id),
-        processing_class=tok, compute_metrics=scorer, callbacks=_callbacks(cfg, out, scorer, timer),
-    )  # fmt: skip
     t0 = time.perf_counter()
-    trainer.train(resume_from_checkpoint=resume)
+    with stop_requests() as stop:
+        trainer = _trainer_class()(
+            model=model, args=args, train_dataset=TrainSet(encoded["train"]), eval_dataset=dev_set,
+            data_collator=Collator(tok.pad_token_id, model.config.decoder_start_token_id),
+            processing_class=tok, compute_metrics=scorer,
+            callbacks=_callbacks(cfg, out, scorer, timer, stop),
+        )  # fmt: skip
+        trainer.train(resume_from_checkpoint=resume)
     state = trainer.state
+    if stop.requested:
+        raise Interrupted(
+            f"interrupted at step {state.global_step} ({stop.signal_name}): "
+            f"checkpoint-{state.global_step} saved in {out}; rerun the same command to resume"
+        )
     best = state.best_global_step or state.global_step
     final, records = {"metric": metric}, {}
     if best in scorer.by_step:  # the loaded best weights scored all of dev already

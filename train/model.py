@@ -37,6 +37,9 @@ def load_pretrained(name_or_path: str, **kwargs):
     naming the folder or hub name when it cannot be loaded."""
     from transformers import BartForConditionalGeneration
 
+    from maskpt.core.hub import check_local_or_hub
+
+    check_local_or_hub(name_or_path, "model")
     try:
         return BartForConditionalGeneration.from_pretrained(name_or_path, **kwargs)
     except OSError as exc:

@@ -9,9 +9,12 @@ its `labels` (padding ignored in the loss), for `full` and `span` targets
 alike: what a Hugging Face user feeding the rows to BART would do. The global batch is reached as
 micro-batch x gradient accumulation x world size, whatever the GPU count.
 Checkpoints are DeepSpeed checkpoints (all ranks save) holding the data
-stream's position; `--resume` continues from the latest with exactly the
-examples not yet seen. At the end the model and tokenizer are exported with
-`save_pretrained` to OUTPUT/hf for fine-tuning.
+stream's position and a record of the data it means (`train/checkpoints.py`);
+`--resume` continues from the newest intact one with exactly the examples not
+yet seen, refusing other data or another batch layout by name. Ctrl-C or
+SIGTERM stops after the current step with a checkpoint. At the end the model
+and tokenizer are exported with `save_pretrained` to OUTPUT/hf for
+fine-tuning.
 
 The recipe in phases: `prepare` (everything that can fail on bad input,
 before any distributed set-up), `setup` (engine, stream, run folder),
@@ -33,6 +36,7 @@ from typing import Literal
 import torch
 
 from maskpt.core.errors import UserError
+from maskpt.core.interrupts import Interrupted
 from train.data import DataError, PretrainStream, collate, open_source
 from train.distributed import (
     all_reduce,
@@ -112,6 +116,8 @@ class PretrainConfig:
     """Log every N steps."""
     stop_after: int = 0
     """Stop this invocation after N steps, saving a checkpoint (0 = run to total_steps)."""
+    keep_last: int = 0
+    """Keep only the newest N intact checkpoints (0 = keep all)."""
     export: bool = True
     """Export model + tokenizer with save_pretrained to output_dir/hf at the end."""
     debug_records: bool = False
@@ -131,6 +137,9 @@ class PretrainConfig:
             )
         if self.zero_stage not in (0, 1, 2):
             raise ValueError(f"zero_stage must be 0, 1 or 2, got {self.zero_stage}")
+        for key in ("save_every", "stop_after", "keep_last"):
+            if getattr(self, key) < 0:
+                raise ValueError(f"{key} must be >= 0, got {getattr(self, key)}")
 
 
 def lr_lambda(cfg: PretrainConfig):
@@ -157,6 +166,7 @@ class Run:
     stream: PretrainStream
     accum: int
     out: Path
+    data: dict = field(default_factory=dict)
     step: int = 0
     history: list = field(default_factory=list)
     log: object = None
@@ -192,22 +202,56 @@ def prepare(cfg: PretrainConfig, world: int, rank: int = 0):
     return tok, sources
 
 
-def setup(cfg: PretrainConfig, resume: bool) -> Run:
+def data_record(cfg: PretrainConfig, sources, world: int) -> dict:
+    """What a stream position means: saved in every checkpoint, compared on resume."""
+    return {"shards": [s.index_checksum for s in sources],
+            "weights": [s.weight for s in sources], "seed": cfg.seed,
+            "shuffle": cfg.data.shuffle, "global_batch": cfg.global_batch,
+            "micro_batch": cfg.micro_batch, "world_size": world}  # fmt: skip
+
+
+def claim_output(out: Path, resume: bool, overwrite: bool) -> bool:
+    """A folder with checkpoints needs --resume or --overwrite; --resume needs
+    checkpoints. True when the folder is to be cleared (--overwrite)."""
+    from train.checkpoints import tags
+
+    found = tags(out / "checkpoints")
+    if resume and not found:
+        raise UserError(f"--resume: no checkpoint in {out / 'checkpoints'}")
+    if found and not resume and not overwrite:
+        raise UserError(
+            f"{out / 'checkpoints'} already has checkpoints: pass --resume to continue, "
+            "--overwrite to start over, or use another output_dir"
+        )
+    return bool(found) and overwrite and not resume
+
+
+def clear_output(out: Path) -> None:
+    """What a run left in `out`: checkpoints, export and log (for --overwrite)."""
+    import shutil
+
+    for name in ("checkpoints", "hf", "log.jsonl"):
+        target = out / name
+        if target.is_dir():
+            shutil.rmtree(target)
+        else:
+            target.unlink(missing_ok=True)
+
+
+def setup(cfg: PretrainConfig, resume: bool, overwrite: bool = False) -> Run:
     """Check the input, start DeepSpeed, build the engine and the data stream."""
     import deepspeed
+    import torch.distributed as dist
 
     rank, _, world = dist_env()
     tok, sources = prepare(cfg, world, rank)  # fails fast on bad input, before distributed init
     out = Path(cfg.output_dir)
-    has_ckpt = (out / "checkpoints" / "latest").exists()
-    if not resume and has_ckpt:
-        raise UserError(
-            f"{out / 'checkpoints'} already has checkpoints: pass --resume to continue, "
-            "or use another output_dir"
-        )
-    if resume and not has_ckpt:
-        raise UserError(f"--resume: no checkpoint in {out / 'checkpoints'}")
+    clear = claim_output(out, resume, overwrite)  # refusals come before distributed init
     bf16 = init_deepspeed(cfg.precision)
+    if clear:
+        if rank == 0:
+            clear_output(out)
+        dist.barrier()
     model = build_model(cfg.model, tok, cfg.seed)
     o = cfg.optim
     optimizer = torch.optim.AdamW(model.parameters(), lr=o.lr, betas=tuple(o.betas), eps=o.eps,
@@ -225,16 +269,58 @@ def setup(cfg: PretrainConfig, resume: bool) -> Run:
 
         out.mkdir(parents=True, exist_ok=True)
         (out / "config.json").write_text(json.dumps(to_dict(cfg), indent=2) + "\n")
-    return Run(cfg, rank, world, tok, engine, stream, accum, out)
+    return Run(cfg, rank, world, tok, engine, stream, accum, out,
+               data=data_record(cfg, sources, world))  # fmt: skip
 
 
-def restore(run: Run) -> None:
-    """Load the latest checkpoint: weights, optimizer, schedule and the data position."""
-    _, client = run.engine.load_checkpoint(str(run.ckpt_dir))
-    run.step = int(client["step"])
-    run.stream.load_state_dict(client["data"])
-    if run.stream.micro_steps_done != run.step * run.accum:
-        raise RuntimeError("checkpoint data position does not match its step")
+def _agree(ok: bool) -> bool:
+    """True when `ok` holds on every rank."""
+    return all_reduce([1.0 if ok else 0.0], op="min")[0] > 0
+
+
+def restore(run: Run, allow_data_change: bool = False) -> None:
+    """Load the newest intact checkpoint (weights, optimizer, schedule, data
+    position), passing over torn ones with a warning; refuse other data."""
+    from train import checkpoints
+
+    for tag in checkpoints.tags(run.ckpt_dir):
+        why = checkpoints.intact(run.ckpt_dir, tag, run.rank)
+        if not _agree(not why):
+            _warn(run, f"checkpoint {tag} is not intact ({why or 'on another rank'}); "
+                       "trying the one before")  # fmt: skip
+            continue
+        try:
+            _, client = run.engine.load_checkpoint(str(run.ckpt_dir), tag=tag)
+            loaded = client is not None
+        except Exception as exc:  # a file that reads wrong although its size is right
+            loaded, why = False, f"{type(exc).__name__}: {exc}"
+        if not _agree(loaded):
+            _warn(run, f"checkpoint {tag} does not load ({why}); trying the one before")
+            continue
+        checkpoints.check_data(client.get("record", {}), run.data, f"checkpoint {tag}",
+                               allow_data_change)  # fmt: skip
+        run.step = int(client["step"])
+        run.stream.load_state_dict(client["data"])
+        if run.stream.micro_steps_done != run.step * run.accum:
+            raise RuntimeError("checkpoint data position does not match its step")
+        if run.rank == 0:
+            _truncate_log(run.out / "log.jsonl", run.step)
+        return
+    raise UserError(f"--resume: no intact checkpoint in {run.ckpt_dir}")
+
+
+def _warn(run: Run, message: str) -> None:
+    if run.rank == 0:
+        import sys
+
+        print(f"maskpt pretrain: {message}", file=sys.stderr)
+
+
+def _truncate_log(path: Path, step: int) -> None:
+    """Drop the log lines of steps after the checkpoint (they are trained again)."""
+    if path.exists():
+        lines = [x for x in path.read_text().splitlines() if json.loads(x)["step"] <= step]
+        path.write_text("".join(x + "\n" for x in lines))
 
 
 def open_logs(run: Run) -> None:
@@ -291,10 +377,21 @@ def log_step(run: Run, loss: float, tokens: float, seconds: float) -> None:
 
 
 def save(run: Run) -> None:
-    """A DeepSpeed checkpoint (all ranks) holding the step and the data position."""
-    run.engine.save_checkpoint(str(run.ckpt_dir), tag=f"step{run.step:08d}",
-                               client_state={"step": run.step,
-                                             "data": run.stream.state_dict()})  # fmt: skip
+    """A DeepSpeed checkpoint (all ranks) holding the step, the data position
+    and the data record; then each rank's completion file; then pruning."""
+    import torch.distributed as dist
+
+    from train import checkpoints
+
+    tag = f"step{run.step:08d}"
+    run.engine.save_checkpoint(str(run.ckpt_dir), tag=tag,
+                               client_state={"step": run.step, "data": run.stream.state_dict(),
+                                             "record": run.data})  # fmt: skip
+    dist.barrier()
+    checkpoints.mark_complete(run.ckpt_dir, tag, run.rank, run.step, run.data)
+    dist.barrier()
+    if checkpoints.prune_allowed(run.rank):
+        checkpoints.prune(run.ckpt_dir, run.cfg.keep_last, run.rank)
 
 
 def export(run: Run) -> None:
@@ -319,29 +416,43 @@ def cleanup(run: Run) -> None:
 # --- the recipe -----------------------------------------------------------------------
 
 
-def train(cfg: PretrainConfig, resume: bool = False) -> dict:
-    """Run (or resume) pre-training; returns the last step and the losses of this invocation."""
-    run = setup(cfg, resume)
+def train(cfg: PretrainConfig, resume: bool = False, overwrite: bool = False,
+          allow_data_change: bool = False) -> dict:  # fmt: skip
+    """Run (or resume) pre-training; returns the last step and the losses of
+    this invocation. A SIGINT/SIGTERM stops after the step under way, with a
+    checkpoint (`Interrupted`)."""
+    from maskpt.core.interrupts import stop_requests
+
+    run = setup(cfg, resume, overwrite)
     if resume:
-        restore(run)
+        restore(run, allow_data_change)
     loader = torch.utils.data.DataLoader(run.stream, batch_size=None,
                                          num_workers=cfg.data.num_workers)  # fmt: skip
     batches = iter(loader)
     open_logs(run)
     last = min(cfg.total_steps, run.step + cfg.stop_after) if cfg.stop_after else cfg.total_steps
     t0, tokens_since = time.perf_counter(), 0.0
-    while run.step < last:
-        loss, tokens = train_step(run, batches)
-        run.step += 1
-        run.history.append(loss)
-        tokens_since += tokens
-        if run.rank == 0:
-            if run.step % cfg.log_every == 0 or run.step == last:
-                log_step(run, loss, tokens_since, time.perf_counter() - t0)
-                t0, tokens_since = time.perf_counter(), 0.0
-            run.bar.update(1)
-        if (cfg.save_every and run.step % cfg.save_every == 0) or run.step == last:
-            save(run)
+    with stop_requests() as stop:
+        while run.step < last:
+            loss, tokens = train_step(run, batches)
+            run.step += 1
+            run.history.append(loss)
+            tokens_since += tokens
+            if run.rank == 0:
+                if run.step % cfg.log_every == 0 or run.step == last:
+                    log_step(run, loss, tokens_since, time.perf_counter() - t0)
+                    t0, tokens_since = time.perf_counter(), 0.0
+                run.bar.update(1)
+            stopping = not _agree(not stop.requested)
+            if (cfg.save_every and run.step % cfg.save_every == 0) or run.step == last or stopping:
+                save(run)
+            if stopping:
+                cleanup(run)
+                raise Interrupted(
+                    f"interrupted at step {run.step} ({stop.signal_name or 'a signal'} on some "
+                    f"rank): checkpoint step{run.step:08d} saved in {run.ckpt_dir}; rerun with "
+                    "--resume to continue"
+                )
     export(run)
     cleanup(run)
     return {"step": run.step, "losses": run.history}
@@ -353,12 +464,22 @@ def config_args():
 
     args = ConfigArgs(PretrainConfig, "maskpt pretrain", __doc__)
     args.parser.add_argument("--resume", action="store_true",
-                             help="continue from the latest checkpoint in output_dir")  # fmt: skip
+                             help="continue from the newest intact checkpoint in output_dir")  # fmt: skip
+    args.parser.add_argument("--overwrite", action="store_true",
+                             help="start over in an output_dir that has checkpoints")  # fmt: skip
+    args.parser.add_argument("--allow-data-change", action="store_true",
+                             help="with --resume: go on although the data or batch layout "
+                                  "differs from the checkpoint's (exactly-once is lost)")  # fmt: skip
     return args
 
 
 def main(argv=None) -> int:
-    return config_args().main(argv, lambda cfg, ns: train(cfg, resume=ns.resume) and 0)
+    def run(cfg: PretrainConfig, ns) -> int:
+        train(cfg, resume=ns.resume, overwrite=ns.overwrite,
+              allow_data_change=ns.allow_data_change)  # fmt: skip
+        return 0
+
+    return config_args().main(argv, run)
 
 
 if __name__ == "__main__":

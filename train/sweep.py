@@ -108,15 +108,29 @@ class Run:
         return json.loads((self.folder / "metrics.json").read_text())["dev"]
 
 
+def _die_with_parent() -> None:
+    """In the child: get SIGKILL when the parent dies (Linux), so a run whose
+    Ray worker or node is gone does not go on writing beside its retry."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+        import signal
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+
+
 def execute(folder: str) -> tuple[bool, float, str]:
-    """Run one fine-tuning job in a fresh process; (ok, seconds, log tail)."""
+    """Run one fine-tuning job in a fresh process; (ok, seconds, log tail).
+    A run already finished (by an earlier attempt) counts as done."""
     folder_p = Path(folder)
+    if (folder_p / "metrics.json").exists():
+        return True, 0.0, "finished already"
     t0 = time.perf_counter()
     with (folder_p / "log.txt").open("ab") as log:
         rc = subprocess.call(
             [sys.executable, "-m", "train.finetune", "--config", str(folder_p / "config.yaml")],
             stdout=log,
             stderr=subprocess.STDOUT,
+            preexec_fn=_die_with_parent,
         )
     tail = (folder_p / "log.txt").read_text(errors="replace")[-2000:]
     ok = rc == 0 and (folder_p / "metrics.json").exists()
@@ -137,7 +151,10 @@ class Executor:
 
             if not ray.is_initialized():
                 ray.init(address=address, log_to_driver=False)
-            self._remote = ray.remote(num_gpus=gpus_per_run, num_cpus=1, max_retries=0)(execute)
+            # a run whose node dies is retried on another (Ray retries system failures
+            # only; a run that fails by itself is retried by this executor, --retries)
+            self._remote = ray.remote(num_gpus=gpus_per_run, num_cpus=1, max_retries=3,
+                                      retry_exceptions=False)(execute)  # fmt: skip
 
     def run_all(self, runs: list[Run]) -> None:
         todo = []

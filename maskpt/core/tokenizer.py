@@ -84,6 +84,15 @@ def load_tokenizer(name_or_path: str = DEFAULT_TOKENIZER):
     """
     from transformers import AutoTokenizer
 
+    from maskpt.core.hub import check_local_or_hub
+
+    try:
+        check_local_or_hub(name_or_path, "tokenizer")
+    except FileNotFoundError as exc:
+        raise TokenizerError(
+            f"{exc}; without network access, train one and pass its folder:\n"
+            "  maskpt tokenizer train CORPUS.txt|.jsonl OUT_DIR"
+        ) from None
     try:
         tok = AutoTokenizer.from_pretrained(name_or_path)
     except (OSError, ValueError) as exc:

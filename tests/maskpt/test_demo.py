@@ -66,3 +66,17 @@ def test_sizes_and_bad_config():
         demo_config("huge")
     with pytest.raises(ConfigError):
         demo_config("tiny", ["policies=[nope_v1]"])
+
+
+def test_overwrite_starts_over_and_a_rerun_never_replaces(tmp_path, monkeypatch):
+    import maskpt.demo as demo
+
+    out = tmp_path / "demo"
+    out.mkdir()
+    (out / "demo.json").write_text(json.dumps({"seeds": 9}))  # another config's finished demo
+    assert main(["demo", "--size", "tiny", "--out", str(out)]) == 2  # refused, kept
+    assert json.loads((out / "demo.json").read_text()) == {"seeds": 9}
+    ran = []
+    monkeypatch.setattr(demo, "run_demo", lambda cfg, o: ran.append((cfg, o)))
+    assert main(["demo", "--size", "tiny", "--out", str(out), "--overwrite"]) == 0
+    assert not out.exists() and ran and ran[0][1] == out

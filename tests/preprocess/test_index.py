@@ -53,6 +53,12 @@ def test_errors_name_the_folder_and_say_what_to_do(folder, tmp_path):
     raw = json.loads((folder / "index.json").read_text())
     raw["shards"][0]["examples"] = "many"
     (bad / "index.json").write_text(json.dumps(raw))
+    with pytest.raises(ShardIndexError, match="checksum does not match"):
+        load_index(bad)
+    from preprocess.index import checksum
+
+    raw["checksum"] = checksum(raw)  # a consistent but ill-typed index
+    (bad / "index.json").write_text(json.dumps(raw))
     with pytest.raises(ShardIndexError, match=r"shards\[0\]\.examples must be int"):
         load_index(bad)
     (bad / "index.json").write_text("{not json")

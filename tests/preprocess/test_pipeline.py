@@ -229,8 +229,10 @@ class GpuTrivialPolicy(Policy):
 
 def test_gpu_policy_hook_falls_back_to_cpu_actors(corpus, tmp_path, tokenizer_dir, tok_info):
     pol = GpuTrivialPolicy(NoConfig(), tok_info)
-    assert actor_options(pol, {"CPU": 8, "GPU": 2}, 1.0) == {"num_cpus": 1, "num_gpus": 1.0}
-    assert actor_options(pol, {"CPU": 8}, 1.0) == {"num_cpus": 1, "num_gpus": 0}
+    restart = {"max_restarts": -1, "max_task_retries": -1}  # a lost node's actor comes back
+    assert actor_options(pol, {"CPU": 8, "GPU": 2}, 1.0) == {"num_cpus": 1, "num_gpus": 1.0,
+                                                             **restart}  # fmt: skip
+    assert actor_options(pol, {"CPU": 8}, 1.0) == {"num_cpus": 1, "num_gpus": 0, **restart}
     assert actor_options(policies.create("rand_v1", tok_info), {"GPU": 2}, 1.0)["num_gpus"] == 0
     index = run_preprocess(cfg(corpus, tmp_path / "gpu", tokenizer_dir), policy=pol, progress=False)
     assert index.counts.segments_written > 0

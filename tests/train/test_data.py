@@ -111,3 +111,24 @@ def test_rows_straight_into_bart_give_the_trainers_loss(shards, tokenizer, tiny_
         assert model(**hf).loss.item() == pytest.approx(model(**ours).loss.item(), rel=1e-6)
     # the model input is the masked sequence, not the original
     assert any(r["input_ids"] != r["original_ids"] for r in rows)
+
+
+def test_the_trainer_trusts_shards_not_the_index_counts(shards, tmp_path):
+    """A lowered row count in index.json is refused by its checksum; with the
+    checksum forged too, by the shard's own row count when it is read."""
+    import json
+
+    from preprocess.index import ShardIndexError, checksum
+
+    copy = tmp_path / "copy"
+    shutil.copytree(shards, copy)
+    index = json.loads((copy / "index.json").read_text())
+    index["shards"][0]["examples"] -= 5
+    (copy / "index.json").write_text(json.dumps(index))
+    with pytest.raises(ShardIndexError, match="checksum does not match"):
+        open_source(str(copy))
+    index["checksum"] = checksum(index)
+    (copy / "index.json").write_text(json.dumps(index))
+    stream = PretrainStream([open_source(str(copy))], 4, 0, 1, seed=0, shuffle=False)
+    with pytest.raises(DataError, match="rows, index.json says"):
+        stream.micro_batch(0)

@@ -201,3 +201,33 @@ def test_non_finite_loss_stops_without_results(tmp_path, tiny_bart, tiny_qa, mon
                        "--output-dir", str(out), "max_steps=3", *FAST])  # fmt: skip
     assert not (out / "metrics.json").exists()
     assert not list(out.glob("checkpoint-*"))
+
+
+def test_sigint_stops_finetuning_with_a_checkpoint_then_resumes(tmp_path, tiny_bart, tiny_qa):
+    import signal
+    import time
+
+    out = tmp_path / "run"
+    args = [sys.executable, "-m", "train.finetune", "--task", "zsre", "--data-dir", tiny_qa,
+            "--model", tiny_bart, "--output-dir", str(out), "batch_size=8", "max_steps=600",
+            "eval_every=600", "log_every=1", *FAST]  # fmt: skip
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)  # fmt: skip
+    deadline = time.monotonic() + 200
+    while time.monotonic() < deadline and proc.poll() is None:
+        if (out / "log.jsonl").exists() and (out / "log.jsonl").read_text().count("\n") >= 3:
+            break
+        time.sleep(0.1)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=200)
+    assert proc.returncode == 130, err[-3000:]
+    assert "interrupted at step" in err and "rerun the same command to resume" in err
+    step = int(err.split("interrupted at step ")[1].split(" ")[0])
+    assert (out / f"checkpoint-{step}" / "trainer_state.json").exists()
+    assert not (out / "metrics.json").exists()
+    done = subprocess.run(args, env=env, capture_output=True, text=True, timeout=200)
+    assert done.returncode == 0, done.stderr[-3000:]  # the same command resumes ...
+    assert json.loads((out / "metrics.json").read_text())["steps"] == 600
+    losses = [r["step"] for r in _log(out) if "loss" in r and "dev" not in r]
+    assert losses.count(1) == 1 and losses.count(step + 1) == 1  # ... from the checkpoint

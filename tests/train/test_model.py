@@ -33,5 +33,8 @@ def test_export_sets_model_max_length_to_the_positions(tmp_path, tokenizer):
 
 
 def test_missing_model_is_a_user_error(tmp_path):
-    with pytest.raises(UserError, match="could not load model"):
+    with pytest.raises(UserError, match="no such folder"):
         load_pretrained(str(tmp_path / "none"))
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(UserError, match="could not load model"):
+        load_pretrained(str(tmp_path / "empty"))

@@ -39,10 +39,10 @@ def run_cfg(tmp_path, shards, tokenizer, **over):
     return args
 
 
-def run_main(args, tmp_path, via_cli: bool = False):
+def run_main(args, tmp_path, via_cli: bool = False, rc: int = 0):
     """`python train/pretrain.py ...` (what the deepspeed launcher runs) or
     `maskpt pretrain ...`, in a fresh process (DeepSpeed keeps process-group
-    state per process, so each run gets its own)."""
+    state per process, so each run gets its own); checks the exit status."""
     env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1")
     entry = ["-m", "maskpt", "pretrain"] if via_cli else [str(ROOT / "train" / "pretrain.py")]
     proc = subprocess.run(
@@ -53,7 +53,7 @@ def run_main(args, tmp_path, via_cli: bool = False):
         timeout=600,
         cwd=tmp_path,
     )
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert proc.returncode == rc, proc.stdout[-3000:] + proc.stderr[-3000:]
     return proc
 
 
@@ -76,6 +76,7 @@ def test_maskpt_pretrain_runs_exports_and_generates(tmp_path, shards, tokenizer)
     assert out.shape[0] == 1 and out.shape[1] > 1
 
 
+@pytest.mark.slow  # the torn-checkpoint test resumes to the same weights in the fast loop
 def test_kill_and_resume_matches_uninterrupted(tmp_path, shards, tokenizer):
     common = dict(total_steps=6, global_batch=8, micro_batch=4, save_every=3)
     full, part = tmp_path / "full", tmp_path / "part"
@@ -203,3 +204,82 @@ def test_bad_input_fails_before_training(tmp_path, shards, tokenizer):
 
     with pytest.raises(ConfigError, match="not a multiple of micro_batch"):
         cfg(global_batch=10, micro_batch=4)
+
+
+def _steps(folder):
+    return [json.loads(x)["step"] for x in (folder / "log.jsonl").read_text().splitlines()]
+
+
+def test_torn_latest_checkpoint_falls_back_and_the_log_keeps_each_step_once(
+    tmp_path, shards, tokenizer
+):
+    common = dict(total_steps=6, global_batch=8, micro_batch=4, save_every=2)
+    full, part = tmp_path / "full", tmp_path / "part"
+    run_main(["--config", str(TINY), *run_cfg(full, shards, tokenizer, **common)], tmp_path)
+    run_main(["--config", str(TINY), *run_cfg(part, shards, tokenizer, stop_after=4, **common)],
+             tmp_path)  # fmt: skip
+    assert _steps(part) == [1, 2, 3, 4]
+    torn = next(p for p in (part / "checkpoints" / "step00000004").rglob("*optim*"))
+    torn.write_bytes(torn.read_bytes()[: torn.stat().st_size // 2])  # a save cut short
+    proc = run_main(["--config", str(TINY), "--resume",
+                     *run_cfg(part, shards, tokenizer, **common)], tmp_path)  # fmt: skip
+    assert "checkpoint step00000004 is not intact" in proc.stderr
+    assert _steps(part) == [1, 2, 3, 4, 5, 6]  # steps 3 and 4 trained again, logged once
+    assert (part / "param_sha256.rank0.txt").read_text() == (
+        full / "param_sha256.rank0.txt"
+    ).read_text()
+
+
+def test_resume_refuses_other_data_by_name(tmp_path, shards, tokenizer):
+    other = make_shards(tmp_path / "other", tokenizer, n_synthetic=30)
+    common = dict(total_steps=4, global_batch=8, micro_batch=4, save_every=2)
+    run_main(["--config", str(TINY), *run_cfg(tmp_path / "r", shards, tokenizer, stop_after=2,
+                                              **common)], tmp_path)  # fmt: skip
+    args = ["--config", str(TINY), "--resume", *run_cfg(tmp_path / "r", other, tokenizer, **common)]
+    proc = run_main(args, tmp_path, rc=2)
+    assert "saved with other data" in proc.stderr and "shards: checkpoint" in proc.stderr
+    proc = run_main([*args, "micro_batch=2"], tmp_path, rc=2)
+    assert "micro_batch: checkpoint 4, this run 2" in proc.stderr
+    run_main([*args, "--allow-data-change"], tmp_path)  # the user means it
+    assert _steps(tmp_path / "r")[-1] == 4
+
+
+def test_keep_last_prunes_and_overwrite_starts_over(tmp_path, shards, tokenizer):
+    args = ["--config", str(TINY), *run_cfg(tmp_path / "r", shards, tokenizer, total_steps=4,
+            global_batch=8, micro_batch=4, save_every=1, keep_last=2)]  # fmt: skip
+    run_main(args, tmp_path)
+    assert sorted(p.name for p in (tmp_path / "r" / "checkpoints").glob("step*")) == [
+        "step00000003", "step00000004"]  # fmt: skip
+    proc = run_main(args, tmp_path, rc=2)  # a finished run is not overwritten by accident
+    assert "--overwrite" in proc.stderr
+    run_main([*args, "--overwrite"], tmp_path)
+    assert _steps(tmp_path / "r") == [1, 2, 3, 4]
+
+
+def test_sigterm_stops_pretraining_after_a_step_with_a_checkpoint(tmp_path, shards, tokenizer):
+    import signal
+    import time
+
+    out = tmp_path / "r"
+    args = ["--config", str(TINY), *run_cfg(out, shards, tokenizer, total_steps=500,
+                                            global_batch=8, micro_batch=4, save_every=0)]  # fmt: skip
+    env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1")
+    proc = subprocess.Popen([sys.executable, str(ROOT / "train" / "pretrain.py"), *args],
+                            env=env, cwd=tmp_path, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)  # fmt: skip
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and proc.poll() is None:
+        if (out / "log.jsonl").exists() and (out / "log.jsonl").read_text().count("\n") >= 2:
+            break
+        time.sleep(0.1)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 130, err[-3000:]
+    step = int(err.split("interrupted at step ")[1].split(" ")[0])
+    assert "rerun with --resume" in err and "Traceback" not in err
+    from train.checkpoints import intact
+
+    assert intact(out / "checkpoints", f"step{step:08d}", 0) == ""
+    resumed = run_cfg(out, shards, tokenizer, total_steps=step + 2, global_batch=8, micro_batch=4)
+    run_main(["--config", str(TINY), "--resume", *resumed], tmp_path)
+    assert _steps(out)[-3:] == [step, step + 1, step + 2]

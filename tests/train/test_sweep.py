@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from maskpt.cli import main
 from tests.helpers import save_tiny_bart, write_tiny_qa
 
@@ -12,6 +14,7 @@ QUICK = ["finetune.max_steps=20", "finetune.eval_every=10", "finetune.warmup_ste
          "finetune.num_beams=1", "finetune.max_gen_length=4", "finetune.report_to=[none]"]  # fmt: skip
 
 
+@pytest.mark.slow  # the staged search below keeps a sweep in the fast loop
 def test_two_checkpoints_two_tasks_two_seeds_then_rerun_then_report(tmp_path, tokenizer, capsys):
     a = save_tiny_bart(tokenizer, tmp_path / "ckpt_a", seed=1)
     b = save_tiny_bart(tokenizer, tmp_path / "ckpt_b", seed=2)
@@ -88,3 +91,49 @@ def test_runs_as_ray_tasks(tmp_path, tiny_bart, tiny_qa, ray_local):
     assert summary["ran"] == 2
     assert summary["failed"] == [str(out / "broken/zsre/lr0.001_bs8_seed0")]
     assert (out / "tiny/zsre/lr0.001_bs8_seed0/metrics.json").exists()
+
+
+@pytest.mark.slow
+def test_sweep_finishes_when_a_node_running_a_run_dies(tmp_path, tiny_bart, tiny_qa):
+    """A Ray cluster (head without CPUs, three 1-CPU nodes): the node running a
+    fine-tuning run is removed mid-run; Ray runs it again on a surviving node
+    and the sweep ends with every run finished, none failed."""
+    import os
+    import subprocess
+    import sys
+    import time
+
+    from ray.cluster_utils import Cluster
+
+    from tests.helpers import ROOT
+    from tests.preprocess.test_node_loss import busy_nodes
+
+    c = Cluster(initialize_head=True, connect=False, head_node_args={"num_cpus": 0})
+    nodes = [c.add_node(num_cpus=1) for _ in range(3)]
+    c.wait_for_nodes()
+    try:
+        out = tmp_path / "sweep"
+        args = [sys.executable, "-m", "maskpt", "sweep", "--checkpoints", f"tiny={tiny_bart}",
+                "--tasks", "zsre", "--data", f"zsre={tiny_qa}", "--out", str(out), "--lrs",
+                "1e-3", "--batch-sizes", "8", "--seeds", "0", "1", "--search", "grid",
+                "--address", c.address, "--gpus-per-run", "0", "--retries", "0",
+                "finetune.max_steps=2500", "finetune.eval_every=2500", "finetune.num_beams=1",
+                "finetune.max_gen_length=4", "finetune.report_to=[none]"]  # fmt: skip
+        env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+        proc = subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                text=True)  # fmt: skip
+        deadline = time.monotonic() + 240
+        while time.monotonic() < deadline and not list(out.rglob("log.jsonl")):
+            assert proc.poll() is None, proc.stderr.read()[-3000:]
+            time.sleep(0.2)
+        busy = busy_nodes(c.address, nodes)
+        assert busy, "no run was running"
+        c.remove_node(busy[0])
+        _, err = proc.communicate(timeout=600)
+        assert proc.returncode == 0, err[-3000:]
+        summary = json.loads((out / "sweep.json").read_text())
+        assert summary["failed"] == [] and len(list(out.rglob("metrics.json"))) == 2
+        starts = [p.read_text().count("Loading weights: 100%") for p in out.rglob("log.txt")]
+        assert sorted(starts) == [1, 2]  # the run on the lost node ran again, elsewhere
+    finally:
+        c.shutdown()

@@ -1,0 +1,45 @@
+"""Checkpoint completion records: intact or not, pruning, data differences."""
+
+import pytest
+
+from maskpt.core.errors import UserError
+from train import checkpoints as ck
+
+
+def _save(root, tag, files):
+    folder = root / tag
+    folder.mkdir(parents=True)
+    for name, data in files.items():
+        (folder / name).write_bytes(data)
+    ck.mark_complete(root, tag, 0, int(tag[4:]), {"seed": 0})
+
+
+def test_intact_needs_the_completion_record_and_every_size(tmp_path):
+    _save(tmp_path, "step00000002", {"model.pt": b"x" * 10, "optim.pt": b"y" * 20})
+    assert ck.intact(tmp_path, "step00000002", 0) == ""
+    (tmp_path / "step00000002" / "optim.pt").write_bytes(b"y" * 7)  # cut short
+    assert "optim.pt has 7 bytes, 20 when saved" in ck.intact(tmp_path, "step00000002", 0)
+    (tmp_path / "step00000004").mkdir()  # a save that never finished
+    (tmp_path / "step00000004" / "model.pt").write_bytes(b"z")
+    assert ck.intact(tmp_path, "step00000004", 0) == "its save did not finish"
+    assert ck.intact(tmp_path, "step00000002", 1) == "its save did not finish"  # rank 1's
+    assert ck.tags(tmp_path) == ["step00000004", "step00000002"]
+
+
+def test_prune_keeps_the_newest_intact(tmp_path):
+    for step in (1, 2, 3, 4):
+        _save(tmp_path, f"step{step:08d}", {"m.pt": b"m"})
+    (tmp_path / "step00000005").mkdir()  # torn and newest: left alone
+    ck.prune(tmp_path, 2, 0)
+    assert ck.tags(tmp_path) == ["step00000005", "step00000004", "step00000003"]
+    ck.prune(tmp_path, 0, 0)  # 0 keeps everything
+    assert len(ck.tags(tmp_path)) == 3
+
+
+def test_other_data_is_refused_by_name_unless_allowed():
+    saved = {"shards": ["a"], "micro_batch": 4, "world_size": 2}
+    now = {"shards": ["b"], "micro_batch": 4, "world_size": 2}
+    with pytest.raises(UserError, match=r'shards: checkpoint \["a"\], this run \["b"\]'):
+        ck.check_data(saved, now, "checkpoint step2", allow=False)
+    ck.check_data(saved, now, "checkpoint step2", allow=True)
+    ck.check_data(saved, dict(saved), "checkpoint step2", allow=False)
