@@ -3,7 +3,11 @@ over the same tiny model, batches and optimizer, in the same run, on CPU.
 
 Prints tokens/s of both and their ratio (target >= 0.9: the data path and
 DeepSpeed add at most 10%), and the shard reader alone in examples/s against
-what training consumes (target >= 20x).
+what training consumes (target >= 20x): with the stored masks, and drawing
+each example's mask for its epoch (the default `data.remask: per_epoch`) with
+the folder's policy (rand_v1) and with orig_v1 (sentence permutation and
+Poisson spans: the costliest draw), in one process (the training loop's
+own; DataLoader workers only add to it).
 
     python -m bench.pretrain_throughput [--steps 40]
 """
@@ -125,8 +129,12 @@ def main() -> None:
     ap.add_argument("--set", action="append", default=[], help="config override, e.g. zero_stage=0")
     args = ap.parse_args()
 
+    from dataclasses import replace
+
     import torch
 
+    from maskpt.core.tokenizer import TokenizerInfo
+    from preprocess.remask import Remasker
     from train.data import PretrainStream, collate, open_source
     from train.pretrain import train
 
@@ -143,12 +151,20 @@ def main() -> None:
     accum = cfg.global_batch // cfg.micro_batch
     batches = [collate(stream.micro_batch(k), tok.pad_token_id) for k in range(args.steps * accum)]
     plain = plain_rate(cfg, tok, batches, args.steps, args.warmup)
-    reader = PretrainStream([src], cfg.micro_batch, 0, 1, cfg.seed + 1)  # 3. the reader alone
-    t = time.perf_counter()
-    n_micro = 400
-    for k in range(n_micro):
-        collate(reader.micro_batch(k), tok.pad_token_id)
-    reader_eps = n_micro * cfg.micro_batch / (time.perf_counter() - t)
+    readers = {"stored masks (remask: fixed)": None}  # 3. the reader alone
+    for policy in ("rand_v1", "orig_v1"):
+        readers[f"drawn per epoch, {policy}"] = Remasker(src.index, TokenizerInfo.from_tokenizer(tok),
+                                                         policy)  # fmt: skip
+    reader_eps = {}
+    for name, remasker in readers.items():
+        reader = PretrainStream([replace(src, remasker=remasker)], cfg.micro_batch, 0, 1,
+                                cfg.seed + 1)  # fmt: skip
+        start = src.size // cfg.micro_batch  # from epoch 1 on: every mask a fresh draw
+        t = time.perf_counter()
+        n_micro = 400
+        for k in range(start, start + n_micro):
+            collate(reader.micro_batch(k), tok.pad_token_id)
+        reader_eps[name] = n_micro * cfg.micro_batch / (time.perf_counter() - t)
     tokens_per_example = sum(
         int(b["attention_mask"].sum()) + int((b["labels"] != -100).sum()) for b in batches
     ) / (len(batches) * cfg.micro_batch)
@@ -156,8 +172,9 @@ def main() -> None:
     print(f"\ntrain/pretrain.py (DeepSpeed):  {ds_rate:10,.0f} tokens/s")
     print(f"plain PyTorch loop:             {plain:10,.0f} tokens/s")
     print(f"  -> ratio {ds_rate / plain:.2f} (target >= 0.9)")
-    print(f"reader alone: {reader_eps:,.0f} examples/s; training consumes {train_eps:,.0f} "
-          f"examples/s -> {reader_eps / train_eps:.1f}x (target >= 20x)")  # fmt: skip
+    print(f"training consumes {train_eps:,.0f} examples/s; the reader alone delivers:")
+    for name, eps in reader_eps.items():
+        print(f"  {name:30s} {eps:10,.0f} examples/s -> {eps / train_eps:.1f}x (target >= 20x)")
 
 
 if __name__ == "__main__":

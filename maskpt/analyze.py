@@ -104,13 +104,18 @@ class FolderStats:
         }
 
 
-def analyze_folder(folder: Path, label: str, sample: float, seed: int, nlp, progress=None):
-    from maskpt.core.tokenizer import load_tokenizer
+def analyze_folder(folder: Path, label: str, sample: float, seed: int, nlp, progress=None,
+                   epoch: int | None = None):  # fmt: skip
+    """The stats of one folder's stored masks, or of the masks the trainer
+    draws in `epoch` (from the rows' annotations)."""
+    from maskpt.core.tokenizer import TokenizerInfo, load_tokenizer
     from preprocess.index import load_index
     from preprocess.inspection import iter_rows
+    from preprocess.remask import Remasker
 
     index = load_index(folder)
     tok = load_tokenizer(index.tokenizer.name)
+    remasker = None if epoch is None else Remasker(index, TokenizerInfo.from_tokenizer(tok))
     stats = FolderStats(label)
     texts, aligned = [], []
     for _shard, _k, row in iter_rows(folder, index):
@@ -122,6 +127,8 @@ def analyze_folder(folder: Path, label: str, sample: float, seed: int, nlp, prog
             stats.skipped["retokenize_mismatch"] += 1
             continue
         stats.sampled += 1
+        if remasker is not None:
+            row = remasker.draw(row, epoch)
         texts.append(got[0])
         aligned.append((got[1], row["masked"]))
     for doc, (spans, mask) in zip(nlp.pipe(texts, batch_size=256), aligned, strict=True):
@@ -169,7 +176,8 @@ def plot(stats: list[FolderStats], out: Path) -> None:
     ax.set_xlabel("corpus frequency rank")
     ax.set_ylabel("times masked")
     ax.set_title("Mask frequency vs corpus frequency rank")
-    ax.legend(fontsize=8)
+    if ax.get_legend_handles_labels()[0]:  # nothing masked: an empty plot, no legend
+        ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(out / "freq.png", dpi=120)
     plt.close(fig)
@@ -187,8 +195,10 @@ def summary_lines(result: dict) -> list[str]:
     return lines
 
 
-def run_analysis(folders, out, sample: float = 0.01, seed: int = 0, progress: bool = True) -> dict:
-    """Analyse each shard folder; write CSV, JSON and PNG to `out`; return the JSON."""
+def run_analysis(folders, out, sample: float = 0.01, seed: int = 0, progress: bool = True,
+                 epoch: int | None = None) -> dict:  # fmt: skip
+    """Analyse each shard folder (its stored masks, or epoch `epoch`'s draws);
+    write CSV, JSON and PNG to `out`; return the JSON."""
     from tqdm import tqdm
 
     if not 0 < sample <= 1:
@@ -202,7 +212,7 @@ def run_analysis(folders, out, sample: float = 0.01, seed: int = 0, progress: bo
     stats = []
     for folder, label in zip(folders, labels_for(folders), strict=True):
         with tqdm(desc=f"analyze {label}", unit="row", disable=not progress) as bar:
-            stats.append(analyze_folder(folder, label, sample, seed, nlp, bar.update))
+            stats.append(analyze_folder(folder, label, sample, seed, nlp, bar.update, epoch))
     with (out / "pos.csv").open("w", newline="") as f:
         w = csv.writer(f)
         w.writerow(["policy", "group", "masked_words", "share"])
@@ -217,6 +227,7 @@ def run_analysis(folders, out, sample: float = 0.01, seed: int = 0, progress: bo
     result = {
         "sample": sample,
         "seed": seed,
+        "epoch": epoch,
         "folders": {
             s.label: {"folder": str(f), **s.as_dict()} for s, f in zip(stats, folders, strict=True)
         },
@@ -238,8 +249,12 @@ def main(argv=None) -> int:
     p.add_argument("--sample", type=float, default=0.01,
                    help="fraction of rows to analyse (default 0.01)")  # fmt: skip
     p.add_argument("--seed", type=int, default=0, help="sampling seed (default 0)")
+    p.add_argument("--epoch", type=int, default=None, metavar="E",
+                   help="analyse the masks the trainer draws in epoch E (default: the stored "
+                        "ones, epoch 0)")  # fmt: skip
     args = p.parse_args(argv)
-    result = run_analysis(args.folders, args.out, sample=args.sample, seed=args.seed)
+    result = run_analysis(args.folders, args.out, sample=args.sample, seed=args.seed,
+                          epoch=args.epoch)  # fmt: skip
     print("\n".join(summary_lines(result)))
     print(f"wrote pos.png, freq.png, pos.csv, freq-*.csv and analysis.json to {args.out}")
     return 0

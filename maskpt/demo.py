@@ -29,7 +29,7 @@ import subprocess
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from maskpt.core.config import ConfigError
 from maskpt.world import WorldConfig
@@ -72,6 +72,9 @@ class DemoConfig:
     """Pre-training peak learning rate (AdamW, linear warm-up and decay)."""
     warmup: int = 100
     """Pre-training warm-up steps."""
+    remask: Literal["per_epoch", "fixed"] = "per_epoch"
+    """Pre-training masks: per_epoch (drawn anew each epoch, as fairseq does) or fixed
+    (every epoch trains on the shards' stored epoch-0 masks)."""
     policy_steps: int = 300
     """Training steps of each learned policy."""
     ft_steps: int = 200
@@ -217,7 +220,7 @@ class Demo:
             "seed": c.seed, "max_length": c.max_length, "global_batch": c.batch,
             "micro_batch": c.batch // 2, "total_steps": steps, "zero_stage": 1,
             "precision": "fp32", "optim": {"lr": c.lr, "warmup_steps": min(c.warmup, steps)},
-            "data": {"shards": [str(shards)]}, "output_dir": str(run),
+            "data": {"shards": [str(shards)], "remask": c.remask}, "output_dir": str(run),
             "save_every": max(100, steps // 4), "log_every": max(1, steps // 20),
         }  # fmt: skip
         import yaml

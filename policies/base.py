@@ -1,30 +1,90 @@
-"""What every policy shares: the per-segment random generator, the default
-`mask_batch`, and turning a token mask into a span-format example.
+"""What every policy shares: annotations, the per-(segment, epoch) random
+generator, `mask_batch`, and turning a token mask into a span-format example.
 
-Determinism: a policy's decision for a segment depends only on (segment,
-config, seed, segment id). Each segment gets its own numpy generator seeded
-from a stable hash of (seed, policy name, segment id), so worker count, batch
-size and order cannot change the output, and global RNG state is never used.
+A policy is split in two (so that the expensive part runs once, on the
+preprocessing workers, and the cheap part every epoch, in the trainer):
+
+- `annotate(segments)`: what the mask depends on and costs to compute, stored
+  in the shard row (`Annotation`): for every policy the word and sentence
+  starts; `ssm_v1` adds its salient entities as token ranges, `sup_v1` its
+  ranked candidate spans, `meta_v1` its per-token mask probabilities. A
+  segment the policy cannot use gets a `Skip` (counted, not written).
+- `draw(segment, annotation, seed, epoch)`: the mask, a pure function of the
+  segment's tokens, its annotation, the policy config, the seed and the epoch
+  (its own numpy generator, seeded from a stable hash of seed, policy name,
+  segment id and epoch): the same in `maskpt mask`, in preprocessing (which
+  writes epoch 0) and in the trainer's loader (every epoch), whatever the
+  process, worker count, batch size or order. Global RNG state is never used.
+
+`needs` names the annotation kinds a draw reads; a shard folder records the
+kinds it holds, and a policy whose needs it lacks is refused by name.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
 from maskpt.core.records import MaskedSegment, Segment, Skip
 from maskpt.core.seeding import stable_rng
-from maskpt.core.tokenizer import TokenizerInfo
+from maskpt.core.tokenizer import TokenizerInfo, sentence_starts
+
+BASE_KINDS = frozenset({"words", "sentences"})
+"""The annotation kinds every shard row has."""
 
 
-def segment_rng(seed: int, policy: str, segment_id: str) -> np.random.Generator:
-    """A generator that is a pure function of (seed, policy, segment id)."""
-    return stable_rng(int(seed), policy, segment_id)
+@dataclass(frozen=True)
+class Annotation:
+    """What a policy's draw reads besides the tokens; one flag or value per
+    input token where per-token (the specials `<s>`/`</s>` included)."""
+
+    word_starts: tuple[bool, ...]
+    """The token begins a whitespace-delimited word (specials: False)."""
+    sentence_starts: tuple[bool, ...]
+    """The token begins a sentence (specials: False)."""
+    spans: tuple[tuple[int, int], ...] = ()
+    """Token ranges [start, end): ssm_v1's salient entities in text order,
+    sup_v1's candidate spans best first."""
+    token_probs: tuple[int, ...] = ()
+    """meta_v1: each token's mask probability in thousandths (0-1000)."""
+
+    @property
+    def word_ids(self) -> tuple[int, ...]:
+        """The word index of each token (-1 for specials), from the word starts."""
+        out, w = [], -1
+        for i, start in enumerate(self.word_starts):
+            special = i == 0 or i == len(self.word_starts) - 1
+            w += bool(start) and not special
+            out.append(-1 if special else max(w, 0))
+        return tuple(out)
+
+
+def base_annotation(segment: Segment) -> Annotation:
+    """Word and sentence starts of a tokenized segment (what every row stores)."""
+    w = segment.word_ids
+    n = len(w)
+    words = [False] + [w[i] != w[i - 1] for i in range(1, n - 1)] + [False]
+    sents = sentence_starts(segment.text, segment.offsets[1:-1], words[1:-1])
+    return Annotation(tuple(words), (False, *sents, False))
+
+
+def segment_of(row_id: str, doc_id: str, ids, word_starts) -> Segment:
+    """A `Segment` from stored tokens (no text: draws need none)."""
+    n = len(ids)
+    word_ids = Annotation(tuple(word_starts), ()).word_ids
+    return Segment(row_id, doc_id, "", tuple(ids), word_ids, ((0, 0),) * n)
+
+
+def draw_rng(seed: int, policy: str, segment_id: str, epoch: int) -> np.random.Generator:
+    """A generator that is a pure function of (seed, policy, segment id, epoch)."""
+    return stable_rng(int(seed), policy, segment_id, int(epoch))
 
 
 class Policy:
-    """Base for masking policies: subclasses set `config_cls` and implement `mask`.
+    """Base for masking policies: subclasses set `config_cls` and implement
+    `draw` (and `annotate` when they need more than the base annotation).
 
     `name` is set by `policies.registry.register`.
     """
@@ -36,25 +96,39 @@ class Policy:
     wants_gpu: bool = False
     """Learned policies set this: the pipeline then runs them in GPU actors
     (batched inference) when the cluster has GPUs, and in CPU actors otherwise."""
+    needs: frozenset[str] = frozenset()
+    """Annotation kinds `draw` reads (besides the tokens)."""
+    provides: frozenset[str] = BASE_KINDS
+    """Annotation kinds `annotate` stores."""
 
-    def __init__(self, config, tokenizer_info: TokenizerInfo):
+    def __init__(self, config, tokenizer_info: TokenizerInfo, annotating: bool = True):
         self.config = config
         self.tok = tokenizer_info
 
     def setup(self, device: str) -> None:
-        """Called once per worker before masking, with "cuda" or "cpu": load
+        """Called once per worker before annotating, with "cuda" or "cpu": load
         models, move them to the device. Heuristic policies need nothing.
         Output must not depend on the device."""
 
-    def mask(self, segment: Segment, seed: int) -> MaskedSegment | Skip:
+    def annotate(self, segments: Sequence[Segment]) -> list[Annotation | Skip]:
+        """One annotation (or a `Skip`) per segment; the base one by default."""
+        return [base_annotation(s) for s in segments]
+
+    def draw(self, segment: Segment, ann: Annotation, seed: int, epoch: int) -> MaskedSegment:
         raise NotImplementedError
 
-    def mask_batch(self, segments: Sequence[Segment], seed: int) -> list[MaskedSegment | Skip]:
+    def mask_batch(
+        self, segments: Sequence[Segment], seed: int, epoch: int = 0
+    ) -> list[MaskedSegment | Skip]:
         """One result per segment, in order: a `MaskedSegment` or a `Skip`."""
-        return [self.mask(s, seed) for s in segments]
+        return [a if isinstance(a, Skip) else self.draw(s, a, seed, epoch)
+                for s, a in zip(segments, self.annotate(segments), strict=True)]  # fmt: skip
 
-    def rng(self, segment: Segment, seed: int) -> np.random.Generator:
-        return segment_rng(seed, self.name, segment.id)
+    def mask(self, segment: Segment, seed: int, epoch: int = 0) -> MaskedSegment | Skip:
+        return self.mask_batch([segment], seed, epoch)[0]
+
+    def rng(self, segment: Segment, seed: int, epoch: int = 0) -> np.random.Generator:
+        return draw_rng(seed, self.name, segment.id, epoch)
 
 
 def span_example(

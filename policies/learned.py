@@ -1,19 +1,26 @@
 """Deployed learned policies: `sup_v1` (supervised span extractor) and
 `meta_v1` (meta-learned token masker), loaded from a checkpoint folder
-(`policies/checkpoint.py`) and run as batched inference.
+(`policies/checkpoint.py`).
 
-`setup(device)` loads the network once per worker onto "cuda" or "cpu";
-`mask_batch` runs it over `batch_size` segments at a time. Decisions use the
-segment's own generator (seed, policy, segment id), and scores are rounded
-to 1e-3 before ranking or sampling so that CPU and GPU kernels, whose float
-results differ in the last bits, make the same choices. Then the design's
-post-processing: whole words, the 50% -> 30% cap, merged masks. A segment
-for which the policy masks nothing is skipped and counted (`no_span`).
+Annotation (preprocessing, batched inference): `setup(device)` loads the
+network once per worker onto "cuda" or "cpu", and `annotate` runs it over
+`batch_size` segments at a time. Scores are rounded to 1e-3 so that CPU and
+GPU kernels, whose float results differ in the last bits, store the same
+annotation: `sup_v1` its top_k candidate spans, best first (a segment with
+none is skipped as `no_span`); `meta_v1` each token's mask probability in
+thousandths (a segment whose every probability is 0 is skipped as
+`no_span`).
+
+Draw (every epoch, no network needed): `sup_v1` the best span (`top1`) or one
+of the stored ones uniformly (`sample`); `meta_v1` each content token with
+its probability (`sample`; if none comes up, the most probable one) or those
+above 0.5 (`argmax`). Then the design's post-processing: whole words, the
+50% -> 30% cap, merged masks.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 
 import numpy as np
@@ -21,7 +28,7 @@ import torch
 
 from maskpt.core.batching import pad_ids
 from maskpt.core.records import MaskedSegment, Segment, Skip
-from policies.base import Policy
+from policies.base import BASE_KINDS, Annotation, Policy, base_annotation
 from policies.postprocess import finalize
 from policies.registry import register
 
@@ -31,10 +38,13 @@ ROUND = 1000.0
 class _Learned(Policy):
     wants_gpu = True
 
-    def __init__(self, config, tokenizer_info):
+    def __init__(self, config, tokenizer_info, annotating: bool = True):
         super().__init__(config, tokenizer_info)
         from policies import checkpoint
 
+        self.net, self.fingerprint, self.device = None, "", "cpu"
+        if not annotating:  # draws read the stored annotation: no network needed
+            return
         if not config.checkpoint:
             from maskpt.core.config import ConfigError
 
@@ -44,7 +54,6 @@ class _Learned(Policy):
         # load (and so validate) now, on the driver, so a bad folder fails before any worker starts
         self.net = self._load()
         self.fingerprint = checkpoint.fingerprint(config.checkpoint)
-        self.device = "cpu"
 
     def _load(self):
         from policies import checkpoint
@@ -63,33 +72,27 @@ class _Learned(Policy):
         return {**self.__dict__, "net": None}  # workers load the network in setup()
 
     def scores(self, ids, att) -> list:
-        """One row of network output per segment (on the CPU), for `decide`."""
+        """One row of network output per segment (on the CPU), for `annotation`."""
         raise NotImplementedError
 
-    def decide(self, seg: Segment, row, rng) -> np.ndarray | None:
+    def annotation(self, seg: Segment, row) -> Annotation | Skip:
         raise NotImplementedError
 
-    def mask_batch(self, segments, seed):
+    def annotate(self, segments) -> list[Annotation | Skip]:
         if self.net is None:  # unpickled without setup()
             self.setup(self.device)
-        out: list[MaskedSegment | Skip] = []
+        out: list[Annotation | Skip] = []
         for k in range(0, len(segments), self.config.batch_size):
             part = segments[k : k + self.config.batch_size]
             ids, att = pad_ids([s.input_ids for s in part], self.tok.pad_id)
             with torch.no_grad():
                 rows = self.scores(ids.to(self.device), att.to(self.device))
-            for seg, row in zip(part, rows, strict=True):
-                rng = self.rng(seg, seed)
-                mask = self.decide(seg, row, rng)
-                if mask is None or not mask.any():
-                    out.append(Skip(seg.id, "no_span"))
-                    continue
-                out.append(finalize(seg, mask, rng, self.tok, self.name, self.target_format,
-                                    self.config.max_ratio, self.config.target_ratio))  # fmt: skip
+            out += [self.annotation(seg, row) for seg, row in zip(part, rows, strict=True)]
         return out
 
-    def mask(self, segment, seed):
-        return self.mask_batch([segment], seed)[0]
+    def _finalize(self, segment: Segment, mask, rng) -> MaskedSegment:
+        return finalize(segment, mask, rng, self.tok, self.name, self.target_format,
+                        self.config.max_ratio, self.config.target_ratio)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -131,6 +134,8 @@ class SupPolicyConfig(LearnedConfig):
 class SupervisedSpanPolicy(_Learned):
     config_cls = SupPolicyConfig
     target_format = "span"
+    needs = frozenset({"words", "ranked_spans"})
+    provides = BASE_KINDS | {"ranked_spans"}
 
     def scores(self, ids, att):
         from policies.networks import inner_positions, top_spans
@@ -138,19 +143,22 @@ class SupervisedSpanPolicy(_Learned):
         start, end = self.net(ids, att)
         start, end = (torch.round(x.float() * ROUND) / ROUND for x in (start, end))
         allowed = inner_positions(ids, att, self.tok.bos_id, self.tok.eos_id)
-        k = 1 if self.config.mode == "top1" else self.config.top_k
-        best, s, e = top_spans(start, end, allowed, self.config.max_span_length, k)
+        best, s, e = top_spans(start, end, allowed, self.config.max_span_length, self.config.top_k)
         return list(zip(best.cpu().tolist(), s.cpu().tolist(), e.cpu().tolist(), strict=True))
 
-    def decide(self, seg, row, rng):
+    def annotation(self, seg, row):
         best, starts, ends = row
-        cands = [(i, j) for b, i, j in zip(best, starts, ends, strict=True) if b != float("-inf")]
-        if not cands:
-            return None
-        i, j = cands[int(rng.integers(len(cands)))] if self.config.mode == "sample" else cands[0]
-        mask = np.zeros(len(seg.input_ids), dtype=bool)
-        mask[i : j + 1] = True
-        return mask
+        spans = tuple((i, j + 1) for b, i, j in zip(best, starts, ends, strict=True)
+                      if b != float("-inf"))  # fmt: skip
+        return replace(base_annotation(seg), spans=spans) if spans else Skip(seg.id, "no_span")
+
+    def draw(self, segment: Segment, ann: Annotation, seed: int, epoch: int) -> MaskedSegment:
+        rng = self.rng(segment, seed, epoch)
+        spans = ann.spans[: self.config.top_k]
+        i, j = spans[int(rng.integers(len(spans)))] if self.config.mode == "sample" else spans[0]
+        mask = np.zeros(len(segment.input_ids), dtype=bool)
+        mask[i:j] = True
+        return self._finalize(segment, mask, rng)
 
 
 @dataclass(frozen=True)
@@ -168,16 +176,33 @@ class MetaPolicyConfig(LearnedConfig):
 class MetaPolicy(_Learned):
     config_cls = MetaPolicyConfig
     target_format = "full"
+    needs = frozenset({"words", "token_probs"})
+    provides = BASE_KINDS | {"token_probs"}
 
     def scores(self, ids, att):
         p = torch.softmax(self.net(ids).float(), dim=-1)[..., 1]
-        p = torch.round(p * ROUND) / ROUND
-        return [
-            row[: int(n)] for row, n in zip(p.cpu().numpy(), att.sum(1).cpu().tolist(), strict=True)
-        ]
+        p = torch.round(p * ROUND).to(torch.int64)
+        return [row[: int(n)].tolist()
+                for row, n in zip(p.cpu(), att.sum(1).cpu().tolist(), strict=True)]  # fmt: skip
 
-    def decide(self, seg, row, rng):
-        content = np.array([w >= 0 for w in seg.word_ids])
-        if self.config.mode == "argmax":
-            return (row > 0.5) & content
-        return (rng.random(len(row)) < row) & content
+    def annotation(self, seg, row):
+        content = [w >= 0 for w in seg.word_ids]
+        probs = tuple(int(p) if c else 0 for p, c in zip(row, content, strict=True))
+        return (
+            replace(base_annotation(seg), token_probs=probs)
+            if any(probs)
+            else Skip(seg.id, "no_span")
+        )
+
+    def token_mask(self, token_probs, rng) -> np.ndarray:
+        """The tokens chosen before post-processing: each with its probability
+        (sample) or those above 0.5 (argmax); the most probable one if none."""
+        p = np.asarray(token_probs, dtype=np.float64) / ROUND
+        mask = p > 0.5 if self.config.mode == "argmax" else rng.random(len(p)) < p
+        if not mask.any():
+            mask[int(np.argmax(p))] = True
+        return mask
+
+    def draw(self, segment: Segment, ann: Annotation, seed: int, epoch: int) -> MaskedSegment:
+        rng = self.rng(segment, seed, epoch)
+        return self._finalize(segment, self.token_mask(ann.token_probs, rng), rng)

@@ -28,9 +28,8 @@ from itertools import compress
 
 import numpy as np
 
-from maskpt.core.records import MaskedSegment, Segment, Skip
-from maskpt.core.tokenizer import sentence_starts
-from policies.base import Policy
+from maskpt.core.records import MaskedSegment, Segment
+from policies.base import Annotation, Policy, base_annotation
 from policies.registry import register
 
 
@@ -89,19 +88,14 @@ def sample_span_lengths(rng: np.random.Generator, budget: int, lam: float) -> li
     return lengths
 
 
-def _word_starts(segment: Segment) -> list[bool]:
-    """Per input token: does it begin a word (`<s>`/`</s>` never do)."""
-    w = segment.word_ids
-    return [False] + [w[i] != w[i - 1] for i in range(1, len(w) - 1)] + [False]
-
-
 @register("orig_v1")
 class OrigPolicy(Policy):
     config_cls = OrigConfig
     target_format = "full"
+    needs = frozenset({"words", "sentences"})
 
-    def __init__(self, config, tokenizer_info):
-        super().__init__(config, tokenizer_info)
+    def __init__(self, config, tokenizer_info, annotating: bool = True):
+        super().__init__(config, tokenizer_info, annotating)
         self._random_pool = np.array(
             sorted(set(range(tokenizer_info.vocab_size)) - tokenizer_info.special_ids),
             dtype=np.int64,
@@ -113,20 +107,21 @@ class OrigPolicy(Policy):
             return []
         return self._random_pool[rng.integers(len(self._random_pool), size=k)].tolist()
 
-    def plan(self, segment: Segment, seed: int) -> OrigPlan:
-        """The random decisions `mask` would take for this segment and seed."""
-        return self._plan(segment, self.rng(segment, seed))[0]
+    def plan(self, segment: Segment, seed: int, epoch: int = 0) -> OrigPlan:
+        """The random decisions `mask` would take for this segment, seed and epoch."""
+        return self._plan(segment, base_annotation(segment), self.rng(segment, seed, epoch))[0]
 
-    def _plan(self, segment: Segment, rng: np.random.Generator) -> tuple[OrigPlan, list[bool]]:
+    def _plan(self, segment: Segment, ann: Annotation,
+              rng: np.random.Generator) -> tuple[OrigPlan, list[bool]]:  # fmt: skip
         """The plan and the word-start flags in permuted order."""
         # Plain Python lists: segments are short, and per-call numpy overhead
         # on 128-element arrays costs more than the loops.
         cfg = self.config
         n = len(segment.input_ids)
-        is_start = _word_starts(segment)
+        is_start = list(ann.word_starts)
 
         # 1. sentence permutation (fairseq: permute ceil(k * p) of the k sentences)
-        sst = sentence_starts(segment.text, segment.offsets[1:-1], is_start[1:-1])
+        sst = ann.sentence_starts[1:-1]
         bounds = [1 + i for i in compress(range(len(sst)), sst)] + [n - 1]
         k = len(bounds) - 1
         order = list(range(k))
@@ -153,11 +148,9 @@ class OrigPolicy(Policy):
         plan = OrigPlan(order, perm, lengths, starts, random, insert_random, len(word_pos))
         return plan, ws
 
-    def mask(self, segment: Segment, seed: int) -> MaskedSegment | Skip:
-        if segment.num_content_tokens == 0:
-            return Skip(segment.id, "empty_segment")
-        rng = self.rng(segment, seed)
-        plan, ws = self._plan(segment, rng)  # then the same stream draws the tokens
+    def draw(self, segment: Segment, ann: Annotation, seed: int, epoch: int) -> MaskedSegment:
+        rng = self.rng(segment, seed, epoch)
+        plan, ws = self._plan(segment, ann, rng)  # then the same stream draws the tokens
         perm = plan.perm
         n = len(perm)
         ids = segment.input_ids

@@ -12,8 +12,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from maskpt.core.records import MaskedSegment, Segment, Skip
-from policies.base import Policy, masked_span_example
+from maskpt.core.records import MaskedSegment, Segment
+from policies.base import Annotation, Policy, masked_span_example
 from policies.registry import register
 
 
@@ -44,10 +44,8 @@ def random_token_mask(n_tokens: int, ratio: float, rng: np.random.Generator) -> 
 class RandPolicy(Policy):
     config_cls = RandConfig
 
-    def mask(self, segment: Segment, seed: int) -> MaskedSegment | Skip:
-        if segment.num_content_tokens == 0:
-            return Skip(segment.id, "empty_segment")
+    def draw(self, segment: Segment, ann: Annotation, seed: int, epoch: int) -> MaskedSegment:
         mask = random_token_mask(
-            len(segment.input_ids), self.config.mask_ratio, self.rng(segment, seed)
+            len(segment.input_ids), self.config.mask_ratio, self.rng(segment, seed, epoch)
         )
         return masked_span_example(self, segment, mask.tolist())

@@ -57,11 +57,14 @@ def get(name: str) -> type:
         raise UnknownPolicy(f"unknown policy {name!r}; registered: {', '.join(names())}") from None
 
 
-def create(name: str, tokenizer_info: TokenizerInfo, config: Any = None, overrides=()):
+def create(name: str, tokenizer_info: TokenizerInfo, config: Any = None, overrides=(),
+           annotating: bool = True):  # fmt: skip
     """Instantiate a registered policy. `config` may be None (defaults), a dict
-    or the config dataclass; `overrides` are `key=value` strings."""
+    or the config dataclass; `overrides` are `key=value` strings. With
+    `annotating=False` the policy only draws from stored annotations (a
+    learned policy then loads no network)."""
     cls = get(name)
     if isinstance(config, cls.config_cls):
         config = dataclasses.asdict(config)
     cfg = build_dataclass(cls.config_cls, config or {}, overrides, where=f"policy {name}")
-    return cls(cfg, tokenizer_info)
+    return cls(cfg, tokenizer_info, annotating=annotating)

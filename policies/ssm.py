@@ -1,11 +1,14 @@
 """`ssm_v1`: salient span masking (Guu et al., 2020, as used by Ye et al., 2021).
 
-spaCy NER runs on the segment text; entities whose label is a named-entity
-label or DATE are candidates; one is chosen uniformly; every token whose
-character span overlaps it is masked, as one `<mask>`. Target: that span
-(format `span`). A segment without a candidate is dropped and counted
-(`on_no_entity: drop`, reason `no_entity`) or masked as `rand_v1` would
-(`on_no_entity: rand`).
+Annotation (preprocessing): spaCy NER runs on the segment text; entities
+whose label is a named-entity label or DATE are candidates, each stored as
+the token range from the first to the last token overlapping it. A segment
+without a candidate is dropped and counted (`on_no_entity: drop`, reason
+`no_entity`) or kept without spans (`on_no_entity: rand`).
+
+Draw (every epoch): one candidate chosen uniformly; its tokens become one
+`<mask>`. Target: that span (format `span`). Without a candidate: masked as
+`rand_v1` would, with `rand_ratio`.
 
 spaCy is loaded once per process with only the `ner` component (in
 `en_core_web_sm` it has its own tok2vec, so its entities are the same as the
@@ -17,11 +20,11 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 
 from maskpt.core.records import MaskedSegment, Segment, Skip
-from policies.base import Policy, masked_span_example
+from policies.base import BASE_KINDS, Annotation, Policy, base_annotation, masked_span_example
 from policies.rand import random_token_mask
 from policies.registry import register
 
@@ -118,51 +121,57 @@ def find_entities(
 @register("ssm_v1")
 class SsmPolicy(Policy):
     config_cls = SsmConfig
+    needs = frozenset({"entities"})
+    provides = BASE_KINDS | {"entities"}
 
-    def mask(self, segment: Segment, seed: int, entities: Sequence[Entity] | None = None):
-        if entities is None:
-            entities = find_entities([segment.text], self.config.spacy_model)[0]
-        return self._mask(segment, seed, entities)
-
-    def mask_batch(
-        self,
-        segments: Sequence[Segment],
-        seed: int,
-        entities: Sequence[Sequence[Entity]] | None = None,
-    ) -> list[MaskedSegment | Skip]:
-        """Mask a batch; runs NER with `nlp.pipe` unless `entities` (one list
-        per segment, character spans into `segment.text`) is given."""
+    def annotate(
+        self, segments: Sequence[Segment], entities: Sequence[Sequence[Entity]] | None = None
+    ) -> list[Annotation | Skip]:
+        """The salient entities of each segment as token ranges; runs NER with
+        `nlp.pipe` unless `entities` (one list per segment, character spans
+        into `segment.text`) is given. Without one: `no_entity` (drop) or an
+        annotation with no span (rand)."""
         if entities is None:
             entities = find_entities(
                 [s.text for s in segments], self.config.spacy_model, self.config.batch_size
             )
         if len(entities) != len(segments):
             raise ValueError(f"got entities for {len(entities)} of {len(segments)} segments")
-        return [self._mask(s, seed, e) for s, e in zip(segments, entities, strict=True)]
-
-    def candidates(self, segment: Segment, entities: Sequence[Entity]) -> list[Entity]:
-        """Salient entities that cover at least one token, in text order."""
-        labels = set(self.config.labels)
-        out = []
-        for start, end, label in entities:
-            if label in labels and any(
-                s < end and e > start for s, e in segment.offsets[1:-1] if e > s
-            ):
-                out.append((start, end, label))
+        out: list[Annotation | Skip] = []
+        for seg, ents in zip(segments, entities, strict=True):
+            spans = self.token_spans(seg, ents)
+            if not spans and self.config.on_no_entity == "drop":
+                out.append(Skip(seg.id, "no_entity"))
+            else:
+                out.append(replace(base_annotation(seg), spans=tuple(spans)))
         return out
 
-    def _mask(self, segment: Segment, seed: int, entities: Sequence[Entity]):
-        if segment.num_content_tokens == 0:
-            return Skip(segment.id, "empty_segment")
-        rng = self.rng(segment, seed)
-        cands = self.candidates(segment, entities)
-        if not cands:
-            if self.config.on_no_entity == "drop":
-                return Skip(segment.id, "no_entity")
-            mask = random_token_mask(len(segment.input_ids), self.config.rand_ratio, rng)
-            return masked_span_example(self, segment, mask.tolist())
-        start, end, _ = cands[int(rng.integers(len(cands)))]
-        mask = (
-            [False] + [e > s and s < end and e > start for s, e in segment.offsets[1:-1]] + [False]
-        )
-        return masked_span_example(self, segment, mask)
+    def token_spans(self, segment: Segment, entities: Sequence[Entity]) -> list[tuple[int, int]]:
+        """Salient entities, in text order, as token ranges [start, end): from
+        the first to the last token overlapping the entity, so one entity is
+        one span whatever tokens (whitespace ones included) it contains."""
+        labels = set(self.config.labels)
+        inner = [(i, s, e) for i, (s, e) in enumerate(segment.offsets[1:-1], 1) if e > s]
+        out = []
+        for start, end, label in entities:
+            hit = [i for i, s, e in inner if s < end and e > start] if label in labels else []
+            if hit:
+                out.append((hit[0], hit[-1] + 1))
+        return out
+
+    def draw(self, segment: Segment, ann: Annotation, seed: int, epoch: int) -> MaskedSegment:
+        """One salient span chosen uniformly (or `rand_v1`'s mask when there is none)."""
+        rng = self.rng(segment, seed, epoch)
+        n = len(segment.input_ids)
+        if not ann.spans:
+            return masked_span_example(
+                self, segment, random_token_mask(n, self.config.rand_ratio, rng).tolist()
+            )
+        start, end = ann.spans[int(rng.integers(len(ann.spans)))]
+        return masked_span_example(self, segment, [start <= i < end for i in range(n)])
+
+    def mask_batch(self, segments, seed, epoch=0, entities=None) -> list[MaskedSegment | Skip]:
+        """Annotate (NER, unless `entities` is given) and draw epoch `epoch`."""
+        anns = self.annotate(segments, entities)
+        return [a if isinstance(a, Skip) else self.draw(s, a, seed, epoch)
+                for s, a in zip(segments, anns, strict=True)]  # fmt: skip

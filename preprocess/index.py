@@ -9,6 +9,7 @@ to rewrite it), and checks every field's type. The JSON layout (format 2):
     format_version, maskpt_version
     policy: {name, config, target_format[, checkpoint_sha256]}
     seed, max_length, formats, shard_size, docs_per_unit, units
+    annotations: [kind, ...]                   what the rows' annotation holds
     tokenizer: {name, vocab_size, sha256}      (sha256 of its serialized definition)
     inputs: [{path, bytes, sha256}]
     counts: documents_read, documents_written, skipped_documents{reason: n},
@@ -120,6 +121,9 @@ class ShardIndex:
     formats: tuple[str, ...]
     shard_size: int
     docs_per_unit: int
+    annotations: tuple[str, ...] = ()
+    """Annotation kinds the rows carry (words, sentences, entities, ranked_spans,
+    token_probs): which policies can be drawn from the folder (preprocess/remask.py)."""
     units: int = 0
     counts: Counts = field(default_factory=Counts)
     shards: tuple[ShardEntry, ...] = ()
@@ -152,6 +156,7 @@ class ShardIndex:
             "formats": list(self.formats),
             "shard_size": self.shard_size,
             "docs_per_unit": self.docs_per_unit,
+            "annotations": list(self.annotations),
             "units": self.units,
             "counts": self.counts.as_dict(),
             "shards": [asdict(s) for s in self.shards],

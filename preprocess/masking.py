@@ -10,6 +10,7 @@ from collections.abc import Iterable, Iterator
 
 from maskpt.core.records import Document, MaskedSegment, Segment, Skip
 from maskpt.core.tokenizer import TokenizerInfo
+from policies.base import Annotation
 from preprocess.counts import Counts
 from preprocess.segment import segment_document
 
@@ -58,8 +59,10 @@ def mask_documents(
     counts: Counts,
     max_length: int = 128,
     batch_size: int | None = None,
-) -> Iterator[MaskedSegment]:
-    """Segment and mask documents in batches; skips go to `counts`.
+    epoch: int = 0,
+) -> Iterator[tuple[MaskedSegment, Annotation]]:
+    """Segment, annotate and draw (epoch `epoch`) documents in batches:
+    (masked segment, its annotation) pairs; skips go to `counts`.
 
     Results come back in document order, so a document whose segments were all
     dropped by the policy is noticed when the next document starts."""
@@ -75,20 +78,20 @@ def mask_documents(
                 counts.skip_document(Skip(doc["id"], "all_segments_skipped"))
 
     def flush():
-        results = policy.mask_batch(batch, seed)
-        for seg, res in zip(batch, results, strict=True):
+        for seg, ann in zip(batch, policy.annotate(batch), strict=True):
             if seg.doc_id != doc["id"]:
                 close_doc()
                 doc.update(id=seg.doc_id, written=False)
-            if isinstance(res, Skip):
-                counts.skip_segment(res)
+            if isinstance(ann, Skip):
+                counts.skip_segment(ann)
                 continue
+            res = policy.draw(seg, ann, seed, epoch)
             counts.segments_written += 1
             counts.tokens_written += len(res.input_ids)
             counts.masked_tokens += res.num_masked
             counts.content_tokens += res.segment.num_content_tokens
             doc["written"] = True
-            yield res
+            yield res, ann
         batch.clear()
 
     for seg in iter_segments(items, tokenizer, counts, max_length):

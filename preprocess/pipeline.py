@@ -108,6 +108,7 @@ def make_spec(cfg: PreprocessConfig, tok, policy) -> ShardIndex:
         formats=tuple(cfg.formats),
         shard_size=cfg.shard_size,
         docs_per_unit=cfg.docs_per_unit,
+        annotations=tuple(sorted(policy.provides)),
     )  # fmt: skip
 
 

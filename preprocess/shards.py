@@ -3,14 +3,23 @@ tools read without maskpt's code.
 
 A row, with the names a Hugging Face user expects:
 
-    id            string       the segment id, "{doc_id}-{n}", unique in the folder
+    id            string        the segment id, "{doc_id}-{n}", unique in the folder
     doc_id        string
-    input_ids     list<int32>  what the model takes: the masked sequence (<s> ... </s>)
-    labels        list<int32>  what the model must produce (full sequence or the spans)
-    original_ids  list<int32>  the unmasked tokens of the segment
-    masked        list<bool>   per original token: was it masked
+    input_ids     list<int32>   what the model takes: the masked sequence (<s> ... </s>)
+    labels        list<int32>   what the model must produce (full sequence or the spans)
+    original_ids  list<int32>   the unmasked tokens of the segment
+    masked        list<bool>    per original token: was it masked
+    word_starts   list<bool>    per original token: begins a word     } the annotation:
+    sentence_starts list<bool>  per original token: begins a sentence } what a policy's
+    spans         list<int32>   token ranges [s0, e0, s1, e1, ...]    } draw reads to mask
+    token_probs   list<uint16>  per original token, in thousandths    } again each epoch
 
-(no `attention_mask`: it would be all ones; collators make it when they pad).
+`input_ids`, `labels` and `masked` are epoch 0's draw, so the rows train
+as they are; the annotation lets the trainer draw every epoch anew
+(`preprocess/remask.py`). `spans` holds ssm_v1's salient entities or sup_v1's
+ranked candidates, `token_probs` meta_v1's mask probabilities; empty when the
+folder's policy makes none (index.json lists the annotation kinds). No
+`attention_mask`: it would be all ones; collators make it when they pad.
 
 Formats (each in its own subfolder of the shard folder, numbered
 `shard-000000`, `shard-000001`, ... without gaps, the same rows under the same
@@ -51,6 +60,10 @@ SCHEMA = pa.schema(
         ("labels", pa.list_(pa.int32())),
         ("original_ids", pa.list_(pa.int32())),
         ("masked", pa.list_(pa.bool_())),
+        ("word_starts", pa.list_(pa.bool_())),
+        ("sentence_starts", pa.list_(pa.bool_())),
+        ("spans", pa.list_(pa.int32())),
+        ("token_probs", pa.list_(pa.uint16())),
     ]
 )
 TOKEN_FIELDS = ("input_ids", "labels", "original_ids")
@@ -61,16 +74,24 @@ class ShardError(UserError, ValueError):
     """A shard that is missing, corrupt or inconsistent; the message names it."""
 
 
-def row_of(ex) -> dict:
-    """The shard row of a `MaskedSegment`."""
+def row_of(ex, ann) -> dict:
+    """The shard row of a `MaskedSegment` (epoch 0) and its `Annotation`."""
     return {
         "id": ex.id,
         "doc_id": ex.doc_id,
-        "input_ids": list(ex.source_ids),
-        "labels": list(ex.target_ids),
+        **drawn_fields(ex),
         "original_ids": list(ex.input_ids),
-        "masked": [bool(m) for m in ex.mask],
+        "word_starts": [bool(b) for b in ann.word_starts],
+        "sentence_starts": [bool(b) for b in ann.sentence_starts],
+        "spans": [i for span in ann.spans for i in span],
+        "token_probs": [int(p) for p in ann.token_probs],
     }
+
+
+def drawn_fields(ex) -> dict:
+    """The fields of a row that a draw decides."""
+    return {"input_ids": list(ex.source_ids), "labels": list(ex.target_ids),
+            "masked": [bool(m) for m in ex.mask]}  # fmt: skip
 
 
 def key_of(row_id: str) -> str:
@@ -205,8 +226,16 @@ def _tar_row(where: str, key: str, data: bytes) -> dict:
 def check_row(row: dict, vocab_size: int, max_length: int) -> str | None:
     """Why a row is unusable, or None. Checks lengths and id ranges."""
     n = len(row["original_ids"])
-    if len(row["masked"]) != n:
-        return f"masked has {len(row['masked'])} entries for {n} original tokens"
+    for f in ("masked", "word_starts", "sentence_starts"):
+        if len(row[f]) != n:
+            return f"{f} has {len(row[f])} entries for {n} original tokens"
+    if row["token_probs"] and len(row["token_probs"]) != n:
+        return f"token_probs has {len(row['token_probs'])} entries for {n} original tokens"
+    spans = row["spans"]
+    if len(spans) % 2 or any(
+        not 0 < s < e < n for s, e in zip(spans[::2], spans[1::2], strict=False)
+    ):
+        return f"spans {spans[:8]} are not token ranges inside the row"
     for f in TOKEN_FIELDS:
         ids = row[f]
         if not ids:

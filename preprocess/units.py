@@ -116,8 +116,8 @@ def process_unit(
     `guard()`, when given, is called before writing and may raise to stop."""
     counts = Counts()
     rows = [
-        row_of(ex)
-        for ex in mask_documents(
+        row_of(ex, ann)
+        for ex, ann in mask_documents(
             _documents(unit.items), tokenizer, policy, seed, counts, max_length
         )
     ]

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -16,9 +18,11 @@ SHARED_DATA = Path(
     os.environ.get("MASKPT_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data")
 )
 ROOT = Path(__file__).resolve().parents[1]
+TINY = ROOT / "configs" / "pretrain" / "tiny_cpu.yaml"
 
-__all__ = ["ROOT", "SHARED_DATA", "bundled_texts", "make_segments", "make_shards",
-           "save_tiny_bart", "synthetic_texts", "write_jsonl", "write_tiny_qa"]  # fmt: skip
+__all__ = ["ROOT", "SHARED_DATA", "TINY", "bundled_texts", "make_segments", "make_shards",
+           "run_cfg", "run_main", "save_tiny_bart", "synthetic_texts", "write_jsonl",
+           "write_tiny_qa"]  # fmt: skip
 
 
 def _vocabulary() -> list[str]:
@@ -124,3 +128,35 @@ def make_shards(out, tokenizer, fmt="arrow", policy="rand_v1", n_synthetic=60, *
     spec.update(kw)
     run_preprocess(PreprocessConfig(**spec), progress=False, use_ray=False)
     return out
+
+
+def run_cfg(tmp_path, shards, tokenizer, **over):
+    args = [
+        f"data.shards=[{shards}]",
+        f"model.tokenizer={tokenizer.name_or_path}",
+        f"output_dir={tmp_path}",
+        "max_length=64",
+        "model.config.max_position_embeddings=80",
+        "debug_records=true",
+        "log_every=1",
+    ]
+    args += [f"{k}={v}" for k, v in over.items()]
+    return args
+
+
+def run_main(args, tmp_path, via_cli: bool = False, rc: int = 0):
+    """`python train/pretrain.py ...` (what the deepspeed launcher runs) or
+    `maskpt pretrain ...`, in a fresh process (DeepSpeed keeps process-group
+    state per process, so each run gets its own); checks the exit status."""
+    env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1")
+    entry = ["-m", "maskpt", "pretrain"] if via_cli else [str(ROOT / "train" / "pretrain.py")]
+    proc = subprocess.run(
+        [sys.executable, *entry, *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+        cwd=tmp_path,
+    )
+    assert proc.returncode == rc, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return proc

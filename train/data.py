@@ -16,7 +16,10 @@ Shards are read in the folder's first format of arrow (memory-mapped when
 local), parquet and webdataset, through fsspec for any URL. The folder's
 index.json must exist (a complete folder, shard format 2), its shards must
 match their sizes and checksums, and its tokenizer must be the model's. The
-model input is `input_ids`, the target `labels`.
+model input is `input_ids`, the target `labels`: stored (epoch 0 for every
+epoch), or drawn anew for each example's epoch from the row's annotation by
+the source's `Remasker` (the folder's policy, another, or a mixture) — a pure
+function of (row, policy, seed, epoch), so exact resume still holds.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ from maskpt.core.errors import UserError
 from maskpt.core.seeding import stable_rng
 from maskpt.core.storage import Storage
 from preprocess.index import ShardEntry, ShardIndex, load_index
+from preprocess.remask import Remasker
 from preprocess.shards import ShardError, check_row, read_table
 
 
@@ -48,6 +52,8 @@ class Source:
     weight: float
     index: ShardIndex
     shards: list[ShardEntry]
+    remasker: Remasker | None = None
+    """Draws each example's mask for its epoch (None: the stored epoch-0 masks)."""
 
     @property
     def index_checksum(self) -> str:
@@ -102,6 +108,10 @@ def open_source(
     return Source(folder, weight, index, shards)
 
 
+LIST_COLUMNS = ("input_ids", "labels", "original_ids", "masked", "word_starts",
+                "sentence_starts", "spans", "token_probs")  # fmt: skip
+
+
 class ShardRows:
     """Random access to the rows of one shard table: the list columns as
     (offsets, values) numpy views of the Arrow buffers (no copy for a
@@ -111,7 +121,7 @@ class ShardRows:
         self.ids = table.column("id").to_pylist()
         self.doc_ids = table.column("doc_id").to_pylist()
         self.lists = {}
-        for name in ("input_ids", "labels", "original_ids", "masked"):
+        for name in LIST_COLUMNS:
             arr = table.column(name).combine_chunks()
             offsets = arr.offsets.to_numpy()
             values = arr.values.to_numpy(zero_copy_only=False)
@@ -181,7 +191,8 @@ class ShardStream:
                 rng = stable_rng(self.seed, "rows", epoch, stem)
                 self._rows_perm = (key, rng.permutation(shard.examples))
             row_in_shard = int(self._rows_perm[1][row_in_shard])
-        return self._rows(shard).row(row_in_shard)
+        row = self._rows(shard).row(row_in_shard)
+        return self.src.remasker.draw(row, epoch) if self.src.remasker else row
 
 
 class Mixture:

@@ -62,6 +62,16 @@ class DataConfig:
     """DataLoader worker processes per rank."""
     verify: bool = True
     """Check every shard's size and sha256 against index.json before training."""
+    remask: Literal["per_epoch", "fixed"] = "per_epoch"
+    """per_epoch: draw every example's mask anew in each epoch from its annotation (as
+    fairseq's denoising data does); fixed: the masks stored in the shards (epoch 0) always."""
+    policy: dict[str, float] | str = ""
+    """With per_epoch: the policy to draw with (default: each folder's own), or a mixture
+    picked per example, e.g. {ssm_v1: 0.5, orig_v1: 0.5}; refused for a folder that lacks
+    the annotation it needs."""
+    mask_seed: int | None = None
+    """Seed of the per-epoch draws (default: each folder's masking seed, so epoch 0 is the
+    stored rows)."""
 
 
 @dataclass(frozen=True)
@@ -126,6 +136,10 @@ class PretrainConfig:
     def __post_init__(self) -> None:
         if not self.data.shards:
             raise ValueError("data.shards: give at least one shard folder")
+        if self.data.policy and self.data.remask != "per_epoch":
+            raise ValueError(
+                "data.policy: drawing with another policy needs data.remask: per_epoch"
+            )
         if self.data.weights and len(self.data.weights) != len(self.data.shards):
             raise ValueError("data.weights: one weight per shard folder")
         for key in ("global_batch", "micro_batch", "total_steps", "log_every"):
@@ -199,6 +213,12 @@ def prepare(cfg: PretrainConfig, world: int, rank: int = 0):
             raise DataError(
                 f"{s.folder}: shards have max_length {s.index.max_length}, the run {cfg.max_length}"
             )
+        if cfg.data.remask == "per_epoch":
+            from maskpt.core.tokenizer import TokenizerInfo
+            from preprocess.remask import Remasker
+
+            s.remasker = Remasker(s.index, TokenizerInfo.from_tokenizer(tok), cfg.data.policy or None,
+                                  cfg.data.mask_seed)  # fmt: skip
     return tok, sources
 
 
@@ -207,7 +227,9 @@ def data_record(cfg: PretrainConfig, sources, world: int) -> dict:
     return {"shards": [s.index_checksum for s in sources],
             "weights": [s.weight for s in sources], "seed": cfg.seed,
             "shuffle": cfg.data.shuffle, "global_batch": cfg.global_batch,
-            "micro_batch": cfg.micro_batch, "world_size": world}  # fmt: skip
+            "micro_batch": cfg.micro_batch, "world_size": world,
+            "remask": cfg.data.remask, "policy": cfg.data.policy,
+            "mask_seed": cfg.data.mask_seed}  # fmt: skip
 
 
 def claim_output(out: Path, resume: bool, overwrite: bool) -> bool:

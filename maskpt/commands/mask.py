@@ -30,6 +30,8 @@ class MaskConfig:
     """Tokenizer: hub name or local folder (`maskpt tokenizer train` makes one offline)."""
     seed: int = 0
     """Masking seed."""
+    epoch: int = 0
+    """Which epoch's draw to show (the trainer draws every epoch anew; preprocessing writes 0)."""
     text: tuple[str, ...] = ()
     """Texts to mask, one document each (or use input)."""
     input: str = ""
@@ -84,7 +86,9 @@ def main_mask(argv) -> int:
     counts = Counts()
     console = Console(stderr=cfg.json, highlight=False, soft_wrap=True)
     shown = 0
-    for ex in mask_documents(_documents(cfg), tok, policy, cfg.seed, counts, cfg.max_length):
+    masked = mask_documents(_documents(cfg), tok, policy, cfg.seed, counts, cfg.max_length,
+                            epoch=cfg.epoch)  # fmt: skip
+    for ex, _ in masked:
         if cfg.json:
             sys.stdout.write(json.dumps(to_json(tok, ex), ensure_ascii=False) + "\n")
         elif shown < cfg.show:

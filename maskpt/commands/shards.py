@@ -61,6 +61,11 @@ def _inspect_parser() -> argparse.ArgumentParser:
     p.add_argument("--verify", action="store_true")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.add_argument("--tokenizer", help="tokenizer for --show (default: the one in index.json)")
+    p.add_argument("--epoch", type=int, default=None, metavar="E",
+                   help="with --show: the masks the trainer draws in epoch E (default: the "
+                        "stored ones, epoch 0)")  # fmt: skip
+    p.add_argument("--policy", default=None,
+                   help="with --epoch: draw with this policy instead of the folder's")  # fmt: skip
     return p
 
 
@@ -102,8 +107,19 @@ def _show(args, console) -> int:
     rows = inspection.find_rows(args.folder, args.show or 1, args.id)
     if args.id and not rows:
         raise UserError(f"no example with id {args.id!r} in {args.folder}")
+    remasker = None
+    if args.epoch is not None or args.policy:
+        from maskpt.core.tokenizer import TokenizerInfo
+        from preprocess.remask import Remasker
+
+        remasker = Remasker(index, TokenizerInfo.from_tokenizer(tok), args.policy)
     for row in rows:
-        ex = inspection.row_to_masked(row, index.policy.target_format, index.policy.name)
+        policy = index.policy
+        if remasker is not None:
+            drawn = remasker.policy_for(row["id"], args.epoch or 0)
+            row = remasker.draw(row, args.epoch or 0)
+            policy = type(policy)(drawn.name, {}, drawn.target_format)
+        ex = inspection.row_to_masked(row, policy.target_format, policy.name)
         if args.json:
             print(json.dumps(to_json(tok, ex), ensure_ascii=False))
         else:

@@ -91,27 +91,46 @@ def test_preprocess_with_learned_policy(
         assert 0 < sum(row["masked"]) <= 0.5 * content + 1e-9
 
 
-def test_sample_mode_picks_among_top_k(checkpoints, tokenizer, tok_info):
+def test_sample_mode_picks_among_top_k_across_epochs(checkpoints, tokenizer, tok_info):
+    from policies.postprocess import expand_to_whole_words
     from tests.helpers import make_segments
 
     segs = make_segments(tokenizer, synthetic_texts(20, seed=2))
     top1 = policies.create("sup_v1", tok_info, {"checkpoint": checkpoints["sup_v1"]})
     samp = policies.create("sup_v1", tok_info, {"checkpoint": checkpoints["sup_v1"],
                                                 "mode": "sample", "max_span_length": 3})  # fmt: skip
-    samp.setup("cpu")
-    ids, att = (
-        torch.tensor([segs[0].input_ids]),
-        torch.ones(1, len(segs[0].input_ids), dtype=torch.long),
-    )
-    ((best, starts, ends),) = samp.scores(ids, att)
-    allowed = {(i, j) for i, j in zip(starts, ends)}
-    assert len(allowed) == 5 and all(0 <= j - i < 3 for i, j in allowed)
-    picked = {(int(np.flatnonzero(samp.decide(segs[0], (best, starts, ends), np.random.default_rng(k)))[0]),
-               int(np.flatnonzero(samp.decide(segs[0], (best, starts, ends), np.random.default_rng(k)))[-1]))
-              for k in range(50)}  # fmt: skip
-    assert picked <= allowed and len(picked) > 1
+    seg = segs[0]
+    (ann,) = samp.annotate([seg])
+    assert len(ann.spans) == 5 and all(0 < e - s <= 3 for s, e in ann.spans)
+    n = len(seg.input_ids)
+    allowed = {tuple(expand_to_whole_words([s <= i < e for i in range(n)], seg.word_ids).tolist())
+               for s, e in ann.spans}  # fmt: skip
+    picked = {samp.draw(seg, ann, 0, epoch).mask for epoch in range(60)}
+    assert picked <= allowed and len(picked) > 1  # only the top 5, and not always the same
     out = top1.mask_batch(segs, 0)
     assert out == top1.mask_batch(list(reversed(segs)), 0)[::-1]
+    assert len({top1.draw(seg, ann, 0, e).mask for e in range(10)}) == 1  # top1: the best
+
+
+def test_meta_sample_masks_each_token_at_its_probability(checkpoints, tokenizer, tok_info):
+    from tests.helpers import make_segments
+
+    meta = policies.create("meta_v1", tok_info, {"checkpoint": checkpoints["meta_v1"]})
+    segs = make_segments(tokenizer, synthetic_texts(8, seed=5))
+    anns = meta.annotate(segs)
+    probs = np.concatenate([np.asarray(a.token_probs) / 1000 for a in anns])
+    rng = np.random.default_rng(0)
+    draws = np.stack([np.concatenate([meta.token_mask(a.token_probs, rng) for a in anns])
+                      for _ in range(400)])  # fmt: skip
+    rate, p = draws.mean(0), probs
+    # per token: the empirical rate within 5 standard errors of its probability
+    # (tokens forced as a row's most probable one aside)
+    se = np.sqrt(np.maximum(p * (1 - p), 1e-4) / len(draws))
+    forced = rate > p + 5 * se
+    assert forced.sum() <= len(anns) and np.all(np.abs(rate - p)[~forced] <= 5 * se[~forced])
+    assert 0 < p.mean() < 1 and rate[~forced].mean() == pytest.approx(p[~forced].mean(), abs=0.01)
+    again = [meta.draw(s, a, 3, 1).mask for s, a in zip(segs, anns, strict=True)]
+    assert again == [meta.draw(s, a, 3, 1).mask for s, a in zip(segs, anns, strict=True)]
 
 
 def test_bad_checkpoints_are_refused(checkpoints, tok_info, tmp_path):

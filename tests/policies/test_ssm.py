@@ -54,7 +54,7 @@ def test_dropped_segments_are_counted(tokenizer, tok_info):
     ]
     counts = Counts()
     pol = policies.create("ssm_v1", tok_info)
-    out = list(mask_documents(docs, tokenizer, pol, 0, counts))
+    out = [ex for ex, _ in mask_documents(docs, tokenizer, pol, 0, counts)]
     assert [ex.doc_id for ex in out] == ["a"]
     assert counts.skipped_segments["no_entity"] == 1
     assert counts.skipped_documents["all_segments_skipped"] == 1

@@ -194,9 +194,9 @@ from preprocess.pipeline import run_preprocess
 
 class SlowRand(RandPolicy):
     name = "rand_v1"
-    def mask_batch(self, segments, seed):
+    def annotate(self, segments):
         time.sleep(0.3)
-        return super().mask_batch(segments, seed)
+        return super().annotate(segments)
 
 tok = load_tokenizer({tok!r})
 cfg = PreprocessConfig(inputs=({inp!r},), output={out!r}, policy="rand_v1", tokenizer={tok!r},

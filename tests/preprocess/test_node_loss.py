@@ -23,9 +23,9 @@ from preprocess.pipeline import run_preprocess
 
 class SlowRand(RandPolicy):
     name = "rand_v1"
-    def mask_batch(self, segments, seed):
+    def annotate(self, segments):
         time.sleep(0.5)
-        return super().mask_batch(segments, seed)
+        return super().annotate(segments)
 
 tok, inp, out, address = sys.argv[1:5]
 cfg = PreprocessConfig(inputs=(inp,), output=out, policy="rand_v1", tokenizer=tok,

@@ -120,7 +120,7 @@ class FlakyPolicy(RandPolicy):
     name = "flaky_v1"
     config_cls = FlakyConfig
 
-    def mask(self, segment, seed):
+    def draw(self, segment, ann, seed, epoch):
         if segment.doc_id == "doc20" and os.path.exists(self.config.flag):
             raise RuntimeError("injected failure")
         return masked_span_example(
@@ -161,9 +161,9 @@ from preprocess.pipeline import run_preprocess
 
 class SlowRand(RandPolicy):
     name = "rand_v1"
-    def mask_batch(self, segments, seed):
+    def annotate(self, segments):
         time.sleep(0.4)
-        return super().mask_batch(segments, seed)
+        return super().annotate(segments)
 
 tok = load_tokenizer({tok!r})
 cfg = PreprocessConfig(inputs=({inp!r},), output={out!r}, policy="rand_v1", tokenizer={tok!r},
@@ -172,6 +172,7 @@ run_preprocess(cfg, policy=SlowRand(RandConfig(), TokenizerInfo.from_tokenizer(t
 """
 
 
+@pytest.mark.slow  # the worker-failure resume and the killed-driver cleanup tests stay fast
 def test_driver_killed_then_resume(corpus, tmp_path, tokenizer_dir):
     out = tmp_path / "k"
     script = SLOW_DRIVER.format(root=str(ROOT), tok=tokenizer_dir, inp=str(corpus), out=str(out))
@@ -219,9 +220,12 @@ class GpuTrivialPolicy(Policy):
     def setup(self, device):
         self.device = device
 
-    def mask(self, segment, seed):
+    def annotate(self, segments):
         if self.device is None:
-            return Skip(segment.id, "not_set_up")
+            return [Skip(s.id, "not_set_up") for s in segments]
+        return super().annotate(segments)
+
+    def draw(self, segment, ann, seed, epoch):
         return masked_span_example(
             self, segment, [False, True] + [False] * (len(segment.input_ids) - 2)
         )

@@ -50,7 +50,9 @@ def test_datasets_from_file_memory_maps_each_arrow_shard(folder, expected):
     from datasets import Dataset, concatenate_datasets
 
     ds = concatenate_datasets([Dataset.from_file(p) for p in _paths(folder, "arrow")])
-    assert list(ds.column_names) == ["id", "doc_id", *COLUMNS]
+    from preprocess.shards import SCHEMA
+
+    assert list(ds.column_names) == SCHEMA.names
     assert _as_map(ds) == expected
 
 

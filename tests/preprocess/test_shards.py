@@ -25,7 +25,9 @@ from tests.helpers import make_shards
 ROWS = [
     {"id": f"d{i}.x/{i}-0", "doc_id": f"d{i}", "input_ids": [0, 4, 6, 2],
      "labels": [0, 5 + i, 2], "original_ids": [0, 5 + i, 6, 2],
-     "masked": [False, True, False, False]}
+     "masked": [False, True, False, False], "word_starts": [False, True, True, False],
+     "sentence_starts": [False, True, False, False], "spans": [1, 2],
+     "token_probs": [0, 900, 10, 0] if i % 2 else []}
     for i in range(5)
 ]  # fmt: skip
 
@@ -39,7 +41,8 @@ def test_round_trip_and_same_bytes(tmp_path, fmt):
     assert list(read_rows(store, entry.path, fmt)) == ROWS
     again = write_shard(store, shard_name(fmt, 1), fmt, ROWS, "000-000000")
     assert store.read_bytes(again.path) == store.read_bytes(entry.path)
-    assert list(SCHEMA.names) == ["id", "doc_id", "input_ids", "labels", "original_ids", "masked"]
+    assert list(SCHEMA.names) == ["id", "doc_id", "input_ids", "labels", "original_ids", "masked",
+                                  "word_starts", "sentence_starts", "spans", "token_probs"]  # fmt: skip
 
 
 def test_webdataset_keys_are_safe_and_unique(tmp_path):
@@ -70,6 +73,8 @@ def test_check_row():
     assert "outside [0, 6)" in check_row(row, vocab_size=6, max_length=8)
     assert "max_length" in check_row(row, vocab_size=50, max_length=3)
     assert "masked has 1 entries" in check_row({**row, "masked": [True]}, 50, 8)
+    assert "spans [0, 2] are not token ranges" in check_row({**row, "spans": [0, 2]}, 50, 8)
+    assert "token_probs has 1 entries" in check_row({**row, "token_probs": [3]}, 50, 8)
 
 
 def test_format_1_folder_is_refused_with_how_to_rewrite_it(tmp_path, tokenizer):

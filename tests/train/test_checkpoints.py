@@ -43,3 +43,5 @@ def test_other_data_is_refused_by_name_unless_allowed():
         ck.check_data(saved, now, "checkpoint step2", allow=False)
     ck.check_data(saved, now, "checkpoint step2", allow=True)
     ck.check_data(saved, dict(saved), "checkpoint step2", allow=False)
+    with pytest.raises(UserError, match="micro_batch: checkpoint 4, this run 2"):
+        ck.check_data(saved, {**saved, "micro_batch": 2}, "checkpoint step2", allow=False)

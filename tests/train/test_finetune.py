@@ -203,6 +203,7 @@ def test_non_finite_loss_stops_without_results(tmp_path, tiny_bart, tiny_qa, mon
     assert not list(out.glob("checkpoint-*"))
 
 
+@pytest.mark.slow  # pretraining's SIGTERM test covers the shared stop handling in the fast loop
 def test_sigint_stops_finetuning_with_a_checkpoint_then_resumes(tmp_path, tiny_bart, tiny_qa):
     import signal
     import time

@@ -12,49 +12,16 @@ import pytest
 
 from maskpt.core.config import load_config
 from preprocess.index import ShardIndexError
-from tests.helpers import make_shards, synthetic_texts
+from tests.helpers import TINY, make_shards, run_cfg, run_main, synthetic_texts
 from train.data import DataError, open_source
 from train.pretrain import PretrainConfig
 
 ROOT = Path(__file__).resolve().parents[2]
-TINY = ROOT / "configs" / "pretrain" / "tiny_cpu.yaml"
 
 
 @pytest.fixture(scope="module")
 def shards(tmp_path_factory, tokenizer):
     return make_shards(tmp_path_factory.mktemp("shards") / "arrow", tokenizer)
-
-
-def run_cfg(tmp_path, shards, tokenizer, **over):
-    args = [
-        f"data.shards=[{shards}]",
-        f"model.tokenizer={tokenizer.name_or_path}",
-        f"output_dir={tmp_path}",
-        "max_length=64",
-        "model.config.max_position_embeddings=80",
-        "debug_records=true",
-        "log_every=1",
-    ]
-    args += [f"{k}={v}" for k, v in over.items()]
-    return args
-
-
-def run_main(args, tmp_path, via_cli: bool = False, rc: int = 0):
-    """`python train/pretrain.py ...` (what the deepspeed launcher runs) or
-    `maskpt pretrain ...`, in a fresh process (DeepSpeed keeps process-group
-    state per process, so each run gets its own); checks the exit status."""
-    env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1")
-    entry = ["-m", "maskpt", "pretrain"] if via_cli else [str(ROOT / "train" / "pretrain.py")]
-    proc = subprocess.run(
-        [sys.executable, *entry, *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=600,
-        cwd=tmp_path,
-    )
-    assert proc.returncode == rc, proc.stdout[-3000:] + proc.stderr[-3000:]
-    return proc
 
 
 def test_maskpt_pretrain_runs_exports_and_generates(tmp_path, shards, tokenizer):
@@ -238,8 +205,6 @@ def test_resume_refuses_other_data_by_name(tmp_path, shards, tokenizer):
     args = ["--config", str(TINY), "--resume", *run_cfg(tmp_path / "r", other, tokenizer, **common)]
     proc = run_main(args, tmp_path, rc=2)
     assert "saved with other data" in proc.stderr and "shards: checkpoint" in proc.stderr
-    proc = run_main([*args, "micro_batch=2"], tmp_path, rc=2)
-    assert "micro_batch: checkpoint 4, this run 2" in proc.stderr
     run_main([*args, "--allow-data-change"], tmp_path)  # the user means it
     assert _steps(tmp_path / "r")[-1] == 4
 

@@ -51,6 +51,7 @@ def test_two_checkpoints_two_tasks_two_seeds_then_rerun_then_report(tmp_path, to
     assert all(c["seeds"] == [0, 1] for c in table["cells"].values())
 
 
+@pytest.mark.slow  # five fine-tuning runs
 def test_staged_search_picks_the_better_rate_then_runs_its_seeds(tmp_path, tiny_bart, tiny_qa):
     out = tmp_path / "sweep"
     args = ["sweep", "--checkpoints", f"tiny={tiny_bart}", "--tasks", "zsre",

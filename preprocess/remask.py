@@ -1,0 +1,75 @@
+"""Drawing a shard row's mask again, for any epoch, from its stored annotation.
+
+A folder annotated once on the preprocessing workers serves every epoch and
+several policies: the draw is a pure function of (row, policy config, seed,
+epoch) — the same code `maskpt mask` and preprocessing run (`Policy.draw`) —
+so the trainer's loader, `maskpt inspect --epoch` and `maskpt analyze
+--epoch` give the same masks in any process. A policy whose draw needs an
+annotation kind the folder lacks is refused by name; every folder has word
+and sentence starts, so `orig_v1` and `rand_v1` can be drawn from any of
+them. A mixture (`{"ssm_v1": 0.5, "orig_v1": 0.5}`) picks a policy per
+example, from a stable hash of (seed, epoch, row id).
+"""
+
+from __future__ import annotations
+
+import policies as registry
+from maskpt.core.errors import UserError
+from maskpt.core.seeding import stable_fraction
+from policies.base import Annotation, segment_of
+from preprocess.index import ShardIndex
+from preprocess.shards import drawn_fields
+
+
+class PolicyNotServed(UserError, ValueError):
+    """A policy that needs an annotation the shard folder does not have."""
+
+
+def mixture_of(spec) -> dict[str, float]:
+    """`"orig_v1"` or `{"ssm_v1": 0.5, "orig_v1": 0.5}` -> {name: weight}, checked."""
+    mix = {spec: 1.0} if isinstance(spec, str) else dict(spec)
+    if not mix or any(w <= 0 for w in mix.values()):
+        raise UserError(f"data.policy: give a policy or policies with weights > 0, got {spec!r}")
+    return mix
+
+
+class Remasker:
+    """Draws rows of one shard folder anew: its own policy by default, or the
+    policy or mixture `spec`, with `seed` (default: the folder's own)."""
+
+    def __init__(self, index: ShardIndex, tokenizer_info, spec=None, seed: int | None = None):
+        self.seed = index.seed if seed is None else int(seed)
+        mix = mixture_of(spec or index.policy.name)
+        have = set(index.annotations)
+        self.policies, self.cum = [], []
+        total = sum(mix.values())
+        for name, weight in mix.items():
+            cls = registry.get(name)
+            missing = sorted(set(cls.needs) - have)
+            if missing:
+                raise PolicyNotServed(
+                    f"{index.folder}: policy {name} needs {', '.join(missing)} annotations; the "
+                    f"folder has {', '.join(sorted(have))} (annotated by {index.policy.name}). "
+                    f"Preprocess with {name} for it."
+                )
+            config = index.policy.config if name == index.policy.name else None
+            self.policies.append(registry.create(name, tokenizer_info, config, annotating=False))
+            self.cum.append((self.cum[-1] if self.cum else 0.0) + weight / total)
+        self.cum[-1] = 1.0
+
+    def policy_for(self, row_id: str, epoch: int):
+        """The policy a row is drawn with in `epoch` (one, or a seeded pick)."""
+        if len(self.policies) == 1:
+            return self.policies[0]
+        u = stable_fraction(self.seed, "policy-mix", epoch, row_id)
+        return self.policies[next(k for k, c in enumerate(self.cum) if u < c)]
+
+    def draw(self, row: dict, epoch: int) -> dict:
+        """The row with `input_ids`, `labels` and `masked` drawn for `epoch`."""
+        policy = self.policy_for(row["id"], epoch)
+        seg = segment_of(row["id"], row["doc_id"], row["original_ids"], row["word_starts"])
+        spans = row["spans"]
+        ann = Annotation(tuple(row["word_starts"]), tuple(row["sentence_starts"]),
+                         tuple(zip(spans[::2], spans[1::2], strict=True)),
+                         tuple(row["token_probs"]))  # fmt: skip
+        return {**row, **drawn_fields(policy.draw(seg, ann, self.seed, epoch))}
