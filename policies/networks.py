@@ -4,8 +4,10 @@
   matrix, a 2-layer BiLSTM (hidden 300 per direction), start and end heads.
   `top_spans` ranks spans by start + end logit with a maximum length.
 - `MetaMasker` (`meta_v1`): frozen BART embeddings, Conv1d (kernel 3) and two
-  linear layers -> 2 logits per token (keep, mask). `gumbel_mask` is the
-  straight-through hard Gumbel-softmax used in training.
+  linear layers -> 2 logits per token (keep, mask); hidden 512 gives the
+  paper's ~40 M parameters with BART-base's (frozen) embeddings. `gumbel_mask`
+  is the straight-through hard Gumbel-softmax used in training;
+  `budget_regulariser` the paper's Eq. 7.
 """
 
 from __future__ import annotations
@@ -59,7 +61,7 @@ def top_spans(start: torch.Tensor, end: torch.Tensor, allowed: torch.Tensor, max
 
 
 class MetaMasker(nn.Module):
-    def __init__(self, embeddings: torch.Tensor, hidden: int = 256, pad_id: int = 1):
+    def __init__(self, embeddings: torch.Tensor, hidden: int = 512, pad_id: int = 1):
         super().__init__()
         self.embed = nn.Embedding.from_pretrained(embeddings.detach().clone(), freeze=True,
                                                   padding_idx=pad_id)  # fmt: skip
@@ -84,6 +86,18 @@ def gumbel_mask(logits: torch.Tensor, tau: float, generator: torch.Generator | N
     return (hard - soft.detach() + soft)[..., 1]
 
 
-def budget_regulariser(rate: torch.Tensor, gamma: float = 0.15, eps: float = 0.05):
-    """Zero while the mask rate is within gamma ± eps, quadratic outside."""
-    return torch.clamp((rate - gamma).abs() - eps, min=0.0) ** 2
+def budget_regulariser(mask: torch.Tensor, content: torch.Tensor, gamma: float = 0.15,
+                       eps: float = 0.05) -> torch.Tensor:  # fmt: skip
+    """The paper's Eq. 7 (Algorithm 1, line 7), per sequence and in token counts:
+
+        L_reg(x, d) = δ[|γ·l(x) − l(d)| > ε·l(x)] · (γ·l(x) − l(d))²
+
+    with l(x) the sequence's maskable (content) tokens, l(d) those the mask d
+    masks, δ the indicator; averaged over the batch. `mask` and `content` are
+    [B, L]; the gradient flows through l(d) where the indicator is 1, so a row
+    that masks nothing is pulled up even when another row masks too much."""
+    length = content.sum(1)
+    masked = (mask * content).sum(1)
+    gap = gamma * length - masked
+    outside = (gap.abs() > eps * length).to(gap.dtype)
+    return (outside * gap**2).mean()

@@ -1,8 +1,12 @@
 """`ssm_v1`: salient span masking (Guu et al., 2020, as used by Ye et al., 2021).
 
 Annotation (preprocessing): spaCy NER runs on the segment text; entities
-whose label is a named-entity label or DATE are candidates, each stored as
-the token range from the first to the last token overlapping it. A segment
+whose label is a named-entity label, and DATE entities that contain a digit
+(REALM's salient spans are named entities and dates found by a regular
+expression; spaCy's DATE also tags "yesterday" or "the summer", which REALM
+would not; `dates: all` keeps those too), are candidates, each stored as the
+token range from the first to the last token overlapping it: one entity is
+one span, whatever tokens (whitespace ones included) it contains. A segment
 without a candidate is dropped and counted (`on_no_entity: drop`, reason
 `no_entity`) or kept without spans (`on_no_entity: rand`).
 
@@ -54,6 +58,8 @@ class SsmConfig:
     """spaCy pipeline package to load (the PyPI copy is tried when this one is not installed)."""
     batch_size: int = 256
     """Texts per `nlp.pipe` batch when the policy runs NER itself."""
+    dates: Literal["with_digit", "all"] = "with_digit"
+    """DATE entities: only those with a digit (REALM's salient dates) or all of spaCy's."""
 
     def __post_init__(self) -> None:
         if not self.labels:
@@ -64,6 +70,8 @@ class SsmConfig:
             raise ValueError(f"rand_ratio must be in (0, 1), got {self.rand_ratio}")
         if self.batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
+        if self.dates not in ("with_digit", "all"):
+            raise ValueError(f"dates must be 'with_digit' or 'all', got {self.dates!r}")
 
 
 # Components of spaCy's English pipelines that NER does not need.
@@ -154,6 +162,9 @@ class SsmPolicy(Policy):
         inner = [(i, s, e) for i, (s, e) in enumerate(segment.offsets[1:-1], 1) if e > s]
         out = []
         for start, end, label in entities:
+            digit = any(c.isdigit() for c in segment.text[start:end])
+            if label == "DATE" and self.config.dates == "with_digit" and not digit:
+                continue
             hit = [i for i, s, e in inner if s < end and e > start] if label in labels else []
             if hit:
                 out.append((hit[0], hit[-1] + 1))

@@ -22,19 +22,22 @@ import zipfile
 from pathlib import Path
 
 KILT = "http://dl.fbaipublicfiles.com/KILT"
+DPR = "https://dl.fbaipublicfiles.com/dpr/data/retriever"
 NQ = "https://raw.githubusercontent.com/google-research-datasets/natural-questions/master/nq_open"
 WQ = "https://nlp.stanford.edu/static/software/sempre/release-emnlp2013/lib/data/webquestions/dataset_11"
 
 # task -> list of (url, {member in the download: file name in DIR}); a plain
 # file's member key is "".
 SOURCES: dict[str, list[tuple[str, dict[str, str]]]] = {
-    "nq": [(f"{NQ}/NQ-open.{s}.jsonl", {"": f"NQ-open.{s}.jsonl"}) for s in ("train", "dev")],
+    "nq": [(f"{NQ}/NQ-open.{s}.jsonl", {"": f"NQ-open.{s}.jsonl"}) for s in ("train", "dev")]
+          + [(f"{DPR}/biencoder-nq-train.json.gz", {"": "biencoder-nq-train.json.gz"})],
     "tqa": [
         (
             "https://nlp.cs.washington.edu/triviaqa/data/triviaqa-unfiltered.tar.gz",
             {f"triviaqa-unfiltered/unfiltered-web-{s}.json": f"unfiltered-web-{s}.json"
              for s in ("train", "dev")},
-        )
+        ),
+        (f"{DPR}/biencoder-trivia-train.json.gz", {"": "biencoder-trivia-train.json.gz"}),
     ],  # fmt: skip
     "wq": [
         (f"{WQ}/webquestions.examples.{s}.json.bz2", {"": f"webquestions.examples.{s}.json"})
@@ -59,6 +62,9 @@ SOURCES: dict[str, list[tuple[str, dict[str, str]]]] = {
             {f"{s}.jsonl": f"{s}.jsonl" for s in ("train", "dev", "test")},
         )
     ],
+    # policy training for zsre and wow reads the provenance paragraphs from it (35 GB)
+    "kilt_knowledge_source": [(f"{KILT}/kilt_knowledgesource.json",
+                               {"": "kilt_knowledgesource.json"})],
     "quartz": [
         (
             "https://ai2-public-datasets.s3.amazonaws.com/quartz/quartz-dataset-v1-aug2019.zip",
@@ -117,8 +123,10 @@ def sha256(path: Path) -> str:
 
 def verify(task: str, folder: Path) -> dict[str, int]:
     """Split sizes; raises TaskDataError naming a missing or malformed file."""
-    from train.tasks import get_task, load_split
+    from train.tasks import TASKS, get_task, load_split
 
+    if task not in TASKS:  # a policy-training resource, not a task
+        return {}
     return {s: len(load_split(task, folder, s)) for s in get_task(task).files}
 
 

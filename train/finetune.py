@@ -11,9 +11,11 @@ dropout 0.1, weight decay 0.01, gradient clipping 0.1 (`max_grad_norm`),
 500 warm-up steps then a constant rate (`constant_with_warmup`), beam 4 and
 1-20 generated tokens (`predict_with_generate` with a pinned
 `GenerationConfig`: length penalty 1.0, no n-gram blocking, whatever the
-checkpoint's own generation defaults say). The dev metric is computed at
-every evaluation; the best checkpoint is loaded at the end
-(`load_best_model_at_end`), with early stopping when `patience` > 0. The LR /
+checkpoint's own generation defaults say). The dev metric is computed every
+`eval_every_epochs` epochs (or `eval_every` steps); the best dev checkpoint
+of the whole run is loaded at the end (`load_best_model_at_end`); no early
+stopping unless `patience` > 0 (the paper has none). KILT tasks select and
+report on the full dev set, as the paper's Table 2 (`kilt_eval`). The LR /
 batch-size search and the seeds are `maskpt sweep`'s job: one run here is
 one (task, checkpoint, lr, batch size, seed).
 
@@ -69,9 +71,16 @@ class FinetuneConfig:
     max_steps: int = 0
     """Upper bound on optimizer steps (0 = none)."""
     eval_every: int = 0
-    """Optimizer steps between dev evaluations (and checkpoints); 0 = once per epoch."""
-    patience: int = 5
-    """Stop after this many dev evaluations without improvement (0 = never stop early)."""
+    """Optimizer steps between dev evaluations (and checkpoints); 0 = every eval_every_epochs."""
+    eval_every_epochs: int = 1
+    """With eval_every 0: epochs between dev evaluations (and checkpoints); the last epoch
+    is always evaluated. Table 5 validates every 2 or 5 epochs depending on the task."""
+    patience: int = 0
+    """Stop after this many dev evaluations without improvement (0 = never; the paper has
+    no early stopping: the best dev checkpoint of the whole run is kept)."""
+    kilt_eval: Literal["full_dev", "halves"] = "full_dev"
+    """KILT tasks: full_dev = select and report on the full dev set (the paper's Table 2);
+    halves = select on the first half of dev, report on the second."""
     warmup_steps: int = 500
     """Linear warm-up steps; the rate is then constant (fairseq's default for fine-tuning)."""
     weight_decay: float = 0.01
@@ -88,6 +97,10 @@ class FinetuneConfig:
     """Minimum generated tokens."""
     max_gen_length: int = 20
     """Maximum generated tokens."""
+    length_penalty: float = 1.0
+    """Beam search length penalty (Table 5: 1.0), whatever the checkpoint's defaults say."""
+    no_repeat_ngram_size: int = 0
+    """Block repeated n-grams of this size in generation (0 = off), whatever the checkpoint says."""
     max_source_length: int = 512
     """Source tokens kept (longer inputs are truncated)."""
     max_target_length: int = 128
@@ -146,7 +159,10 @@ class FinetuneConfig:
             raise ValueError(f"label_smoothing must be in [0, 1), got {self.label_smoothing}")
         if self.zero_stage not in (0, 1, 2):
             raise ValueError(f"zero_stage must be 0, 1 or 2, got {self.zero_stage}")
-        for key in ("max_steps", "eval_every", "patience", "warmup_steps", "max_eval_examples"):
+        if self.eval_every_epochs < 1:
+            raise ValueError(f"eval_every_epochs must be >= 1, got {self.eval_every_epochs}")
+        for key in ("max_steps", "eval_every", "patience", "warmup_steps", "max_eval_examples",
+                    "no_repeat_ngram_size"):  # fmt: skip
             if getattr(self, key) < 0:
                 raise ValueError(f"{key} must be >= 0, got {getattr(self, key)}")
 
@@ -202,7 +218,9 @@ def load_data(cfg: FinetuneConfig, tok, limit: int):
     from train.seq2seq import encode, subset
     from train.tasks import TaskDataError, load_split
 
-    splits = {s: load_split(cfg.task, cfg.data_dir, s) for s in ("train", "dev", "test")}
+    splits = {
+        s: load_split(cfg.task, cfg.data_dir, s, cfg.kilt_eval) for s in ("train", "dev", "test")
+    }
     splits["train"] = subset(splits["train"], cfg.train_fraction, cfg.subset_seed)
     for split, examples in splits.items():
         if not examples:
@@ -235,7 +253,8 @@ def load_model(cfg: FinetuneConfig):
         pad_token_id=tok.pad_token_id, forced_bos_token_id=tok.bos_token_id,
         forced_eos_token_id=tok.eos_token_id, num_beams=cfg.num_beams,
         min_new_tokens=cfg.min_gen_length, max_new_tokens=cfg.max_gen_length,
-        early_stopping=cfg.num_beams > 1, length_penalty=1.0, no_repeat_ngram_size=0,
+        early_stopping=cfg.num_beams > 1, length_penalty=cfg.length_penalty,
+        no_repeat_ngram_size=cfg.no_repeat_ngram_size,
     )  # fmt: skip
     return tok, model
 
@@ -346,7 +365,19 @@ def _callbacks(cfg: FinetuneConfig, out: Path, scorer, timer: dict, stop):
                     f.write(json.dumps(rec) + "\n")
             self._mark()
 
-    return [Log()] + ([EarlyStoppingCallback(cfg.patience)] if cfg.patience else [])
+    class EveryNEpochs(TrainerCallback):
+        """Evaluate and save at every eval_every_epochs-th epoch end and the last."""
+
+        def on_epoch_end(self, args, state, control, **kw):
+            epoch = round(state.epoch or 0)
+            last = epoch >= args.num_train_epochs or (
+                args.max_steps > 0 and state.global_step >= args.max_steps
+            )
+            if epoch % cfg.eval_every_epochs and not last:
+                control.should_evaluate = control.should_save = False
+
+    extra = [EveryNEpochs()] if cfg.eval_every == 0 and cfg.eval_every_epochs > 1 else []
+    return [Log(), *extra] + ([EarlyStoppingCallback(cfg.patience)] if cfg.patience else [])
 
 
 class Scorer:

@@ -1,16 +1,22 @@
 """Train the meta-learned masking policy (`meta_v1`): the paper's Algorithm 1.
 
-    maskpt train-policy meta --examples qa_contexts.jsonl --model facebook/bart-base --output-dir policies/meta
+    maskpt train-policy meta --examples contexts.jsonl --model facebook/bart-base --output-dir policies/meta
+    maskpt train-policy meta --task wow --data-dir data/wow knowledge_source=kilt_knowledgesource.json
 
-One meta step on a batch of (context, question, answer):
+Examples are (c, s, t) (`train/policy_data.py`): a context paragraph the
+dataset provides, and the fine-tuning source and target — from a JSONL file
+or a task's own files (NQ, TQA, zsRE, WoW, ROPES, WIQA, QuaRTz), none of
+them needing t to occur in c. One meta step on a batch of (c, s, t):
 1. the policy phi gives (keep, mask) logits per context token; a
    straight-through hard Gumbel-softmax sample d (tau) picks the masks;
 2. the source embeddings are (1 - d) E[x] + d E[<mask>]; one inner SGD step
    of pre-training (reconstruct the full context) gives theta(p,1);
-3. one inner SGD step of fine-tuning on (question -> answer) gives theta2;
-4. outer loss L_ft(theta2) - L_ft(theta(p,1)) + beta * L_reg, with
-   L_reg = max(0, |mask rate - gamma| - eps)^2 (gamma 0.15, eps 0.05);
-   the gradient flows through both inner steps (`higher`) into phi only;
+3. one inner SGD step of fine-tuning on (s -> t) gives theta2;
+4. outer loss L_ft(theta2) - L_ft(theta(p,1)) + beta * L_reg, with the
+   paper's Eq. 7 per sequence, in token counts,
+   L_reg = δ[|γ·l(x) − l(d)| > ε·l(x)] · (γ·l(x) − l(d))², averaged over the
+   batch (γ 0.15, ε 0.05); the gradient flows through both inner steps
+   (`higher`) into phi only;
 5. phi is updated, and the model carries theta(p,1) forward.
 
 `backend: func` does the same with torch.func.functional_call (for
@@ -34,7 +40,13 @@ import torch
 @dataclass(frozen=True)
 class MetaConfig:
     examples: str = ""
-    """JSONL of {context, question, answer}."""
+    """JSONL of {context, source (or question), target (or answer)}; or use task + data_dir."""
+    task: str = ""
+    """A task whose own (c, s, t) to learn from: nq, tqa, zsre, wow, ropes, wiqa, quartz."""
+    data_dir: str = ""
+    """Folder of the task's files (with task); its fine-tuning dev/test questions are excluded."""
+    knowledge_source: str = ""
+    """zsre, wow: KILT's kilt_knowledgesource.json (default: data_dir/kilt_knowledgesource.json)."""
     model: str = "facebook/bart-base"
     """BART to start from (its embeddings also initialise the policy's frozen embedding)."""
     tokenizer: str = ""
@@ -54,15 +66,19 @@ class MetaConfig:
     tau: float = 1.0
     """Gumbel-softmax temperature."""
     beta: float = 1.0
-    """Weight of the budget regulariser."""
+    """β: weight of the budget regulariser L_reg (Eq. 7; in squared token counts)."""
     gamma: float = 0.15
-    """Target mask rate."""
+    """γ: the mask budget, a share of each sequence's tokens."""
     eps: float = 0.05
-    """Free band around gamma."""
-    hidden: int = 256
-    """Policy hidden size."""
+    """ε: no penalty while a sequence's masked tokens are within ε·l(x) of γ·l(x)."""
+    hidden: int = 512
+    """Policy hidden size (512: ~40 M parameters with BART-base's embeddings, the paper's)."""
     max_length: int = 128
     """Context tokens."""
+    max_source_length: int = 128
+    """Source tokens of the inner fine-tuning step."""
+    max_target_length: int = 64
+    """Target tokens of the inner fine-tuning step."""
     outer_loss: Literal["difference", "after"] = "difference"
     """difference: L_ft(θ2) − L_ft(θ1), the paper's; after: L_ft(θ2) alone (plain MAML).
     To first order the difference is −lr_ft·‖∇L_ft(θ1)‖², which does not reward a mask that
@@ -77,26 +93,36 @@ class MetaConfig:
     """Log every N meta steps."""
 
     def __post_init__(self):
-        if not self.examples:
-            raise ValueError("examples: give a JSONL file of {context, question, answer}")
+        from train.policy_sources import POLICY_TASKS
+
+        if not self.examples and not (self.task and self.data_dir):
+            raise ValueError(
+                "give examples (a JSONL of context, source, target) or task and data_dir"
+            )
+        if self.task and self.task not in POLICY_TASKS:
+            raise ValueError(f"task: {self.task!r} is not one of {', '.join(POLICY_TASKS)}")
         if self.outer_loss not in ("difference", "after"):
             raise ValueError(f"outer_loss must be difference or after, got {self.outer_loss!r}")
         if self.backend not in ("higher", "func"):
             raise ValueError(f"backend must be higher or func, got {self.backend!r}")
-        for key in ("steps", "batch_size", "hidden", "max_length"):
+        for key in ("steps", "batch_size", "hidden", "max_length", "max_source_length",
+                    "max_target_length"):  # fmt: skip
             if getattr(self, key) < 1:
                 raise ValueError(f"{key} must be >= 1")
         if self.tau <= 0 or not 0 <= self.gamma <= 1 or self.eps < 0:
             raise ValueError("tau must be > 0, gamma in [0, 1], eps >= 0")
 
 
-def make_batch(tok, examples, max_length: int, prefix_space: bool = False) -> dict:
+def make_batch(tok, examples, max_length: int, prefix_space: bool = False,
+               source_length: int = 128, target_length: int = 64) -> dict:  # fmt: skip
+    """Tensors of a batch of (c, s, t): the context to mask, source and target."""
     from maskpt.core.batching import pad, pad_ids
 
     pre = " " if prefix_space else ""
     ctx = tok([e.context for e in examples], truncation=True, max_length=max_length)["input_ids"]
-    q = tok([e.question for e in examples], truncation=True, max_length=64)["input_ids"]
-    a = tok([pre + e.answer for e in examples], truncation=True, max_length=32)["input_ids"]
+    q = tok([e.source for e in examples], truncation=True, max_length=source_length)["input_ids"]
+    a = tok([pre + e.target for e in examples], truncation=True,
+            max_length=target_length)["input_ids"]  # fmt: skip
     ids, att = pad_ids(ctx, tok.pad_token_id)
     q_ids, q_att = pad_ids(q, tok.pad_token_id)
     special = torch.tensor([tok.bos_token_id, tok.eos_token_id, tok.pad_token_id])
@@ -130,7 +156,8 @@ def meta_step(model, masker, batch, cfg: MetaConfig, mask_id: int, gen: torch.Ge
     logits = masker(batch["ctx"])
     d = gumbel_mask(logits, cfg.tau, gen) * batch["content"]
     rate = d.sum() / batch["content"].sum()
-    reg = budget_regulariser(rate, cfg.gamma, cfg.eps)
+    reg = budget_regulariser(d, batch["content"], cfg.gamma, cfg.eps)
+    row_rate = d.sum(1) / batch["content"].sum(1).clamp_min(1)
     ft_inputs = {"input_ids": batch["q"], "attention_mask": batch["q_att"], "labels": batch["a"]}
     if cfg.backend == "higher":
         import higher
@@ -188,7 +215,8 @@ def meta_step(model, masker, batch, cfg: MetaConfig, mask_id: int, gen: torch.Ge
                                if p.grad is not None))  # fmt: skip
     return {"meta_loss": meta.item(), "l_pre": l_pre.item(), "l_ft1": l_ft1.item(),
             "l_ft2": l_ft2.item(), "reg": reg.item(), "mask_rate": rate.item(),
-            "policy_grad_norm": grad_norm.item(), "mask": d.detach()}  # fmt: skip
+            "policy_grad_norm": grad_norm.item(), "mask": d.detach(),
+            "rows_in_budget": ((row_rate - cfg.gamma).abs() <= cfg.eps).float().mean().item()}  # fmt: skip
 
 
 def load_models(cfg: MetaConfig):
@@ -210,13 +238,21 @@ def train(cfg: MetaConfig, progress: bool = True) -> dict:
 
     from maskpt.core.seeding import stable_rng, stable_seed
     from policies import checkpoint
-    from train.policy_data import read_jsonl
+    from train.policy_sources import load_examples
 
     dropped: Counter = Counter()
-    examples = [e for e in read_jsonl(cfg.examples, dropped) if e.question]
+    examples = load_examples(cfg.examples, cfg.task, cfg.data_dir, cfg.knowledge_source, dropped)
+    dropped["no_source"] += sum(1 for e in examples if not e.source)
+    examples = [e for e in examples if e.source]
     if not examples:
-        raise ValueError(f"{cfg.examples}: no usable (context, question, answer) example")
+        raise ValueError(f"{cfg.examples or cfg.task}: no usable (context, source, target) "
+                         f"example (dropped: {dict(+dropped)})")  # fmt: skip
     tok, model, masker, args = load_models(cfg)
+    params = sum(p.numel() for p in masker.parameters())
+    trainable = sum(p.numel() for p in masker.parameters() if p.requires_grad)
+    if progress:
+        print(f"meta_v1 policy: {params / 1e6:.1f} M parameters ({trainable / 1e6:.2f} M trained, "
+              f"the embedding frozen); {len(examples)} examples, dropped {dict(+dropped)}")  # fmt: skip
     model.train()
     opt = torch.optim.Adam([p for p in masker.parameters() if p.requires_grad], lr=cfg.policy_lr)
     gen = torch.Generator().manual_seed(stable_seed("meta-gumbel", cfg.seed))
@@ -228,7 +264,8 @@ def train(cfg: MetaConfig, progress: bool = True) -> dict:
         rng = stable_rng("meta-batch", cfg.seed, step)
         pick = rng.choice(len(examples), size=min(cfg.batch_size, len(examples)), replace=False)
         batch = make_batch(tok, [examples[i] for i in pick], cfg.max_length,
-                           cfg.target_prefix_space)  # fmt: skip
+                           cfg.target_prefix_space, cfg.max_source_length,
+                           cfg.max_target_length)  # fmt: skip
         torch.manual_seed(stable_seed("meta-dropout", cfg.seed, step))
         opt.zero_grad(set_to_none=True)
         rec = meta_step(model, masker, batch, cfg, tok.mask_token_id, gen)
@@ -244,7 +281,8 @@ def train(cfg: MetaConfig, progress: bool = True) -> dict:
             log.flush()
     log.close()
     checkpoint.save(out, "meta_v1", masker, args, tok,
-                    {**last, "examples": len(examples), "dropped": dict(dropped)})  # fmt: skip
+                    {**last, "examples": len(examples), "dropped": dict(+dropped),
+                     "parameters": params})  # fmt: skip
     return last
 
 

@@ -1,14 +1,17 @@
-"""(context, question, answer) examples for training learned policies.
+"""(c, s, t) examples for training learned policies.
 
-Sources:
-- a JSONL file of {"context", "answer" or "answers", optional "question"}
-  (any task: write your own, or the demo's synthetic world);
-- TriviaQA's rc release: question + the Wikipedia evidence files its
-  `EntityPages` name (DIR/evidence/wikipedia/ or DIR/evidence_wikipedia/),
-  one example per paragraph that contains an answer alias.
+The paper (§3.2): each example is "a source-target pair (s, t), accompanied
+with a context paragraph c provided by the dataset". The meta-learned policy
+(`meta_v1`) trains on all of them: it masks c, pre-trains on it, then
+fine-tunes on s -> t. The supervised policy (`sup_v1`, §4.2) trains on those
+where t occurs in c (`located`; the rest are counted as `answer_absent`).
 
-Examples whose answer does not occur in the context are dropped and counted
-(`answer_absent`), as are answers longer than the span limit.
+Sources: a JSONL file of {"context", "source" (or "question"), "target" (or
+"answer" / "answers")} — any task: write your own, or the demo's synthetic
+world — or a task's own release files (`train/policy_sources.py`: NQ and
+TriviaQA through DPR, zsRE and WoW through KILT provenance, ROPES, WIQA and
+QuaRTz through their paragraphs). Every record read is kept or counted as
+dropped with its reason.
 """
 
 from __future__ import annotations
@@ -22,7 +25,25 @@ from train.tasks import TaskDataError
 
 
 @dataclass(frozen=True)
+class PolicyExample:
+    """One (c, s, t)."""
+
+    id: str
+    context: str
+    """c: the paragraph the dataset provides with the example."""
+    source: str
+    """s: the fine-tuning input (as the fine-tuning recipe encodes it)."""
+    target: str
+    """t: the fine-tuning output."""
+    answers: tuple[str, ...] = ()
+    """Every gold target (aliases); `located` looks for any of them in c."""
+
+
+@dataclass(frozen=True)
 class QAContext:
+    """A (c, s, t) whose target was found in the context: the span the
+    supervised policy learns to extract."""
+
     id: str
     context: str
     question: str
@@ -45,7 +66,20 @@ def locate(context: str, answers) -> tuple[int, int, str] | None:
     return None
 
 
-def read_jsonl(path: str | Path, dropped: Counter) -> list[QAContext]:
+def located(examples: list[PolicyExample], dropped: Counter) -> list[QAContext]:
+    """The examples whose target (or an alias) occurs in their context."""
+    out = []
+    for e in examples:
+        hit = locate(e.context, e.answers or (e.target,))
+        if hit is None:
+            dropped["answer_absent"] += 1
+            continue
+        out.append(QAContext(e.id, e.context, e.source, hit[2], hit[0], hit[1]))
+    return out
+
+
+def read_jsonl(path: str | Path, dropped: Counter) -> list[PolicyExample]:
+    """{"context", "source"|"question", "target"|"answer"|"answers"} per line."""
     path = Path(path)
     if not path.is_file():
         raise TaskDataError(f"{path}: no such file")
@@ -59,48 +93,14 @@ def read_jsonl(path: str | Path, dropped: Counter) -> list[QAContext]:
             except json.JSONDecodeError as exc:
                 raise TaskDataError(f"{path}:{n}: not a JSON line ({exc})") from exc
             context = obj.get("context")
-            answers = obj.get("answers") or ([obj["answer"]] if obj.get("answer") else [])
+            answers = obj.get("answers") or [obj.get("target") or obj.get("answer") or ""]
+            answers = tuple(a for a in answers if isinstance(a, str) and a.strip())
             if not isinstance(context, str) or not context.strip():
                 raise TaskDataError(f"{path}:{n}: field 'context' missing or empty")
             if not answers:
-                raise TaskDataError(f"{path}:{n}: field 'answer' (or 'answers') missing or empty")
-            hit = locate(context, answers)
-            if hit is None:
-                dropped["answer_absent"] += 1
-                continue
-            out.append(QAContext(str(obj.get("id", n)), context, obj.get("question", ""),
-                                 hit[2], hit[0], hit[1]))  # fmt: skip
-    return out
-
-
-def read_triviaqa(folder: str | Path, split: str, dropped: Counter) -> list[QAContext]:
-    from train.tasks import find_file, read_json
-
-    folder = Path(folder)
-    names = (f"unfiltered-web-{split}.json", f"web-{split}.json", f"wikipedia-{split}.json")
-    path = find_file(folder, names, "tqa")
-    evidence = next((d for d in (folder / "evidence" / "wikipedia", folder / "evidence_wikipedia")
-                     if d.is_dir()), None)  # fmt: skip
-    if evidence is None:
-        raise TaskDataError(f"tqa: no evidence/wikipedia/ folder in {folder}")
-    out = []
-    for q in read_json(path).get("Data", []):
-        ans = q.get("Answer", {})
-        answers = [ans.get("Value", ""), *ans.get("Aliases", [])]
-        found = False
-        for page in q.get("EntityPages", []):
-            file = evidence / page.get("Filename", "")
-            if not file.is_file():
-                dropped["evidence_missing"] += 1
-                continue
-            for k, para in enumerate(
-                p for p in file.read_text(errors="replace").split("\n") if p.strip()
-            ):
-                hit = locate(para, answers)
-                if hit:
-                    found = True
-                    out.append(QAContext(f"{q.get('QuestionId')}-{file.stem}-{k}", para,
-                                         q.get("Question", ""), hit[2], hit[0], hit[1]))  # fmt: skip
-        if not found:
-            dropped["answer_absent"] += 1
+                raise TaskDataError(
+                    f"{path}:{n}: field 'target' (or 'answer', 'answers') missing or empty"
+                )
+            source = obj.get("source") or obj.get("question") or ""
+            out.append(PolicyExample(str(obj.get("id", n)), context, source, answers[0], answers))
     return out

@@ -79,7 +79,7 @@ class OptimConfig:
     lr: float = 1e-4
     """Peak learning rate (the paper: 1e-4)."""
     weight_decay: float = 0.01
-    """AdamW weight decay."""
+    """AdamW weight decay. The optimizer and schedule are ours: the paper does not state them."""
     betas: tuple[float, ...] = (0.9, 0.999)
     """AdamW betas."""
     eps: float = 1e-8

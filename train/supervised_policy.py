@@ -3,7 +3,9 @@
     maskpt train-policy supervised --examples qa_contexts.jsonl --model facebook/bart-base --output-dir policies/sup
     maskpt train-policy supervised --task tqa --data-dir data/tqa --output-dir policies/sup_tqa
 
-(context, answer span) examples where the answer occurs in the context;
+(c, s, t) examples (`train/policy_data.py`: a JSONL file or a task's own
+files, its fine-tuning dev/test questions excluded) where t occurs in c,
+the others counted as dropped (`answer_absent`);
 a 2-layer BiLSTM over embeddings initialised from the BART model's embedding
 matrix; cross-entropy on the start and end positions. The paper's settings
 are the defaults (30 epochs, lr 1e-5, batch 512); the checkpoint with the
@@ -25,11 +27,13 @@ import torch
 @dataclass(frozen=True)
 class SupervisedConfig:
     examples: str = ""
-    """JSONL of {context, answer(s), question}; or use task + data_dir."""
+    """JSONL of {context, target (or answer, answers), source (or question)}; or task + data_dir."""
     task: str = ""
-    """`tqa` reads TriviaQA's rc files and Wikipedia evidence from data_dir."""
+    """A task whose own (c, s, t) to learn from: nq, tqa, zsre, wow, ropes, wiqa, quartz."""
     data_dir: str = ""
-    """Folder of the task's files (with task)."""
+    """Folder of the task's files (with task); its fine-tuning dev/test questions are excluded."""
+    knowledge_source: str = ""
+    """zsre, wow: KILT's kilt_knowledgesource.json (default: data_dir/kilt_knowledgesource.json)."""
     model: str = "facebook/bart-base"
     """BART whose embedding matrix initialises the policy (and whose tokenizer it uses)."""
     tokenizer: str = ""
@@ -60,12 +64,14 @@ class SupervisedConfig:
     """Seed for the split, initialisation and order."""
 
     def __post_init__(self):
+        from train.policy_sources import POLICY_TASKS
+
         if not self.examples and not (self.task and self.data_dir):
-            raise ValueError("give examples=FILE.jsonl, or task=tqa with data_dir=DIR")
-        if self.task and self.task != "tqa":
+            raise ValueError("give examples=FILE.jsonl, or task=TASK with data_dir=DIR")
+        if self.task and self.task not in POLICY_TASKS:
             raise ValueError(
-                f"task: only tqa has context files here, got {self.task!r}; "
-                "for other tasks write {context, answer} JSONL and pass examples="
+                f"task: {self.task!r} has no policy-training reader; one of "
+                f"{', '.join(POLICY_TASKS)}, or write a JSONL and pass examples="
             )
         for key in ("epochs", "batch_size", "hidden", "layers", "max_length", "max_span_length"):
             if getattr(self, key) < 1:
@@ -133,13 +139,12 @@ def train(cfg: SupervisedConfig, progress: bool = True) -> dict:
     from maskpt.core.seeding import stable_rng
     from policies import checkpoint
     from policies.networks import SpanExtractor
-    from train.policy_data import read_jsonl, read_triviaqa
+    from train.policy_data import located
+    from train.policy_sources import load_examples
 
     dropped: Counter = Counter()
-    if cfg.examples:
-        examples = read_jsonl(cfg.examples, dropped)
-    else:
-        examples = read_triviaqa(cfg.data_dir, "train", dropped)
+    examples = located(load_examples(cfg.examples, cfg.task, cfg.data_dir, cfg.knowledge_source,
+                                     dropped), dropped)  # fmt: skip
     tok = AutoTokenizer.from_pretrained(cfg.tokenizer or cfg.model)
     items = encode(tok, examples, cfg.max_length, cfg.max_span_length, dropped)
     if len(items) < 2:

@@ -49,7 +49,11 @@ def main_data(argv) -> int:
         "the loader reads into DIR, check every split parses, and record sha256s in "
         "DIR/MANIFEST.json. Without network, put the files in DIR by hand.",
     )
-    dl.add_argument("task", help=TASK_NAMES)
+    dl.add_argument(
+        "task",
+        help=TASK_NAMES + "; or kilt_knowledge_source (35 GB: the "
+        "paragraphs zsre and wow policy training reads)",
+    )
     dl.add_argument("dir", help="output folder")
     dl.add_argument("--force", action="store_true", help="download again even if present")
     args = ap.parse_args(argv)

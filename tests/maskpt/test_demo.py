@@ -11,6 +11,7 @@ from maskpt.cli import main
 from maskpt.core.config import ConfigError
 from maskpt.core.io import FolderInUse
 from maskpt.demo import POLICIES, demo_config, run_demo
+from maskpt.world import ATTRIBUTES
 
 
 @pytest.mark.slow
@@ -22,24 +23,36 @@ def test_tiny_demo_end_to_end_then_resume(tmp_path, capsys):
     assert "closed-book QA exact match" in printed
 
     table = json.loads((out / "results.json").read_text())
-    assert table["checkpoints"] == ["none", *POLICIES]
-    assert table["tasks"][0] == "synth" and len(table["tasks"]) == 5
+    rows = [*POLICIES, "sup_v1_transfer", "meta_v1_transfer"]
+    assert table["checkpoints"] == ["none", *rows]
+    assert table["tasks"] == ["synth", *ATTRIBUTES, "transfer"]
     for row in table["checkpoints"]:
         cell = table["cells"][f"{row}/synth"]
+        # 2 pre-training seeds x 1 fine-tuning seed: runs 0 and 1, paired across rows
         assert cell["seeds"] == [0, 1] and 0 <= cell["mean"] <= 100
+    assert table["comparisons"] == sum(1 for c in table["cells"].values() if not c["best"])
+    budget = table["meta_budget"]["meta_v1"]
+    assert budget["rows"] > 0 and 0 <= budget["drawn_in_budget"] <= 1
+    # the transfer policies learned on birth_year and birthplace questions only
+    ids = [json.loads(x)["id"] for x in (out / "policies" / "transfer_examples.jsonl")
+           .read_text().splitlines()]  # fmt: skip
+    assert ids and {i.split("-")[1] for i in ids} == {"birth_year", "birthplace"}
     md = (out / "results.md").read_text()
     assert "+ ssm" in md and "no intermediate pre-training" in md
     for plot in ("em.png", "analysis/pos.png", "analysis/freq.png"):
         assert (out / plot).stat().st_size > 1000, plot
     analysis = json.loads((out / "analysis" / "analysis.json").read_text())
-    assert set(analysis["folders"]) == set(POLICIES)
+    assert set(analysis["folders"]) == set(rows)
     # ssm masks named entities and dates: proper nouns and numbers dominate
     ssm = analysis["folders"]["ssm_v1"]["pos_shares"]
     assert ssm["propn"] + ssm["num"] > 0.8
-    for p in ("general", *POLICIES):
+    for p in ("general", *[f"{r}/seed{k}" for r in rows for k in (0, 1)]):
         log = [json.loads(x) for x in (out / "pretrain" / p / "log.jsonl").read_text().splitlines()]
         assert log[-1]["step"] == (30 if p == "general" else 20), p
         assert (out / "pretrain" / p / "hf" / "model.safetensors").exists()
+    losses = [json.loads(x)["loss"] for k in (0, 1) for x in
+              (out / "pretrain" / "ssm_v1" / f"seed{k}" / "log.jsonl").read_text().splitlines()]  # fmt: skip
+    assert losses[: len(losses) // 2] != losses[len(losses) // 2 :]  # two seeds, two runs
 
     # a rerun finds every stage complete and trains nothing
     stamps = {p: p.stat().st_mtime_ns for p in out.rglob("metrics.json")}

@@ -24,7 +24,8 @@ def test_masks_exactly_one_whole_entity(tok_info, segments, entities):
     results = pol.mask_batch(segments, 0, entities=entities)
     n_masked = 0
     for seg, ents, ex in zip(segments, entities, results):
-        salient = [(s, e) for s, e, label in ents if label in SALIENT_LABELS]
+        salient = [(s, e) for s, e, label in ents if label in SALIENT_LABELS
+                   and (label != "DATE" or any(c.isdigit() for c in seg.text[s:e]))]  # fmt: skip
         if isinstance(ex, Skip):
             assert ex.reason == "no_entity" and not salient
             continue
@@ -97,3 +98,29 @@ def test_bad_config_is_clear(tok_info):
 
     with pytest.raises(ConfigError, match="on_no_entity"):
         policies.create("ssm_v1", tok_info, {"on_no_entity": "skip"})
+
+
+def test_an_entity_is_one_span_whatever_tokens_it_holds(tokenizer, tok_info):
+    text = "They flew to New   York  City in May."
+    (seg,) = make_segments(tokenizer, [text])
+    start, end = text.index("New"), text.index("City") + 4
+    ws = [i for i, (s, e) in enumerate(seg.offsets) if start < s < end and not text[s:e].strip()]
+    assert ws, "the text must hold whitespace-only tokens inside the entity"
+    pol = policies.create("ssm_v1", tok_info)
+    (ex,) = pol.mask_batch([seg], 0, entities=[[(start, end, "GPE")]])
+    assert ex.source_ids.count(tok_info.mask_id) == 1
+    idx = [i for i, m in enumerate(ex.mask) if m]
+    assert idx == list(range(idx[0], idx[-1] + 1)) and set(ws) <= set(idx)
+
+
+def test_dates_need_a_digit_as_realm_unless_all_dates_asked(tokenizer, tok_info):
+    text = "We met yesterday and again on 4 May 1891 in the summer."
+    (seg,) = make_segments(tokenizer, [text])
+    ents = [(text.index(w), text.index(w) + len(w), "DATE")
+            for w in ("yesterday", "4 May 1891", "the summer")]  # fmt: skip
+    realm = policies.create("ssm_v1", tok_info).token_spans(seg, ents)
+    every = policies.create("ssm_v1", tok_info, {"dates": "all"}).token_spans(seg, ents)
+    spelled = lambda spans: [text[seg.offsets[i][0] : seg.offsets[j - 1][1]].strip()  # noqa: E731
+                             for i, j in spans]  # fmt: skip
+    assert spelled(realm) == ["4 May 1891"]
+    assert spelled(every) == ["yesterday", "4 May 1891", "the summer"]

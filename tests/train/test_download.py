@@ -62,3 +62,22 @@ def test_malformed_download_and_missing_network_are_clear(tmp_path, monkeypatch)
         dl.download("nq", tmp_path / "out2", progress=False, force=True)
     with pytest.raises(TaskDataError, match="unknown task"):
         dl.download("squad", tmp_path)
+
+
+def test_dpr_file_is_kept_gzipped_and_policy_training_reads_it(tmp_path, monkeypatch):
+    from collections import Counter
+
+    from tests.train.task_fixtures import write_nq
+    from train.policy_sources import task_examples
+
+    src = tmp_path / "src"
+    src.mkdir()
+    write_nq(src, overlap=1)
+    names = ("NQ-open.train.jsonl", "NQ-open.dev.jsonl", "biencoder-nq-train.json.gz")
+    monkeypatch.setitem(dl.SOURCES, "nq", [((src / n).as_uri(), {"": n}) for n in names])
+    out = tmp_path / "out"
+    dl.download("nq", out, progress=False)
+    assert (out / names[2]).read_bytes() == (src / names[2]).read_bytes()
+    dropped = Counter()
+    assert task_examples("nq", out, "", dropped) and dropped["in_finetune_eval"] == 1
+    assert set(json.loads((out / "MANIFEST.json").read_text())) >= set(names)

@@ -76,9 +76,9 @@ def test_tiny_bart_improves_on_tiny_qa(tmp_path, tiny_bart, tiny_qa):
     assert metrics["dev"] == max(r["dev"] for r in evals)  # best checkpoint restored
     assert metrics["best_step"] in (50, 100, 150) and metrics["steps"] == 150
     preds = [json.loads(x) for x in (out / "predictions.test.jsonl").read_text().splitlines()]
-    assert len(preds) == metrics["test_examples"] == 16
+    assert len(preds) == metrics["test_examples"] == 32  # KILT: the full dev set, as the paper
     assert {"id", "prediction", "answers", "score"} <= set(preds[0])
-    assert [p["id"] for p in preds] == [f"dev{i}" for i in range(16, 32)]  # example order
+    assert [p["id"] for p in preds] == [f"dev{i}" for i in range(32)]  # example order
     assert metrics["test"] == pytest.approx(sum(p["score"] for p in preds) / len(preds))
     assert not list(out.glob("checkpoint-*"))  # removed once finished
 
@@ -232,3 +232,33 @@ def test_sigint_stops_finetuning_with_a_checkpoint_then_resumes(tmp_path, tiny_b
     assert json.loads((out / "metrics.json").read_text())["steps"] == 600
     losses = [r["step"] for r in _log(out) if "loss" in r and "dev" not in r]
     assert losses.count(1) == 1 and losses.count(step + 1) == 1  # ... from the checkpoint
+
+
+def test_every_n_epochs_and_kilt_halves(tmp_path, tiny_bart, tiny_qa):
+    out = tmp_path / "run"
+    args = ["--task", "zsre", "--data-dir", tiny_qa, "--model", tiny_bart, "--output-dir",
+            str(out), "batch_size=16", "max_epochs=3", "eval_every_epochs=2", "kilt_eval=halves",
+            "lr=1e-3", *FAST]  # fmt: skip
+    assert finetune_main(args) == 0
+    # 64 examples / 16 = 4 steps an epoch: epoch 2 (step 8) and the last, epoch 3 (step 12)
+    assert [r["step"] for r in _log(out) if "dev" in r] == [8, 12]
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["test_examples"] == 16 and metrics["dev_examples"] == 16
+
+
+def test_paper_yaml_is_table_5_and_nothing_more():
+    import yaml
+
+    paper = yaml.safe_load((ROOT / "configs" / "finetune" / "paper.yaml").read_text())
+    assert paper["patience"] == 0  # no early stopping in the paper
+    assert paper["eval_every_epochs"] in (2, 5) and paper["kilt_eval"] == "full_dev"
+    assert (paper["num_beams"], paper["length_penalty"], paper["no_repeat_ngram_size"]) == (
+        4,
+        1.0,
+        0,
+    )
+    assert (paper["lr"], paper["batch_size"], paper["warmup_steps"], paper["label_smoothing"],
+            paper["weight_decay"], paper["grad_clip"], paper["dropout"]) == (
+        1e-5, 32, 500, 0.1, 0.01, 0.1, 0.1)  # fmt: skip
+    cfg = FinetuneConfig(task="nq", data_dir="x", **{k: v for k, v in paper.items()})
+    assert cfg.patience == 0 and cfg.eval_every == 0

@@ -6,27 +6,27 @@ from __future__ import annotations
 import copy
 import json
 
+import numpy as np
 import pytest
 import torch
 
 from policies.networks import budget_regulariser
 from train.meta_policy import MetaConfig, load_models, make_batch, meta_step
-from train.policy_data import QAContext
+from train.policy_data import PolicyExample
 
 
 def _examples():
     texts = [("the secret word is apple today", "what is the secret word", "apple"),
              ("the secret word is river now", "what is the secret word", "river"),
              ("a blue stone lay by the old mill", "what lay by the mill", "blue stone")]  # fmt: skip
-    return [QAContext(str(i), c, q, a, c.find(a), c.find(a) + len(a))
-            for i, (c, q, a) in enumerate(texts)]  # fmt: skip
+    return [PolicyExample(str(i), c, q, a) for i, (c, q, a) in enumerate(texts)]
 
 
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory, tiny_bart):
     path = tmp_path_factory.mktemp("meta") / "ex.jsonl"
-    path.write_text("\n".join(json.dumps({"context": e.context, "question": e.question,
-                                          "answer": e.answer}) for e in _examples()))  # fmt: skip
+    path.write_text("\n".join(json.dumps({"context": e.context, "source": e.source,
+                                          "target": e.target}) for e in _examples()))  # fmt: skip
     cfg = MetaConfig(examples=str(path), model=tiny_bart, hidden=16, pretrain_lr=0.5,
                      finetune_lr=0.5, tau=1.0)  # fmt: skip
     tok, model, masker, _ = load_models(cfg)
@@ -37,10 +37,39 @@ def setup(tmp_path_factory, tiny_bart):
     return cfg, tok, model, masker
 
 
-def test_regulariser_zero_inside_band_quadratic_outside():
-    rates = torch.tensor([0.10, 0.15, 0.20, 0.25, 0.0, 0.40])
-    reg = budget_regulariser(rates, 0.15, 0.05)
-    assert torch.allclose(reg, torch.tensor([0.0, 0.0, 0.0, 0.05**2, 0.1**2, 0.2**2]))
+def test_regulariser_is_eq7_per_sequence_in_token_counts():
+    # row 0: 20 content tokens, 6 masked (30%); row 1: 20 content tokens, none
+    # masked (collapsed); row 2: 40 content tokens, 6 masked (15%, in budget).
+    # Pooled, rows 0 and 1 mask 15% together: the old pooled-rate form gave 0.
+    content = torch.zeros(3, 42)
+    content[0, 1:21] = content[1, 1:21] = content[2, 1:41] = 1
+    mask = torch.zeros(3, 42, requires_grad=True)
+    with torch.no_grad():
+        mask[0, 1:7] = 1
+        mask[2, 1:7] = 1
+    reg = budget_regulariser(mask, content, gamma=0.15, eps=0.05)
+    # by hand: gamma*l(x) - l(d) = 3 - 6 = -3 (|-3| > 1: counted), 3 - 0 = 3 (counted),
+    # 6 - 6 = 0 (not counted); mean over the batch of 3
+    assert reg.item() == pytest.approx((9 + 9 + 0) / 3)
+    reg.backward()
+    grad = mask.grad
+    assert grad[0, 1].item() == pytest.approx(2 * 3 / 3)  # d/dd of (3 - l(d))^2 / 3 at l(d) = 6
+    assert grad[1, 1].item() == pytest.approx(-2 * 3 / 3)  # the collapsed row is pushed to mask
+    assert torch.all(grad[2] == 0) and torch.all(grad[:, 21:41][:2] == 0)  # padding: no gradient
+    inside = torch.zeros(1, 42)
+    inside[0, 1:3] = 1  # 2 of 20: |3 - 2| = 1, not more than eps * 20 = 1
+    assert budget_regulariser(inside, content[:1], 0.15, 0.05).item() == 0.0
+    just_out = torch.zeros(1, 42)
+    just_out[0, 1:2] = 1  # 1 of 20: |3 - 1| = 2 > 1
+    assert budget_regulariser(just_out, content[:1], 0.15, 0.05).item() == pytest.approx(4.0)
+
+
+def test_meta_masker_has_the_papers_size_with_bart_base_embeddings(capsys):
+    from policies.networks import MetaMasker
+
+    masker = MetaMasker(torch.zeros(50265, 768))  # BART-base's vocabulary and width
+    n = sum(p.numel() for p in masker.parameters())
+    assert abs(n - 40e6) <= 0.1 * 40e6, n
 
 
 @pytest.mark.parametrize("backend", ["higher", "func"])
@@ -132,7 +161,7 @@ _FILL = ["the", "a", "one", "old", "new", "small", "big", "green", "quiet", "lou
          "late"]  # fmt: skip
 
 
-def _code_examples(n: int, seed: int) -> list[QAContext]:
+def _code_examples(n: int, seed: int) -> list[PolicyExample]:
     """Closed-book QA in miniature: "... the code of KEY is WORD ..." and "what
     is the code of KEY" -> WORD, with a fixed KEY -> WORD table. Masking WORD
     in pre-training is what teaches the table."""
@@ -146,8 +175,7 @@ def _code_examples(n: int, seed: int) -> list[QAContext]:
         pre = " ".join(rng.choices(_FILL, k=rng.randint(1, 4)))
         post = " ".join(rng.choices(_FILL, k=rng.randint(1, 4)))
         c = f"{pre} the code of {key} is {word} {post}"
-        k = c.index(f" is {word} ") + 4
-        out.append(QAContext(str(i), c, f"what is the code of {key}", word, k, k + len(word)))
+        out.append(PolicyExample(str(i), c, f"what is the code of {key}", word))
     return out
 
 
@@ -157,23 +185,25 @@ def test_mask_probability_rises_on_the_helpful_token(tmp_path):
     """With `outer_loss=after`, answers prefixed as in the context, inner steps
     of 0.05 and a model that already copies its input, the policy's mask
     probability on the answer word rises relative to every other token while
-    the budget regulariser holds the overall rate (so the absolute probability
-    of every token falls from the initial 0.5). Measured: ratio 1.00 -> 1.21
-    after 600 steps, 1.2-1.45 from step 200 to 1,500; the paper's `difference`
-    gave 1.13 at 600. With inner steps of 0.5 the gradient on the answer's mask
-    has the other sign: one large step on an unpredictable masked word hurts."""
+    the budget regulariser (Eq. 7, β 0.01 in squared token counts) holds the
+    overall rate (so the absolute probability of every token falls from the
+    initial 0.5): the ratio passes 1.1 within 600 steps. (With the earlier
+    pooled-rate regulariser at β 10 it measured 1.21 at 600 steps, and 1.13
+    with the paper's `difference`.) With inner steps of 0.5 the gradient on
+    the answer's mask has the other sign: one large step on an unpredictable
+    masked word hurts."""
     import random
 
     from maskpt.core.tokenizer import train_tokenizer
     from tests.helpers import save_tiny_bart
 
     examples = _code_examples(400, seed=0)
-    tok = train_tokenizer([e.context for e in examples] + [e.question for e in examples],
+    tok = train_tokenizer([e.context for e in examples] + [e.source for e in examples],
                           tmp_path / "tok", vocab_size=400, min_frequency=1)  # fmt: skip
     path = tmp_path / "ex.jsonl"
     path.write_text("")
     cfg = MetaConfig(examples=str(path), model=save_tiny_bart(tok, tmp_path / "bart", d_model=64),
-                     hidden=32, pretrain_lr=0.05, finetune_lr=0.05, policy_lr=3e-3, beta=10.0,
+                     hidden=32, pretrain_lr=0.05, finetune_lr=0.05, policy_lr=3e-3, beta=0.01,
                      outer_loss="after", target_prefix_space=True, backend="func")  # fmt: skip
     torch.manual_seed(0)
     tok, model, masker, _ = load_models(cfg)
@@ -212,3 +242,32 @@ def test_mask_probability_rises_on_the_helpful_token(tmp_path):
     assert abs(start - 1) < 0.02
     assert ratio() > 1.1
     assert 0.05 < sum(rates[-100:]) / 100 < 0.4  # the budget holds the overall rate
+
+
+@pytest.mark.parametrize("task", ["wow", "wiqa", "quartz", "ropes"])
+def test_meta_learns_from_a_non_extractive_task_and_preprocessing_deploys_it(
+    task, tmp_path, tiny_bart, tokenizer
+):
+    """None of these tasks has its target inside its context: the meta trainer
+    takes every (c, s, t), the fine-tuning dev/test questions excluded."""
+    from preprocess.config import PreprocessConfig
+    from preprocess.inspection import verify
+    from preprocess.pipeline import run_preprocess
+    from tests.helpers import bundled_texts, write_jsonl
+    from tests.train.task_fixtures import write_task
+    from train.meta_policy import train
+
+    folder = write_task(task, tmp_path / task, overlap=2)
+    out = tmp_path / "meta"
+    cfg = MetaConfig(task=task, data_dir=str(folder), model=tiny_bart, output_dir=str(out),
+                     steps=3, batch_size=4, hidden=16, log_every=1, max_length=64)  # fmt: skip
+    last = train(cfg, progress=False)
+    assert last["step"] == 3 and np.isfinite(last["meta_loss"])
+    info = json.loads((out / "policy.json").read_text())["training"]
+    assert info["examples"] >= 8 and info["dropped"]["in_finetune_eval"] == 2
+    corpus = write_jsonl(tmp_path / "docs.jsonl", bundled_texts()[:4])
+    index = run_preprocess(PreprocessConfig(inputs=(str(corpus),), output=str(tmp_path / "shards"),
+                                            policy="meta_v1", policy_config={"checkpoint": str(out)},
+                                            tokenizer=tokenizer.name_or_path),
+                           progress=False, use_ray=False)  # fmt: skip
+    assert verify(tmp_path / "shards") == [] and index.counts.segments_written > 0

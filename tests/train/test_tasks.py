@@ -65,8 +65,14 @@ def test_ay2_fixture_kilt_format(tmp_path):
     ]
     (tmp_path / "aidayago2-dev-kilt.jsonl").write_text("\n".join(json.dumps(r) for r in rows))
     dev, test = load_split("ay2", tmp_path, "dev"), load_split("ay2", tmp_path, "test")
-    assert [e.id for e in dev + test] == ["ay0", "ay1", "ay2", "ay3"]
+    # KILT: the full dev set is both what selects and what is reported (the paper's Table 2)
+    assert [e.id for e in dev] == [e.id for e in test] == ["ay0", "ay1", "ay2", "ay3"]
     assert dev[0].target == "Germany" and "[START_ENT]" in dev[0].source
+    first = load_split("ay2", tmp_path, "dev", kilt_eval="halves")
+    second = load_split("ay2", tmp_path, "test", kilt_eval="halves")
+    assert [e.id for e in first + second] == ["ay0", "ay1", "ay2", "ay3"] and len(first) == 2
+    with pytest.raises(TaskDataError, match="kilt_eval"):
+        load_split("ay2", tmp_path, "dev", kilt_eval="thirds")
 
 
 @pytest.mark.parametrize(
@@ -75,9 +81,9 @@ def test_ay2_fixture_kilt_format(tmp_path):
         ("nq", "natural_questions", "test", 3610),
         ("tqa", "trivia_qa", "test", 3),
         ("wq", "web_questions", "dev", 0),
-        ("zsre", "kilt", "dev", 2),
-        ("zsre", "kilt", "test", 3),
-        ("wow", "kilt", "test", 3),
+        ("zsre", "kilt", "dev", 5),  # KILT: the full dev set (5 records in the sample)
+        ("zsre", "kilt", "test", 5),
+        ("wow", "kilt", "test", 5),
         ("ropes", "ropes", "dev", 4),
         ("ropes", "ropes", "test", 4),
         ("wiqa", "wiqa", "dev", 2),

@@ -1,0 +1,217 @@
+"""The demo's stages (`maskpt demo`), each skipped on a rerun when its output
+is complete. Layout under OUT:
+
+    world/, tokenizer/                       the synthetic world and its BPE
+    policies/<row>/                          learned policies (sup, meta; *_transfer:
+                                             learned on some attributes' questions only)
+    shards/<row>/                            each row's policy applied to the corpus
+    pretrain/general/, pretrain/<row>/seed<k>/   train/pretrain.py runs (seed k)
+    finetune/<row>/synth/lr…_bs…_seed<r>/    fine-tuning run r: pre-training seed
+                                             r // seeds, fine-tuning seed r
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+LEARNED = {"sup_v1": "sup", "meta_v1": "meta"}
+TRANSFER = "_transfer"
+
+
+def policy_of(row: str) -> str:
+    """`sup_v1_transfer` -> sup_v1."""
+    return row.removesuffix(TRANSFER)
+
+
+class Demo:
+    """The stages, sharing the output folder, the config and the console."""
+
+    def __init__(self, cfg, out: Path, console):
+        self.cfg, self.out, self.console = cfg, out, console
+        self.world = out / "world"
+        self.tokenizer = out / "tokenizer"
+        self.stage_no = 0
+
+    def stage(self, title: str) -> None:
+        self.stage_no += 1
+        self.console.rule(f"[bold]{self.stage_no}/8 {title}")
+
+    def make_world(self) -> None:
+        from maskpt.world import generate
+
+        self.stage("synthetic world")
+        if (self.world / "world.json").exists():
+            counts = json.loads((self.world / "world.json").read_text())["counts"]
+            self.console.print(f"exists: {self.world}")
+        else:
+            counts = generate(self.cfg.world, self.world)
+        self.console.print(
+            f"{counts['corpus_docs']} articles about the people asked about, "
+            f"{counts['background_docs']} about background people; QA train/dev/test "
+            f"{counts['qa_train']}/{counts['qa_dev']}/{counts['qa_test']}"
+        )
+
+    def make_tokenizer(self) -> None:
+        import shutil
+
+        from maskpt.core.tokenizer import train_tokenizer
+
+        self.stage("tokenizer")
+        if (self.tokenizer / "tokenizer.json").exists():
+            self.console.print(f"exists: {self.tokenizer}")
+            return
+        texts = [
+            json.loads(line)["text"]
+            for name in ("corpus.jsonl", "background.jsonl")
+            for line in (self.world / name).read_text(encoding="utf-8").splitlines()
+        ]
+        tmp = self.out / ".tokenizer.tmp"
+        shutil.rmtree(tmp, ignore_errors=True)
+        tok = train_tokenizer(texts, tmp, vocab_size=self.cfg.vocab_size, min_frequency=1)
+        tmp.rename(self.tokenizer)
+        self.console.print(f"a {len(tok)}-token byte-level BPE -> {self.tokenizer}")
+
+    def preprocess(self, policy: str, corpus: Path, folder: Path, checkpoint: str = "") -> dict:
+        from preprocess.config import PreprocessConfig
+        from preprocess.inspection import verify
+        from preprocess.pipeline import run_preprocess
+
+        policy_config = {"checkpoint": checkpoint} if checkpoint else {}
+        if policy == "sup_v1":  # one of its top 5 spans: top1 masks the same attribute every time
+            policy_config["mode"] = "sample"
+        cfg = PreprocessConfig(
+            inputs=(str(corpus),), output=str(folder), policy=policy,
+            policy_config=policy_config,
+            tokenizer=str(self.tokenizer), seed=self.cfg.seed, max_length=self.cfg.max_length,
+            format="arrow", docs_per_unit=200, shard_size=5000,
+        )  # fmt: skip
+        index = run_preprocess(cfg, progress=True)
+        problems = verify(folder)
+        if problems:
+            raise RuntimeError(f"{folder}: shards do not verify: {problems[0]}")
+        c = index.counts
+        skipped = sum(c.skipped_segments.values()) + sum(c.skipped_documents.values())
+        self.console.print(
+            f"{policy}: {c.segments_written} examples ({skipped} skipped), mask ratio "
+            f"{c.mask_ratio:.1%} -> {folder}"
+        )
+        return index
+
+    def pretrain(self, name: str, shards: Path, init: str, steps: int, seed: int = 0) -> Path:
+        """One run of train/pretrain.py in its own process; returns the exported
+        model. `seed` shifts the data order and the per-epoch masks."""
+        run = self.out / "pretrain" / name
+        hf = run / "hf"
+        if (run / "DONE").exists():
+            self.console.print(f"{name}: exists ({hf})")
+            return hf
+        run.mkdir(parents=True, exist_ok=True)
+        c = self.cfg
+        cfg = {
+            "model": {"name_or_path": init, "tokenizer": str(self.tokenizer),
+                      "config": {} if init else c.model},
+            "seed": c.seed + seed, "max_length": c.max_length, "global_batch": c.batch,
+            "micro_batch": c.batch // 2, "total_steps": steps, "zero_stage": 1,
+            "precision": "fp32", "optim": {"lr": c.lr, "warmup_steps": min(c.warmup, steps)},
+            "data": {"shards": [str(shards)], "remask": c.remask, "mask_seed": c.seed + seed},
+            "output_dir": str(run), "save_every": max(100, steps // 4),
+            "log_every": max(1, steps // 20),
+        }  # fmt: skip
+        import yaml
+
+        path = run / "pretrain.yaml"
+        path.write_text(
+            f"# Used by: python -m train.pretrain --config {path}  (written by maskpt demo)\n"
+            + yaml.safe_dump(cfg, sort_keys=False)
+        )
+        cmd = [sys.executable, "-m", "train.pretrain", "--config", str(path)]
+        if (run / "checkpoints" / "latest").exists():
+            cmd.append("--resume")
+        self.console.print("$ " + " ".join(cmd))
+        proc = subprocess.run(cmd)
+        if proc.returncode != 0:
+            raise RuntimeError(
+                f"pre-training {name} failed (exit {proc.returncode}); its output is above, "
+                f"its log in {run / 'log.jsonl'}; rerun the demo to resume it"
+            )
+        logs = [json.loads(x) for x in (run / "log.jsonl").read_text().splitlines()]
+        self.console.print(
+            f"{name}: loss {logs[0]['loss']:.3f} (step {logs[0]['step']}) -> "
+            f"{logs[-1]['loss']:.3f} (step {logs[-1]['step']})"
+        )
+        (run / "DONE").write_text("")
+        return hf
+
+    def policy_examples(self, row: str) -> str:
+        """The QA train split's (c, s, t); a transfer row keeps only the
+        questions about the configured attributes."""
+        examples = self.world / "policy_examples.jsonl"
+        if not row.endswith(TRANSFER):
+            return str(examples)
+        keep = set(self.cfg.transfer)
+        path = self.out / "policies" / "transfer_examples.jsonl"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        lines = [x for x in examples.read_text().splitlines()
+                 if json.loads(x)["id"].split("-")[1] in keep]  # fmt: skip
+        path.write_text("\n".join(lines) + "\n")
+        return str(path)
+
+    def train_policy(self, row: str, base: Path) -> Path:
+        policy = policy_of(row)
+        folder = self.out / "policies" / (LEARNED[policy] + row[len(policy) :])
+        if (folder / "DONE").exists():
+            self.console.print(f"{row}: exists ({folder})")
+            return folder
+        examples = self.policy_examples(row)
+        c = self.cfg
+        if policy == "sup_v1":
+            from train.supervised_policy import SupervisedConfig, train
+
+            s = train(SupervisedConfig(
+                examples=examples, model=str(base), output_dir=str(folder), epochs=1000,
+                max_steps=c.policy_steps, lr=1e-3, batch_size=32, hidden=128,
+                max_length=c.max_length, max_span_length=6, seed=c.seed,
+            ))  # fmt: skip
+            self.console.print(f"{row}: validation top-1 span accuracy {s['val_top1']:.2f}")
+        else:
+            from train.meta_policy import MetaConfig, train
+
+            # the settings under which the meta test's policy learns (tests/train/
+            # test_meta_policy.py): plain-MAML outer loss, inner steps of 0.05, answers
+            # with the tokens they have in the context; Eq. 7 with beta in token counts
+            last = train(MetaConfig(
+                examples=examples, model=str(base), output_dir=str(folder),
+                steps=c.meta_steps, batch_size=8, pretrain_lr=0.05, finetune_lr=0.05,
+                policy_lr=3e-3, beta=c.meta_beta, hidden=128, max_length=c.max_length,
+                outer_loss="after", target_prefix_space=True, backend="func", seed=c.seed,
+            ))  # fmt: skip
+            self.console.print(
+                f"{row}: last meta loss {last['meta_loss']:.4f}, mask rate "
+                f"{last['mask_rate']:.3f}, rows in budget {last['rows_in_budget']:.2f}"
+            )
+        (folder / "DONE").write_text("")
+        return folder
+
+    def finetune(self, row: str, model: Path, run_no: int) -> dict:
+        from train.finetune import FinetuneConfig, finetune
+
+        c = self.cfg
+        run = self.out / "finetune" / row / "synth" / f"lr{c.ft_lr:g}_bs{c.ft_batch}_seed{run_no}"
+        if (run / "metrics.json").exists():
+            return json.loads((run / "metrics.json").read_text())
+        cfg = FinetuneConfig(
+            task="synth", data_dir=str(self.world / "qa"), model=str(model),
+            output_dir=str(run), seed=run_no, lr=c.ft_lr, batch_size=c.ft_batch,
+            max_steps=c.ft_steps, eval_every=max(1, c.ft_steps // 8), patience=0,
+            warmup_steps=max(1, c.ft_steps // 10), label_smoothing=0.0, dropout=0.0,
+            num_beams=1, max_gen_length=8, max_source_length=32, max_target_length=12,
+            target_prefix_space=True, report_to=("none",), log_every=max(1, c.ft_steps // 8),
+        )  # fmt: skip
+        metrics = finetune(cfg)
+        self.console.print(
+            f"{row} run {run_no}: dev EM {metrics['dev']:.3f}, test EM {metrics['test']:.3f}"
+        )
+        return metrics
