@@ -8,6 +8,7 @@ through the decoder, each about N/2; attention FLOPs are small at length 128). P
 H100 SXM dense bf16 figure (989 TFLOP/s); pass --peak-tflops for other cards.
 
     python -m bench.pretrain_gpu [--micro-batch 64] [--steps 30] [--peak-tflops 989]
+    python -m bench.pretrain_gpu --rehearse --micro-batch 4 --steps 6 --warmup 2   # CPU
 
 Builds BART-base from its config (no download needed) with a random batch of
 the right shape: this measures the model step, not the data path (see
@@ -21,6 +22,16 @@ import os
 import time
 
 
+def _timed(step, steps: int, warmup: int, sync) -> float:
+    for k in range(steps):
+        if k == warmup:
+            sync()
+            t0 = time.perf_counter()
+        step()
+    sync()
+    return time.perf_counter() - t0
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -30,72 +41,72 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=30)
     ap.add_argument("--warmup", type=int, default=5)
     ap.add_argument("--peak-tflops", type=float, default=989.0)
+    ap.add_argument("--rehearse", action="store_true",
+                    help="without CUDA: a tiny model in fp32 on CPU over gloo (checks the script)")  # fmt: skip
     args = ap.parse_args()
 
     import deepspeed
     import torch
     from transformers import BartConfig, BartForConditionalGeneration
 
-    if not torch.cuda.is_available():
-        raise SystemExit("needs a CUDA GPU")
-    for k, v in {
-        "RANK": "0",
-        "LOCAL_RANK": "0",
-        "WORLD_SIZE": "1",
-        "MASTER_ADDR": "127.0.0.1",
-        "MASTER_PORT": "29511",
-    }.items():
+    cuda = torch.cuda.is_available()
+    if not cuda and not args.rehearse:
+        raise SystemExit("needs a CUDA GPU (--rehearse runs a tiny model on CPU)")
+    for k, v in {"RANK": "0", "LOCAL_RANK": "0", "WORLD_SIZE": "1",
+                 "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": "29511"}.items():  # fmt: skip
         os.environ.setdefault(k, v)
-    deepspeed.init_distributed("nccl", verbose=False)
-    cfg = BartConfig(
-        vocab_size=50265,
-        d_model=768,
-        encoder_layers=6,
-        decoder_layers=6,
-        encoder_attention_heads=12,
-        decoder_attention_heads=12,
-        encoder_ffn_dim=3072,
-        decoder_ffn_dim=3072,
-        max_position_embeddings=1024,
-    )
+    deepspeed.init_distributed("nccl" if cuda else "gloo", verbose=False)
+    size = (dict(d_model=768, encoder_layers=6, decoder_layers=6, encoder_attention_heads=12,
+                 decoder_attention_heads=12, encoder_ffn_dim=3072, decoder_ffn_dim=3072)
+            if cuda else dict(d_model=64, encoder_layers=1, decoder_layers=1,
+                              encoder_attention_heads=2, decoder_attention_heads=2,
+                              encoder_ffn_dim=128, decoder_ffn_dim=128))  # fmt: skip
+    cfg = BartConfig(vocab_size=50265 if cuda else 1000, max_position_embeddings=1024, **size)
+    device = "cuda" if cuda else "cpu"
+    sync = torch.cuda.synchronize if cuda else (lambda: None)
+    g = torch.Generator(device=device).manual_seed(0)
+    shape = (args.micro_batch, args.seq_len)
+    src = torch.randint(5, cfg.vocab_size, shape, device=device, generator=g)
+    labels = torch.randint(5, cfg.vocab_size, shape, device=device, generator=g)
+
+    torch.manual_seed(0)
     model = BartForConditionalGeneration(cfg)
     n_params = sum(p.numel() for p in model.parameters())
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
     engine, _, _, _ = deepspeed.initialize(
-        model=model,
-        optimizer=opt,
-        config={
-            "train_micro_batch_size_per_gpu": args.micro_batch,
-            "gradient_accumulation_steps": 1,
-            "zero_optimization": {"stage": 2},
-            "bf16": {"enabled": True},
-            "zero_allow_untested_optimizer": True,
-            "steps_per_print": 10**9,
-        },
-    )
-    g = torch.Generator(device="cuda").manual_seed(0)
-    shape = (args.micro_batch, args.seq_len)
-    src = torch.randint(5, cfg.vocab_size, shape, device="cuda", generator=g)
-    labels = torch.randint(5, cfg.vocab_size, shape, device="cuda", generator=g)
-    for step in range(args.steps):
-        if step == args.warmup:
-            torch.cuda.synchronize()
-            t0 = time.perf_counter()
+        model=model, optimizer=torch.optim.AdamW(model.parameters(), lr=1e-4),
+        config={"train_micro_batch_size_per_gpu": args.micro_batch,
+                "gradient_accumulation_steps": 1, "zero_optimization": {"stage": 2},
+                "bf16": {"enabled": cuda}, "zero_allow_untested_optimizer": True,
+                "steps_per_print": 10**9})  # fmt: skip
+
+    def recipe_step():
         loss = engine(input_ids=src, labels=labels).loss
         engine.backward(loss)
         engine.step()
-    torch.cuda.synchronize()
-    secs = time.perf_counter() - t0
+
+    recipe = _timed(recipe_step, args.steps, args.warmup, sync)
+    torch.manual_seed(0)  # the baseline: plain PyTorch, bf16 autocast, fused AdamW
+    plain_model = BartForConditionalGeneration(cfg).to(device)
+    opt = torch.optim.AdamW(plain_model.parameters(), lr=1e-4, fused=cuda)
+
+    def plain_step():
+        with torch.autocast(device, dtype=torch.bfloat16, enabled=cuda):
+            loss = plain_model(input_ids=src, labels=labels).loss
+        loss.backward()
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+
+    plain = _timed(plain_step, args.steps, args.warmup, sync)
     # one "token" = one source position with its target position: each passes through
     # the encoder or the decoder half of N, so 6 * N * tokens counts both halves once
     tokens = (args.steps - args.warmup) * args.micro_batch * args.seq_len
-    tps = tokens / secs
-    mfu = 6 * n_params * tps / (args.peak_tflops * 1e12)
-    print(
-        f"{torch.cuda.get_device_name()}: BART-base ({n_params / 1e6:.0f} M params), micro-batch "
-        f"{args.micro_batch} x {args.seq_len}: {tps:,.0f} tokens/s, MFU {mfu:.1%} "
-        f"(peak {args.peak_tflops:.0f} TFLOP/s)"
-    )
+    name = torch.cuda.get_device_name() if cuda else "CPU (rehearsal, tiny model, fp32)"
+    for label, secs in (("recipe (DeepSpeed ZeRO-2)", recipe), ("plain PyTorch loop", plain)):
+        tps = tokens / secs
+        mfu = f", MFU {6 * n_params * tps / (args.peak_tflops * 1e12):.1%}" if cuda else ""
+        print(f"{name}: {label}: {n_params / 1e6:.0f} M params, micro-batch {args.micro_batch} "
+              f"x {args.seq_len}: {tps:,.0f} tokens/s{mfu}")  # fmt: skip
+    print(f"recipe = {plain / recipe:.2f}x the plain loop (goal >= 0.95x)")
 
 
 if __name__ == "__main__":

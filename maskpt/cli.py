@@ -30,6 +30,7 @@ COMMANDS = {
     "analyze": ("maskpt.analyze",
                 "what policies mask: POS of masked words, mask vs corpus frequency (plots, CSV)"),
     "pretrain": ("train.pretrain", "intermediate pre-training with DeepSpeed ZeRO (train/pretrain.py)"),
+    "export": ("train.export", "a saved pre-training checkpoint as a Hugging Face model folder"),
     "train-policy": ("maskpt.commands.tasks",
                      "train a learned masking policy: `supervised` (sup_v1) or `meta` (meta_v1)"),
     "finetune": ("train.finetune",

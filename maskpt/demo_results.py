@@ -6,7 +6,8 @@ attribute and on the transfer attributes, the meta policy's per-row mask
 rates against its budget, and the mask analysis of every row's shards
 (`maskpt/analyze.py`).
 
-Writes OUT/results.md, OUT/results.json, OUT/em.png and OUT/analysis/.
+Writes OUT/results.md, OUT/results.json, OUT/em.png, OUT/loss.png (every
+pre-training run's loss curve) and OUT/analysis/.
 """
 
 from __future__ import annotations
@@ -118,12 +119,13 @@ def results(out: Path, rows: list[str], plots: list[str], console) -> dict:
         "",
         f"World: {world['counts']}.",
         "",
-        *[f"![{Path(p).stem}]({Path(p).relative_to(out)})" for p in plots],
+        *[f"![{Path(p).stem}]({Path(p).relative_to(out)})" for p in [*plots, out / "loss.png"]],
         "",
     ]  # fmt: skip
     (out / "results.md").write_text("\n".join(md))
     (out / "results.json").write_text(json.dumps(table, indent=1) + "\n")
     _plot_em(table, out / "em.png")
+    _plot_losses(out / "pretrain", out / "loss.png")
 
     view = Table(title="closed-book QA exact match x100 (mean ± std over runs)")
     view.add_column("intermediate pre-training")
@@ -139,7 +141,7 @@ def results(out: Path, rows: list[str], plots: list[str], console) -> dict:
             for x in cells
         ])  # fmt: skip
     console.print(view)
-    console.print(f"wrote {out / 'results.md'}, results.json, em.png and analysis/")
+    console.print(f"wrote {out / 'results.md'}, results.json, em.png, loss.png and analysis/")
     return table
 
 
@@ -159,6 +161,27 @@ def _plot_em(table: dict, path: Path) -> None:
     ax.set_ylabel("test EM x100")
     ax.set_title("Closed-book QA on the synthetic world")
     ax.tick_params(axis="x", labelrotation=20)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def _plot_losses(pretrain: Path, path: Path) -> None:
+    """Every pre-training run's loss curve (its log.jsonl), one line per run."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for log in sorted(pretrain.rglob("log.jsonl")):
+        recs = [json.loads(x) for x in log.read_text().splitlines() if x.strip()]
+        name = str(log.parent.relative_to(pretrain))
+        ax.plot([r["step"] for r in recs], [r["loss"] for r in recs], label=name, lw=1)
+    ax.set_xlabel("step")
+    ax.set_ylabel("pre-training loss")
+    ax.set_yscale("log")
+    ax.legend(fontsize=6, ncol=2)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)

@@ -1,7 +1,12 @@
 """`maskpt preprocess`: documents -> masked shards on Ray.
 
-The driver streams the inputs as units (`preprocess.units`) and hands them to
-a pool of Ray actors, at most `max_in_flight` per actor, so memory stays flat.
+The driver plans the inputs as units (`preprocess/plan.py`: byte ranges of a
+multistream dump from its index, of a JSONL file at line ends, Parquet row
+groups) without parsing them, and hands the units to a pool of Ray actors,
+at most `max_in_flight` per actor; each actor reads its own units, so the
+driver is not the ceiling however many nodes there are. Inputs that cannot
+be split (a bz2 dump without its index, compressed JSONL) are streamed by
+the driver as before, with a warning.
 Each actor loads the tokenizer and the policy once (for `ssm_v1`: spaCy's NER,
 run with `nlp.pipe` over a unit's segments), processes whole units, and writes
 each unit's shards and then its `.done` marker. Policies with `wants_gpu`
@@ -34,7 +39,8 @@ from maskpt.core.tokenizer import TokenizerInfo, load_tokenizer, tokenizer_finge
 from preprocess.config import PreprocessConfig
 from preprocess.index import INDEX, InputRef, PolicyInfo, ShardIndex, TokenizerRef
 from preprocess.manifest import claim_folder, finalize, planned_moves
-from preprocess.units import Unit, UnitMarker, iter_units, process_unit, read_marker
+from preprocess.plan import Unit, plan_units
+from preprocess.units import UnitMarker, process_unit, read_marker
 
 
 class UnitFailed(RuntimeError):
@@ -167,7 +173,7 @@ def _run_here(cfg: PreprocessConfig, tok, policy, out: Storage) -> list[UnitMark
     moved = planned_moves(out)
     markers: list[UnitMarker] = []
     try:
-        for unit in iter_units(cfg.inputs, cfg.docs_per_unit):
+        for unit in plan_units(cfg.inputs, cfg.docs_per_unit):
             markers.append(read_marker(out, unit.id, moved) or process_unit(
                 unit, tok, policy, cfg.seed, cfg.max_length, out, cfg.formats, cfg.shard_size))  # fmt: skip
     except KeyboardInterrupt:
@@ -204,6 +210,20 @@ def ray_session(address: str | None = None, num_cpus: int | None = None):
             stop_watchdog(watchdog)
 
 
+def planned(cfg: PreprocessConfig):
+    """The units and, when every input can be cut from metadata alone, the
+    number of records they hold (the progress bar's total). Inputs the driver
+    has to stream stay a lazy iterator, with no total."""
+    from preprocess.plan import splittable
+
+    kinds = {splittable(Path(p)) for p in cfg.inputs}
+    if "records" in kinds:
+        return plan_units(cfg.inputs, cfg.docs_per_unit), None
+    units = list(plan_units(cfg.inputs, cfg.docs_per_unit))
+    known = "file" not in kinds  # a text file's documents are counted by reading it
+    return units, sum(u.size for u in units) if known else None
+
+
 def _run_on_ray(cfg, policy, spec, out: Storage, progress: bool) -> list[UnitMarker]:
     with ray_session(cfg.address):
         return _run_units(cfg, policy, spec, out, progress)
@@ -212,11 +232,11 @@ def _run_on_ray(cfg, policy, spec, out: Storage, progress: bool) -> list[UnitMar
 class _Progress:
     """The progress bar and its rates over finished units."""
 
-    def __init__(self, name: str, enabled: bool):
+    def __init__(self, name: str, enabled: bool, total: int | None = None):
         from tqdm import tqdm
 
         self.bar = tqdm(desc=f"preprocess {name}", unit=" docs", disable=not enabled,
-                        dynamic_ncols=True)  # fmt: skip
+                        total=total, dynamic_ncols=True)  # fmt: skip
         self.start = time.monotonic()
         self.totals = {"segments": 0, "tokens": 0, "skipped": 0}
         self.markers: list[UnitMarker] = []
@@ -288,11 +308,12 @@ def _run_units(cfg, policy, spec, out: Storage, progress: bool) -> list[UnitMark
     args = (cfg.tokenizer, policy, cfg.seed, cfg.max_length, out.root_url, cfg.formats,
             cfg.shard_size, (socket.gethostname(), os.getpid()))  # fmt: skip
     pool = _Pool([remote_cls.remote(*args) for _ in range(n_workers)], cfg.max_in_flight, out)
-    prog = _Progress(spec.policy.name, progress)
+    units, total = planned(cfg)
+    prog = _Progress(spec.policy.name, progress, total)
     resumed = 0
     moved = planned_moves(out)
     try:
-        for unit in iter_units(cfg.inputs, cfg.docs_per_unit):
+        for unit in units:
             marker = read_marker(out, unit.id, moved)
             if marker is not None:
                 resumed += 1

@@ -3,12 +3,17 @@ cannot use, a `Skip` naming the file, line and reason, so nothing read is
 silently lost. Memory stays flat: files are read line by line.
 
 - JSONL: one object per line with `id`, `title` (optional) and `text`, the
-  layout of Hugging Face's `wikipedia` dataset.
+  layout of Hugging Face's `wikipedia` dataset; plain, or compressed as a
+  whole (`.jsonl.gz`, `.jsonl.zst`). A plain file can be read by byte range
+  (a planned unit: the lines that start inside it).
+- Parquet: columns `id`, `text` and optionally `title` (the layout of the
+  `wikimedia/wikipedia` dataset; `url` and others are ignored), by row group.
 - Plain text: documents separated by blank lines; ids `{file stem}-{n}`.
 """
 
 from __future__ import annotations
 
+import io
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,10 +23,38 @@ from maskpt.core.records import Document, Skip
 from preprocess.wikipedia import read_wikipedia_dump, read_wikipedia_pages
 
 
-def read_jsonl(path: str | Path) -> Iterator[Document | Skip]:
+def _open_lines(path: Path):
+    name = path.name.lower()
+    if name.endswith(".gz"):
+        import gzip
+
+        return gzip.open(path, "rb")
+    if name.endswith(".zst"):
+        import zstandard
+
+        return io.BufferedReader(zstandard.ZstdDecompressor().stream_reader(path.open("rb"),
+                                                                            closefd=True))  # fmt: skip
+    return path.open("rb")
+
+
+def _lines(f, start: int, end: int | None) -> Iterator[bytes]:
+    if start:
+        f.seek(start)
+    while end is None or f.tell() < end:
+        raw = f.readline()
+        if not raw:
+            return
+        yield raw
+
+
+def read_jsonl(
+    path: str | Path, start: int = 0, end: int | None = None, first_line: int = 1
+) -> Iterator[Document | Skip]:
+    """The records of a JSONL file, or of its lines in bytes [start, end)
+    (numbered from `first_line` in messages)."""
     path = Path(path)
-    with path.open("rb") as f:
-        for lineno, raw in enumerate(f, 1):
+    with _open_lines(path) as f:
+        for lineno, raw in enumerate(_lines(f, start, end), first_line):
             where = f"{path}:{lineno}"
             if not raw.strip():
                 continue
@@ -48,15 +81,45 @@ def read_jsonl(path: str | Path) -> Iterator[Document | Skip]:
                     where, f"missing_field:{bad}", f"{where}: field {bad!r} missing or not a string"
                 )
                 continue
-            doc = Document(id=str(obj["id"]), text=obj["text"], title=str(obj.get("title") or ""))
-            broken = next(
-                (k for k in ("id", "text", "title") if not _is_text(getattr(doc, k))), None
-            )
-            if broken:
-                yield Skip(where, "invalid_text", f"{where}: field {broken!r} holds a lone "
-                                                  "surrogate escape, not text")  # fmt: skip
-                continue
-            yield doc
+            yield _document(obj, where)
+
+
+def _document(obj: dict, where: str) -> Document | Skip:
+    doc = Document(id=str(obj["id"]), text=obj["text"], title=str(obj.get("title") or ""))
+    broken = next((k for k in ("id", "text", "title") if not _is_text(getattr(doc, k))), None)
+    if broken:
+        return Skip(where, "invalid_text", f"{where}: field {broken!r} holds a lone "
+                                           "surrogate escape, not text")  # fmt: skip
+    return doc
+
+
+def read_parquet(path: str | Path, row_groups=None) -> Iterator[Document | Skip]:
+    """The rows of a Parquet file (or of `row_groups`), one row group in memory at a time."""
+    import pyarrow.parquet as pq
+
+    path = Path(path)
+    try:
+        pf = pq.ParquetFile(path)
+    except Exception as exc:  # pyarrow raises several types for a file that is not Parquet
+        raise UserError(f"input {path}: not a Parquet file ({exc})") from exc
+    names = set(pf.schema_arrow.names)
+    missing = [c for c in ("id", "text") if c not in names]
+    if missing:
+        raise UserError(f"input {path}: Parquet column(s) {', '.join(missing)} missing "
+                        f"(has {', '.join(sorted(names))})")  # fmt: skip
+    columns = ["id", "text"] + (["title"] if "title" in names else [])
+    groups = range(pf.metadata.num_row_groups) if row_groups is None else row_groups
+    first = sum(pf.metadata.row_group(g).num_rows for g in range(groups[0])) if groups else 0
+    for g in groups:
+        for k, obj in enumerate(pf.read_row_group(g, columns=columns).to_pylist(), first):
+            where = f"{path}:row {k}"
+            bad = _bad_field(obj)
+            if bad:
+                yield Skip(where, f"missing_field:{bad}",
+                           f"{where}: field {bad!r} missing or not a string")  # fmt: skip
+            else:
+                yield _document(obj, where)
+        first += pf.metadata.row_group(g).num_rows
 
 
 def _is_text(s: str) -> bool:
@@ -115,12 +178,15 @@ def read_any(path: str | Path, raw: bool = False) -> Iterator:
     if not p.exists():
         raise InputNotFound(f"input {p} does not exist")
     name = p.name.lower()
-    if name.endswith((".jsonl", ".json")):
+    if name.endswith((".jsonl", ".json", ".jsonl.gz", ".jsonl.zst")):
         return read_jsonl(p)
+    if name.endswith(".parquet"):
+        return read_parquet(p)
     if name.endswith(".txt"):
         return read_text(p)
     if name.endswith((".xml", ".xml.bz2")):
         return read_wikipedia_pages(p) if raw else read_wikipedia_dump(p)
     if p.is_dir():
         raise UserError(f"input {p} is a folder; give the files in it")
-    raise UserError(f"input {p}: unknown format (expected .jsonl, .txt, .xml or .xml.bz2)")
+    raise UserError(f"input {p}: unknown format (expected .jsonl, .jsonl.gz, .jsonl.zst, "
+                    ".parquet, .txt, .xml or .xml.bz2)")  # fmt: skip

@@ -1,13 +1,13 @@
-"""Units of work and what one worker does with a unit.
+"""What one worker does with a unit, and the marker that says it is done.
 
-A unit is a deterministic slice of the input: `docs_per_unit` consecutive
-records of one input file (documents, raw dump pages, and records the reader
-could not use, which are counted where they fall). Its id is
-`<input index:03d>-<unit number:06d>`. Processing a unit — clean wikitext,
-segment, mask, write its shards, then its `.done` marker — depends only on
-the unit's records and the run's spec, so the output is the same whatever
-the worker count, and a rerun can skip units whose marker exists and whose
-shards are all there.
+A unit (`preprocess/plan.py`) is a deterministic part of one input, planned
+from the input alone: the worker reads it itself (a byte range of bz2
+streams or of lines, row groups, a file) or gets its records from the
+driver (inputs that cannot be split). Its id is `<input:03d>-<unit:06d>`.
+Processing a unit — read, clean wikitext, segment, mask, write its shards,
+then its `.done` marker — depends only on the unit and the run's spec, so
+the output is the same whatever the worker or node count, and a rerun can
+skip units whose marker exists and whose shards are all there.
 
 A unit's shards are staged as `_progress/units/part-<unit>-<k>.<ext>`; when
 every unit is done, `preprocess.manifest.finalize` moves them to their
@@ -16,24 +16,17 @@ numbered names (`arrow/shard-000000.arrow`, ...).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 
 from maskpt.core.storage import Storage
 from preprocess.counts import Counts
 from preprocess.index import PROGRESS, ShardEntry
 from preprocess.masking import mask_documents
-from preprocess.readers import read_any
+from preprocess.plan import Unit
 from preprocess.shards import FORMATS, row_of, write_shard
 from preprocess.wikipedia import RawPage
 
 STAGING = f"{PROGRESS}/units"
-
-
-@dataclass
-class Unit:
-    id: str
-    items: list  # Document | RawPage | Skip
 
 
 @dataclass(frozen=True)
@@ -58,20 +51,6 @@ class UnitMarker:
     def from_dict(cls, d: dict) -> UnitMarker:
         return cls(d["unit"], Counts.from_dict(d["counts"]),
                    tuple(ShardEntry(**s) for s in d["shards"]), tuple(d["doc_ids"]))  # fmt: skip
-
-
-def iter_units(inputs, docs_per_unit: int) -> Iterator[Unit]:
-    """Stream the inputs as units, in order; memory holds one unit."""
-    for i, path in enumerate(inputs):
-        items: list = []
-        n = 0
-        for item in read_any(path, raw=True):
-            items.append(item)
-            if len(items) == docs_per_unit:
-                yield Unit(f"{i:03d}-{n:06d}", items)
-                items, n = [], n + 1
-        if items:
-            yield Unit(f"{i:03d}-{n:06d}", items)
 
 
 def marker_name(unit_id: str) -> str:
@@ -118,7 +97,7 @@ def process_unit(
     rows = [
         row_of(ex, ann)
         for ex, ann in mask_documents(
-            _documents(unit.items), tokenizer, policy, seed, counts, max_length
+            _documents(unit.read()), tokenizer, policy, seed, counts, max_length
         )
     ]
     if guard is not None:

@@ -15,6 +15,15 @@ def test_cluster_config_passes_rays_validation():
     assert config["head_node_type"] == "head"
     assert any("pip install -e ~/maskpt" in c for c in config["setup_commands"])
     assert config["file_mounts"]["~/maskpt"] == "."
+    # every node runs Ray at the version this project installs (the client's)
+    import ray
+
+    images = [config["docker"]["image"], config["docker"]["worker_image"],
+              types["gpu_worker"]["docker"]["worker_image"]]  # fmt: skip
+    assert all(i.split(":")[1].startswith(ray.__version__ + "-py311") for i in images)
+    assert any(f"ray[data]=={ray.__version__}" in c for c in config["setup_commands"])
+    text = (ROOT / "ray_cluster.yaml").read_text() + (ROOT / "README.md").read_text()
+    assert "ray submit ray_cluster.yaml" not in text and "ray exec ray_cluster.yaml" in text
 
 
 def test_validation_catches_a_broken_config():

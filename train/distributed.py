@@ -116,3 +116,15 @@ def check_finite(loss, what: str) -> None:
             f"non-finite loss {what} on some rank (rank {rank}: loss {loss.item()}); "
             "stopping without saving"
         )
+
+
+def full_parameters(engine):
+    """A context in which `engine.module`'s parameters are whole: under ZeRO-3
+    every rank must enter it (a collective gather); otherwise it does nothing."""
+    import contextlib
+
+    if engine.zero_optimization_stage() != 3:
+        return contextlib.nullcontext()
+    import deepspeed
+
+    return deepspeed.zero.GatheredParameters(list(engine.module.parameters()), modifier_rank=None)

@@ -37,11 +37,12 @@ def load_pretrained(name_or_path: str, **kwargs):
     naming the folder or hub name when it cannot be loaded."""
     from transformers import BartForConditionalGeneration
 
-    from maskpt.core.hub import check_local_or_hub
+    from maskpt.core.hub import check_local_or_hub, from_local_or_hub
 
     check_local_or_hub(name_or_path, "model")
     try:
-        return BartForConditionalGeneration.from_pretrained(name_or_path, **kwargs)
+        return from_local_or_hub(BartForConditionalGeneration.from_pretrained, name_or_path,
+                                 "model", **kwargs)  # fmt: skip
     except OSError as exc:
         where = "folder" if Path(name_or_path).exists() else "hub name (or missing folder)"
         first = str(exc).splitlines()[0] if str(exc) else exc.__class__.__name__
@@ -75,13 +76,17 @@ def build_model(cfg: ModelConfig, tokenizer, seed: int):
     return model
 
 
-def export_pretrained(model, tokenizer, folder: str | Path) -> Path:
-    """`save_pretrained` of model (safetensors) and tokenizer into `folder`,
-    the tokenizer's `model_max_length` set to the model's positions so that
-    `truncation=True` keeps inputs the model can take."""
-    folder = Path(folder)
-    model.save_pretrained(str(folder), safe_serialization=True)
-    positions = getattr(model.config, "max_position_embeddings", None)
+def save_skeleton(model, tokenizer, folder: Path) -> None:
+    """The model's config and the tokenizer, without weights: what `maskpt
+    export` needs to turn a checkpoint into a Hugging Face folder."""
+    model.config.save_pretrained(str(folder))
+    save_tokenizer(tokenizer, folder, model.config)
+
+
+def save_tokenizer(tokenizer, folder: Path, config) -> None:
+    """`save_pretrained` of the tokenizer with `model_max_length` set to the
+    model's positions, so that `truncation=True` keeps inputs the model can take."""
+    positions = getattr(config, "max_position_embeddings", None)
     old = tokenizer.model_max_length
     try:
         if positions:
@@ -89,4 +94,13 @@ def export_pretrained(model, tokenizer, folder: str | Path) -> Path:
         tokenizer.save_pretrained(str(folder))
     finally:
         tokenizer.model_max_length = old
+
+
+def export_pretrained(model, tokenizer, folder: str | Path) -> Path:
+    """`save_pretrained` of model (safetensors) and tokenizer into `folder`,
+    the tokenizer's `model_max_length` set to the model's positions so that
+    `truncation=True` keeps inputs the model can take."""
+    folder = Path(folder)
+    model.save_pretrained(str(folder), safe_serialization=True)
+    save_tokenizer(tokenizer, folder, model.config)
     return folder

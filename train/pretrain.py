@@ -14,7 +14,10 @@ stream's position and a record of the data it means (`train/checkpoints.py`);
 yet seen, refusing other data or another batch layout by name. Ctrl-C or
 SIGTERM stops after the current step with a checkpoint. At the end the model
 and tokenizer are exported with `save_pretrained` to OUTPUT/hf for
-fine-tuning.
+fine-tuning; `maskpt export` makes the same folder from any checkpoint
+(OUTPUT/model holds the model's config and tokenizer for it). Loss, learning
+rate, grad norm, mask ratio and tokens/s go to log.jsonl and to DeepSpeed's
+monitor (TensorBoard under OUTPUT/monitor by default; `train/monitor.py`).
 
 The recipe in phases: `prepare` (everything that can fail on bad input,
 before any distributed set-up), `setup` (engine, stream, run folder),
@@ -31,7 +34,6 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
 
 import torch
 
@@ -43,129 +45,14 @@ from train.distributed import (
     check_finite,
     dist_env,
     finish_distributed,
+    full_parameters,
     init_deepspeed,
     split_batch,
     zero_config,
 )
-from train.model import ModelConfig, build_model, export_pretrained
-
-
-@dataclass(frozen=True)
-class DataConfig:
-    shards: tuple[str, ...] = ()
-    """Shard folders (local paths or fsspec URLs) written by `maskpt preprocess`."""
-    weights: tuple[float, ...] = ()
-    """Mixing weight per folder (default: equal)."""
-    shuffle: bool = True
-    """Shuffle shards and rows from (seed, epoch)."""
-    num_workers: int = 0
-    """DataLoader worker processes per rank."""
-    verify: bool = True
-    """Check every shard's size and sha256 against index.json before training."""
-    remask: Literal["per_epoch", "fixed"] = "per_epoch"
-    """per_epoch: draw every example's mask anew in each epoch from its annotation (as
-    fairseq's denoising data does); fixed: the masks stored in the shards (epoch 0) always."""
-    policy: dict[str, float] | str = ""
-    """With per_epoch: the policy to draw with (default: each folder's own), or a mixture
-    picked per example, e.g. {ssm_v1: 0.5, orig_v1: 0.5}; refused for a folder that lacks
-    the annotation it needs."""
-    mask_seed: int | None = None
-    """Seed of the per-epoch draws (default: each folder's masking seed, so epoch 0 is the
-    stored rows)."""
-
-
-@dataclass(frozen=True)
-class OptimConfig:
-    lr: float = 1e-4
-    """Peak learning rate (the paper: 1e-4)."""
-    weight_decay: float = 0.01
-    """AdamW weight decay. The optimizer and schedule are ours: the paper does not state them."""
-    betas: tuple[float, ...] = (0.9, 0.999)
-    """AdamW betas."""
-    eps: float = 1e-8
-    """AdamW epsilon."""
-    warmup_steps: int = 500
-    """Linear warm-up steps, then linear decay to 0 at total_steps."""
-    grad_clip: float = 1.0
-    """Gradient norm clipping (0 = off)."""
-
-    def __post_init__(self) -> None:
-        if self.lr <= 0:
-            raise ValueError(f"lr must be > 0, got {self.lr}")
-        if self.weight_decay < 0 or self.eps <= 0 or self.warmup_steps < 0 or self.grad_clip < 0:
-            raise ValueError("weight_decay, warmup_steps and grad_clip must be >= 0, eps > 0")
-
-
-@dataclass(frozen=True)
-class PretrainConfig:
-    model: ModelConfig = field(default_factory=ModelConfig)
-    """Model to start from and its tokenizer."""
-    data: DataConfig = field(default_factory=DataConfig)
-    """Shard folders and reading."""
-    optim: OptimConfig = field(default_factory=OptimConfig)
-    """Optimizer and schedule."""
-    seed: int = 0
-    """Seed for model init (fresh models), data order and dropout."""
-    max_length: int = 128
-    """Sequence length the shards were made with (checked against index.json)."""
-    global_batch: int = 2048
-    """Examples per optimizer step over all ranks (the paper: 2048)."""
-    micro_batch: int = 32
-    """Examples per rank per forward pass; accumulation = global / (micro x world)."""
-    total_steps: int = 100_000
-    """Optimizer steps (the paper: 100,000)."""
-    zero_stage: int = 2
-    """DeepSpeed ZeRO stage (0, 1 or 2)."""
-    precision: Literal["auto", "bf16", "fp32"] = "auto"
-    """auto = bf16 on GPU, fp32 on CPU."""
-    output_dir: str = "runs/pretrain"
-    """Checkpoints, logs and the exported model go here."""
-    save_every: int = 1000
-    """Save a checkpoint every N steps (0 = only at the end)."""
-    log_every: int = 10
-    """Log every N steps."""
-    stop_after: int = 0
-    """Stop this invocation after N steps, saving a checkpoint (0 = run to total_steps)."""
-    keep_last: int = 0
-    """Keep only the newest N intact checkpoints (0 = keep all)."""
-    export: bool = True
-    """Export model + tokenizer with save_pretrained to output_dir/hf at the end."""
-    debug_records: bool = False
-    """Write consumed example ids and a parameter hash per rank (for tests)."""
-
-    def __post_init__(self) -> None:
-        if not self.data.shards:
-            raise ValueError("data.shards: give at least one shard folder")
-        if self.data.policy and self.data.remask != "per_epoch":
-            raise ValueError(
-                "data.policy: drawing with another policy needs data.remask: per_epoch"
-            )
-        if self.data.weights and len(self.data.weights) != len(self.data.shards):
-            raise ValueError("data.weights: one weight per shard folder")
-        for key in ("global_batch", "micro_batch", "total_steps", "log_every"):
-            if getattr(self, key) < 1:
-                raise ValueError(f"{key} must be >= 1, got {getattr(self, key)}")
-        if self.global_batch % self.micro_batch:
-            raise ValueError(
-                f"global_batch {self.global_batch} is not a multiple of micro_batch {self.micro_batch}"
-            )
-        if self.zero_stage not in (0, 1, 2):
-            raise ValueError(f"zero_stage must be 0, 1 or 2, got {self.zero_stage}")
-        for key in ("save_every", "stop_after", "keep_last"):
-            if getattr(self, key) < 0:
-                raise ValueError(f"{key} must be >= 0, got {getattr(self, key)}")
-
-
-def lr_lambda(cfg: PretrainConfig):
-    """Linear warm-up to the peak rate, then linear decay to 0 at total_steps."""
-
-    def f(step: int) -> float:
-        if step < cfg.optim.warmup_steps:
-            return (step + 1) / cfg.optim.warmup_steps
-        rest = max(1, cfg.total_steps - cfg.optim.warmup_steps)
-        return max(0.0, 1.0 - (step - cfg.optim.warmup_steps) / rest)
-
-    return f
+from train.model import build_model, export_pretrained, save_skeleton
+from train.monitor import deepspeed_config, monitor_sections, write_scalars
+from train.pretrain_config import PretrainConfig, lr_lambda
 
 
 @dataclass
@@ -186,6 +73,7 @@ class Run:
     log: object = None
     ids_log: object = None
     bar: object = None
+    mask_ratio: float = 0.0
 
     @property
     def ckpt_dir(self) -> Path:
@@ -252,7 +140,7 @@ def clear_output(out: Path) -> None:
     """What a run left in `out`: checkpoints, export and log (for --overwrite)."""
     import shutil
 
-    for name in ("checkpoints", "hf", "log.jsonl"):
+    for name in ("checkpoints", "hf", "log.jsonl", "monitor", "exports", "model"):
         target = out / name
         if target.is_dir():
             shutil.rmtree(target)
@@ -280,8 +168,10 @@ def setup(cfg: PretrainConfig, resume: bool, overwrite: bool = False) -> Run:
                                   weight_decay=o.weight_decay)  # fmt: skip
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(cfg))
     accum = split_batch(cfg.global_batch, cfg.micro_batch, world)
-    ds_config = zero_config(cfg.global_batch, cfg.micro_batch, accum, o.grad_clip,
-                            cfg.zero_stage, bf16)  # fmt: skip
+    computed = {**zero_config(cfg.global_batch, cfg.micro_batch, accum, o.grad_clip,
+                              cfg.zero_stage, bf16),
+                **monitor_sections(cfg.report_to, out, "pretrain")}  # fmt: skip
+    ds_config = deepspeed_config(computed, cfg.deepspeed)
     engine, _, _, _ = deepspeed.initialize(model=model, optimizer=optimizer,
                                            lr_scheduler=scheduler, config=ds_config)  # fmt: skip
     stream = PretrainStream(sources, cfg.micro_batch, rank, world, cfg.seed, cfg.data.shuffle,
@@ -291,6 +181,8 @@ def setup(cfg: PretrainConfig, resume: bool, overwrite: bool = False) -> Run:
 
         out.mkdir(parents=True, exist_ok=True)
         (out / "config.json").write_text(json.dumps(to_dict(cfg), indent=2) + "\n")
+        (out / "deepspeed_config.json").write_text(json.dumps(ds_config, indent=2) + "\n")
+        save_skeleton(model, tok, out / "model")  # what `maskpt export` builds a checkpoint into
     return Run(cfg, rank, world, tok, engine, stream, accum, out,
                data=data_record(cfg, sources, world))  # fmt: skip
 
@@ -355,6 +247,7 @@ def open_logs(run: Run) -> None:
         run.bar = tqdm(total=cfg.total_steps, initial=run.step, desc="pretrain",
                        dynamic_ncols=True)  # fmt: skip
     if cfg.debug_records:
+        run.out.mkdir(parents=True, exist_ok=True)  # rank 0 may not have made it yet
         run.ids_log = (run.out / f"example_ids.rank{run.rank}.jsonl").open("a")
 
 
@@ -363,9 +256,12 @@ def train_step(run: Run, batches) -> tuple[float, float]:
     from maskpt.core.seeding import micro_seed
 
     engine, step = run.engine, run.step
-    loss_sum, tokens = 0.0, 0
+    loss_sum, tokens, masked, original = 0.0, 0, 0, 0
     for micro in range(run.accum):
-        batch = collate(next(batches), run.tok.pad_token_id)
+        rows = next(batches)
+        masked += sum(sum(r["masked"]) for r in rows)
+        original += sum(len(r["masked"]) for r in rows)
+        batch = collate(rows, run.tok.pad_token_id)
         ids = batch.pop("ids")
         if run.ids_log is not None:
             run.ids_log.write(json.dumps({"step": step, "micro": micro, "ids": ids}) + "\n")
@@ -378,21 +274,29 @@ def train_step(run: Run, batches) -> tuple[float, float]:
         run.stream.advance()
         loss_sum += loss.item()
         tokens += int(batch["attention_mask"].sum()) + int((batch["labels"] != -100).sum())
-    mean_loss, all_tokens = all_reduce([loss_sum / run.accum, float(tokens)])
+    mean_loss, all_tokens, masked, original = all_reduce(
+        [loss_sum / run.accum, float(tokens), float(masked), float(original)]
+    )
+    run.mask_ratio = masked / max(original, 1.0)
     return mean_loss / run.world, all_tokens
 
 
 def log_step(run: Run, loss: float, tokens: float, seconds: float) -> None:
     """One line of log.jsonl and the progress bar's numbers (rank 0)."""
+    norm = run.engine.get_global_grad_norm()
     rec = {
         "step": run.step,
         "loss": loss,
         "lr": run.engine.get_lr()[0],
+        "grad_norm": None if norm is None else float(norm),
+        "mask_ratio": run.mask_ratio,
         "tokens": tokens,
         "seconds": seconds,
         "tokens_per_s": tokens / seconds,
         "examples_seen": run.step * run.cfg.global_batch,
     }
+    scalars = ("loss", "lr", "grad_norm", "mask_ratio", "tokens_per_s")
+    write_scalars(run.engine, run.step, {k: rec[k] for k in scalars if rec[k] is not None})
     run.log.write(json.dumps(rec) + "\n")
     run.log.flush()
     run.bar.set_postfix(loss=f"{loss:.3f}", tok_s=f"{rec['tokens_per_s']:.0f}")
@@ -414,12 +318,18 @@ def save(run: Run) -> None:
     dist.barrier()
     if checkpoints.prune_allowed(run.rank):
         checkpoints.prune(run.ckpt_dir, run.cfg.keep_last, run.rank)
+    if run.cfg.export_every:
+        with full_parameters(run.engine):  # every rank joins a ZeRO-3 gather
+            if run.rank == 0:
+                export_pretrained(run.engine.module, run.tok, run.out / "exports" / tag)
 
 
 def export(run: Run) -> None:
     """The Hugging Face folder OUTPUT/hf (rank 0), once the run reached total_steps."""
-    if run.rank == 0 and run.cfg.export and run.step >= run.cfg.total_steps:
-        export_pretrained(run.engine.module, run.tok, run.out / "hf")
+    if run.cfg.export and run.step >= run.cfg.total_steps:
+        with full_parameters(run.engine):  # every rank joins a ZeRO-3 gather
+            if run.rank == 0:
+                export_pretrained(run.engine.module, run.tok, run.out / "hf")
 
 
 def cleanup(run: Run) -> None:
@@ -429,8 +339,9 @@ def cleanup(run: Run) -> None:
             f.close()
     if run.cfg.debug_records:
         h = hashlib.sha256()
-        for p in run.engine.module.parameters():
-            h.update(p.detach().float().cpu().numpy().tobytes())
+        with full_parameters(run.engine):
+            for p in run.engine.module.parameters():
+                h.update(p.detach().float().cpu().numpy().tobytes())
         (run.out / f"param_sha256.rank{run.rank}.txt").write_text(h.hexdigest())
     finish_distributed()
 
@@ -489,6 +400,9 @@ def config_args():
                              help="continue from the newest intact checkpoint in output_dir")  # fmt: skip
     args.parser.add_argument("--overwrite", action="store_true",
                              help="start over in an output_dir that has checkpoints")  # fmt: skip
+    args.parser.add_argument("--deepspeed_config", "--deepspeed-config", metavar="FILE",
+                             help="a DeepSpeed JSON config merged over the recipe's (and over "
+                                  "a `deepspeed:` section)")  # fmt: skip
     args.parser.add_argument("--allow-data-change", action="store_true",
                              help="with --resume: go on although the data or batch layout "
                                   "differs from the checkpoint's (exactly-once is lost)")  # fmt: skip
@@ -497,6 +411,15 @@ def config_args():
 
 def main(argv=None) -> int:
     def run(cfg: PretrainConfig, ns) -> int:
+        if ns.deepspeed_config:
+            from dataclasses import replace
+
+            from maskpt.core.config import merge
+            from train.monitor import read_deepspeed_json
+
+            cfg = replace(
+                cfg, deepspeed=merge(cfg.deepspeed, read_deepspeed_json(ns.deepspeed_config))
+            )
         train(cfg, resume=ns.resume, overwrite=ns.overwrite,
               allow_data_change=ns.allow_data_change)  # fmt: skip
         return 0

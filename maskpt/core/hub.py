@@ -23,3 +23,37 @@ def check_local_or_hub(name: str, what: str) -> None:
     local = name.startswith(("/", "./", "../", "~")) or name.endswith("/") or not is_hub_id(name)
     if local:
         raise InputNotFound(f"{what} {name!r}: no such folder")
+
+
+def offline() -> bool:
+    """True when the Hub is not to be asked: HF_HUB_OFFLINE is set, or its host
+    does not answer within a few seconds (instead of retrying for a minute)."""
+    import os
+    import socket
+    from urllib.parse import urlparse
+
+    if os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on"):
+        return True
+    host = urlparse(os.environ.get("HF_ENDPOINT", "https://huggingface.co")).hostname
+    try:
+        socket.create_connection((host or "huggingface.co", 443), timeout=3).close()
+    except OSError:
+        return True
+    return False
+
+
+def from_local_or_hub(load, name: str, what: str, **kwargs):
+    """`load(name, **kwargs)` offline first: a local folder, else the Hugging
+    Face cache, else the Hub when it is reachable. A name that is neither
+    local nor cached while offline raises `InputNotFound` at once."""
+    if Path(name).expanduser().exists():
+        return load(name, **kwargs)
+    try:
+        return load(name, local_files_only=True, **kwargs)
+    except OSError:
+        if offline():
+            raise InputNotFound(
+                f"{what} {name!r} is not a local folder, not in the Hugging Face cache, and the "
+                "Hub is unreachable (or HF_HUB_OFFLINE is set)"
+            ) from None
+    return load(name, **kwargs)

@@ -84,7 +84,7 @@ def load_tokenizer(name_or_path: str = DEFAULT_TOKENIZER):
     """
     from transformers import AutoTokenizer
 
-    from maskpt.core.hub import check_local_or_hub
+    from maskpt.core.hub import check_local_or_hub, from_local_or_hub
 
     try:
         check_local_or_hub(name_or_path, "tokenizer")
@@ -94,7 +94,12 @@ def load_tokenizer(name_or_path: str = DEFAULT_TOKENIZER):
             "  maskpt tokenizer train CORPUS.txt|.jsonl OUT_DIR"
         ) from None
     try:
-        tok = AutoTokenizer.from_pretrained(name_or_path)
+        tok = from_local_or_hub(AutoTokenizer.from_pretrained, name_or_path, "tokenizer")
+    except FileNotFoundError as exc:  # offline and not cached: say what to do at once
+        raise TokenizerError(
+            f"{exc}. Train a local byte-level BPE tokenizer and pass its folder instead:\n"
+            "  maskpt tokenizer train CORPUS.txt|.jsonl OUT_DIR\n  maskpt mask --tokenizer OUT_DIR ..."
+        ) from None
     except (OSError, ValueError) as exc:
         where = "folder" if Path(name_or_path).exists() else "hub name"
         raise TokenizerError(

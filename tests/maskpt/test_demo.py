@@ -39,7 +39,7 @@ def test_tiny_demo_end_to_end_then_resume(tmp_path, capsys):
     assert ids and {i.split("-")[1] for i in ids} == {"birth_year", "birthplace"}
     md = (out / "results.md").read_text()
     assert "+ ssm" in md and "no intermediate pre-training" in md
-    for plot in ("em.png", "analysis/pos.png", "analysis/freq.png"):
+    for plot in ("em.png", "loss.png", "analysis/pos.png", "analysis/freq.png"):
         assert (out / plot).stat().st_size > 1000, plot
     analysis = json.loads((out / "analysis" / "analysis.json").read_text())
     assert set(analysis["folders"]) == set(rows)

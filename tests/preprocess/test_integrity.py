@@ -236,7 +236,7 @@ def test_worker_writes_nothing_once_its_driver_is_gone(tmp_path, tokenizer, tok_
     import policies
     from maskpt.core.storage import Storage
     from preprocess.pipeline import DriverGone, MaskWorker
-    from preprocess.units import iter_units
+    from preprocess.plan import plan_units
 
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
@@ -246,7 +246,7 @@ def test_worker_writes_nothing_once_its_driver_is_gone(tmp_path, tokenizer, tok_
     out = Storage(str(tmp_path / "out"))
     worker.args = (0, 64, out, ["arrow"], 10)
     worker.driver_pid = dead.pid
-    unit = next(iter_units([inp], 10))
+    unit = next(plan_units([inp], 10))
     with pytest.raises(DriverGone):
         worker.process(unit)
     assert not (tmp_path / "out").exists()

@@ -104,3 +104,22 @@ def test_tokenizer_without_mask_is_refused(tmp_path):
 def test_missing_folder_says_how_to_train_one(tmp_path):
     with pytest.raises(TokenizerError, match="maskpt tokenizer train"):
         load_tokenizer(str(tmp_path / "nope"))
+
+
+def test_a_hub_name_offline_fails_at_once_and_a_cached_one_loads(monkeypatch, tokenizer, tmp_path):
+    """Offline first: a local folder, then the Hugging Face cache, then the Hub
+    only when reachable; HF_HUB_OFFLINE means do not ask it at all."""
+    from maskpt.core import hub
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    assert hub.offline()
+    with pytest.raises(TokenizerError, match="not in the Hugging Face cache, and the Hub is"):
+        load_tokenizer("maskpt-test/no-such-tokenizer")
+    calls = []
+
+    def load(name, **kw):  # a cache hit: the first, local-only call answers
+        calls.append(kw)
+        return AutoTokenizer.from_pretrained(tokenizer.name_or_path)
+
+    assert hub.from_local_or_hub(load, "owner/cached", "tokenizer") is not None
+    assert calls == [{"local_files_only": True}]

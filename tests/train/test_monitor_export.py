@@ -1,0 +1,113 @@
+"""Pre-training as DeepSpeed users run it: TensorBoard events through
+DeepSpeed's monitor, their own DeepSpeed config merged over the recipe's
+(ZeRO-3 with CPU offload on two CPU ranks), and `maskpt export` of any
+saved checkpoint."""
+
+import json
+
+import pytest
+
+from maskpt.core.config import ConfigError
+from tests.helpers import TINY, make_shards, run_cfg, run_main
+from tests.train.test_pretrain import _launch
+from train.distributed import zero_config
+from train.monitor import deepspeed_config, monitor_sections
+
+
+@pytest.fixture(scope="module")
+def shards(tmp_path_factory, tokenizer):
+    return make_shards(tmp_path_factory.mktemp("shards") / "arrow", tokenizer)
+
+
+def test_user_config_is_merged_and_batch_sizes_are_checked(tmp_path):
+    computed = {
+        **zero_config(16, 4, 2, 1.0, 1, False),
+        **monitor_sections(["tensorboard"], tmp_path, "j"),
+    }
+    user = {"zero_optimization": {"stage": 3, "offload_optimizer": {"device": "cpu"}},
+            "train_batch_size": "auto", "gradient_clipping": 0.5}  # fmt: skip
+    merged = deepspeed_config(computed, user)
+    assert merged["zero_optimization"] == {"stage": 3, "offload_optimizer": {"device": "cpu"}}
+    assert merged["train_batch_size"] == 16 and merged["gradient_clipping"] == 0.5
+    assert merged["tensorboard"]["output_path"] == str(tmp_path / "monitor") + "/"
+    assert computed["zero_optimization"] == {"stage": 1}  # not modified in place
+    with pytest.raises(ConfigError, match="train_micro_batch_size_per_gpu = 8 disagrees"):
+        deepspeed_config(computed, {"train_micro_batch_size_per_gpu": 8})
+    with pytest.raises(ConfigError, match="stage must be 0-3"):
+        deepspeed_config(computed, {"zero_optimization": {"stage": 4}})
+    with pytest.raises(ConfigError, match="report_to: unknown"):
+        monitor_sections(["tensorbored"], tmp_path, "j")
+
+
+def _scalars(folder):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = list(folder.rglob("events.out.tfevents.*"))
+    assert len(events) == 1, events
+    acc = EventAccumulator(str(events[0].parent))
+    acc.Reload()
+    return {tag: [(e.step, e.value) for e in acc.Scalars(tag)] for tag in acc.Tags()["scalars"]}
+
+
+def test_tensorboard_events_and_export_of_a_mid_run_checkpoint(tmp_path, shards, tokenizer):
+    run = tmp_path / "run"
+    over = run_cfg(run, shards, tokenizer, total_steps=4, global_batch=8, micro_batch=4,
+                   save_every=2, report_to="[tensorboard,csv]", export_every="true")  # fmt: skip
+    run_main(["--config", str(TINY), *over], tmp_path)
+    tb = _scalars(run / "monitor")
+    logs = [json.loads(x) for x in (run / "log.jsonl").read_text().splitlines()]
+    assert [s for s, _ in tb["pretrain/loss"]] == [1, 2, 3, 4]
+    assert [v for _, v in tb["pretrain/loss"]] == pytest.approx([r["loss"] for r in logs])
+    for tag in ("lr", "grad_norm", "mask_ratio", "tokens_per_s"):
+        assert len(tb[f"pretrain/{tag}"]) == 4, tag
+    assert all(0.05 < r["mask_ratio"] < 0.6 and r["grad_norm"] > 0 for r in logs)
+    assert list((run / "monitor").rglob("*.csv"))  # the csv monitor too
+    assert sorted(p.name for p in (run / "exports").iterdir()) == ["step00000002", "step00000004"]
+
+    from transformers import AutoTokenizer, BartForConditionalGeneration
+
+    from train.export import main as export_main
+
+    assert export_main([str(run / "checkpoints" / "step00000002"), str(tmp_path / "mid")]) == 0
+    mid = BartForConditionalGeneration.from_pretrained(tmp_path / "mid")
+    tok = AutoTokenizer.from_pretrained(tmp_path / "mid")
+    assert tok.model_max_length == 80
+    out = mid.generate(**tok(["The lighthouse <mask> in Norway."], return_tensors="pt"),
+                       max_new_tokens=6)  # fmt: skip
+    assert out.shape[1] > 1
+    # the last checkpoint exports to exactly the model the run exported itself
+    assert export_main([str(run), str(tmp_path / "last")]) == 0
+    last = BartForConditionalGeneration.from_pretrained(tmp_path / "last")
+    final = BartForConditionalGeneration.from_pretrained(run / "hf")
+    a, b, m = last.state_dict(), final.state_dict(), mid.state_dict()
+    assert all((a[k] == b[k]).all() for k in b)
+    assert any((a[k] != m[k]).any() for k in b)  # step 2 is another model
+    with pytest.raises(Exception, match="not empty"):
+        export_main([str(run), str(tmp_path / "last")])
+
+
+@pytest.mark.slow
+def test_zero3_with_cpu_offload_from_a_user_config_matches_zero1(tmp_path, shards, tokenizer):
+    ds = tmp_path / "ds_config.json"
+    ds.write_text(json.dumps({"zero_optimization": {"stage": 3, "offload_optimizer": {
+        "device": "cpu"}}, "zero_force_ds_cpu_optimizer": False}))  # fmt: skip
+    common = dict(total_steps=3, global_batch=8, micro_batch=2, report_to="[none]")
+    for name, extra in (("z1", []), ("z3", ["--deepspeed_config", str(ds)])):
+        args = [
+            "--config",
+            str(TINY),
+            *extra,
+            *run_cfg(tmp_path / name, shards, tokenizer, **common),
+        ]
+        proc = _launch(args, tmp_path, 2)
+        assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    used = json.loads((tmp_path / "z3" / "deepspeed_config.json").read_text())
+    assert used["zero_optimization"]["stage"] == 3
+    from transformers import BartForConditionalGeneration
+
+    z1 = BartForConditionalGeneration.from_pretrained(tmp_path / "z1" / "hf").state_dict()
+    z3 = BartForConditionalGeneration.from_pretrained(tmp_path / "z3" / "hf").state_dict()
+    assert all(z1[k].shape == z3[k].shape for k in z1)
+    assert all(z1[k].allclose(z3[k], atol=1e-5) for k in z1)
+    loss = lambda d: [json.loads(x)["loss"] for x in (d / "log.jsonl").read_text().splitlines()]  # noqa: E731
+    assert loss(tmp_path / "z3") == pytest.approx(loss(tmp_path / "z1"), rel=1e-4)

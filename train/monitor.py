@@ -1,0 +1,76 @@
+"""The DeepSpeed config a pre-training run uses, and its experiment logging.
+
+The recipe computes a config from its fields (batch split, clipping, ZeRO
+stage, precision); the user's own DeepSpeed JSON (`deepspeed:` in the YAML,
+or `--deepspeed_config FILE`) is merged over it, key by key, so that ZeRO-3,
+CPU offload, communication or monitor settings come from where DeepSpeed
+users keep them. The batch arithmetic stays checked: a batch size in the
+user's config that disagrees with global_batch / micro_batch / the world
+size is refused by name.
+
+Logging goes through DeepSpeed's own monitor (`tensorboard`, `csv_monitor`,
+`wandb` sections): `report_to` switches them on, writing under
+OUTPUT/monitor/, and the recipe writes its scalars with
+`engine.monitor.write_events` at every log step (the tags `pretrain/loss`,
+`pretrain/lr`, `pretrain/grad_norm`, `pretrain/tokens_per_s`,
+`pretrain/mask_ratio`, indexed by optimizer step).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from maskpt.core.config import ConfigError, merge
+
+REPORTERS = ("tensorboard", "csv", "wandb", "none")
+_SECTION = {"tensorboard": "tensorboard", "csv": "csv_monitor", "wandb": "wandb"}
+BATCH_KEYS = ("train_batch_size", "train_micro_batch_size_per_gpu", "gradient_accumulation_steps")
+
+
+def monitor_sections(report_to, out: Path, job: str) -> dict:
+    """DeepSpeed monitor sections for `report_to` (tensorboard, csv, wandb, none)."""
+    bad = [r for r in report_to if r not in REPORTERS]
+    if bad:
+        raise ConfigError(f"report_to: unknown {bad} (choose from {', '.join(REPORTERS)})")
+    sections = {}
+    for name in report_to:
+        if name == "none":
+            continue
+        section = {"enabled": True}
+        if name == "wandb":
+            section["project"] = "maskpt"
+        else:
+            section.update(output_path=str(out / "monitor") + "/", job_name=job)
+        sections[_SECTION[name]] = section
+    return sections
+
+
+def deepspeed_config(computed: dict, user: dict, source: str = "deepspeed") -> dict:
+    """The user's DeepSpeed config merged over the computed one, refusing batch
+    sizes that disagree with the recipe's (which decide the data stream)."""
+    for key in BATCH_KEYS:
+        if key in user and user[key] not in ("auto", computed[key]):
+            raise ConfigError(
+                f"{source}: {key} = {user[key]} disagrees with the recipe's {computed[key]} "
+                "(from global_batch, micro_batch and the world size); set those fields instead"
+            )
+    user = {k: v for k, v in user.items() if not (k in BATCH_KEYS and v == "auto")}
+    stage = user.get("zero_optimization", {}).get("stage", computed["zero_optimization"]["stage"])
+    if stage not in (0, 1, 2, 3):
+        raise ConfigError(f"{source}: zero_optimization.stage must be 0-3, got {stage}")
+    return merge(computed, user)
+
+
+def read_deepspeed_json(path: str) -> dict:
+    """A DeepSpeed JSON config file (JSON is YAML), with a one-line error naming it."""
+    from maskpt.core.config import read_yaml_mapping
+
+    return read_yaml_mapping(path)
+
+
+def write_scalars(engine, step: int, scalars: dict[str, float]) -> None:
+    """The step's scalars to every monitor DeepSpeed has enabled (its writers
+    flush each call and write on rank 0 only)."""
+    monitor = getattr(engine, "monitor", None)
+    if monitor is not None and monitor.enabled:
+        monitor.write_events([(f"pretrain/{k}", float(v), step) for k, v in scalars.items()])
