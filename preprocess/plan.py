@@ -94,14 +94,15 @@ def _cut(path: Path, kind: str, per_unit: int) -> Iterator[tuple]:
     if kind == "multistream":
         from preprocess.multistream import index_path, stream_ranges
 
-        group: list = []
+        first, count = None, 0
         for start, end, pages in stream_ranges(path, index_path(path)):
-            group.append((start, end, pages))
-            if sum(g[2] for g in group) >= per_unit:
-                yield group[0][0], group[-1][1], 1, sum(g[2] for g in group)
-                group = []
-        if group:
-            yield group[0][0], group[-1][1], 1, sum(g[2] for g in group)
+            first = start if first is None else first
+            count += pages
+            if count >= per_unit:
+                yield first, end, 1, count
+                first, count = None, 0
+        if first is not None:
+            yield first, end, 1, count
     elif kind == "lines":
         yield from line_ranges(path, per_unit)
     elif kind == "parquet":

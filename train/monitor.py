@@ -61,13 +61,6 @@ def deepspeed_config(computed: dict, user: dict, source: str = "deepspeed") -> d
     return merge(computed, user)
 
 
-def read_deepspeed_json(path: str) -> dict:
-    """A DeepSpeed JSON config file (JSON is YAML), with a one-line error naming it."""
-    from maskpt.core.config import read_yaml_mapping
-
-    return read_yaml_mapping(path)
-
-
 def write_scalars(engine, step: int, scalars: dict[str, float]) -> None:
     """The step's scalars to every monitor DeepSpeed has enabled (its writers
     flush each call and write on rank 0 only)."""

@@ -16,12 +16,11 @@ dropped with its reason.
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
-from train.tasks import TaskDataError
+from train.tasks import TaskDataError, iter_jsonl
 
 
 @dataclass(frozen=True)
@@ -84,23 +83,16 @@ def read_jsonl(path: str | Path, dropped: Counter) -> list[PolicyExample]:
     if not path.is_file():
         raise TaskDataError(f"{path}: no such file")
     out = []
-    with path.open("rb") as f:
-        for n, raw in enumerate(f, 1):
-            if not raw.strip():
-                continue
-            try:
-                obj = json.loads(raw)
-            except json.JSONDecodeError as exc:
-                raise TaskDataError(f"{path}:{n}: not a JSON line ({exc})") from exc
-            context = obj.get("context")
-            answers = obj.get("answers") or [obj.get("target") or obj.get("answer") or ""]
-            answers = tuple(a for a in answers if isinstance(a, str) and a.strip())
-            if not isinstance(context, str) or not context.strip():
-                raise TaskDataError(f"{path}:{n}: field 'context' missing or empty")
-            if not answers:
-                raise TaskDataError(
-                    f"{path}:{n}: field 'target' (or 'answer', 'answers') missing or empty"
-                )
-            source = obj.get("source") or obj.get("question") or ""
-            out.append(PolicyExample(str(obj.get("id", n)), context, source, answers[0], answers))
+    for n, obj in iter_jsonl(path):
+        context = obj.get("context")
+        answers = obj.get("answers") or [obj.get("target") or obj.get("answer") or ""]
+        answers = tuple(a for a in answers if isinstance(a, str) and a.strip())
+        if not isinstance(context, str) or not context.strip():
+            raise TaskDataError(f"{path}:{n}: field 'context' missing or empty")
+        if not answers:
+            raise TaskDataError(
+                f"{path}:{n}: field 'target' (or 'answer', 'answers') missing or empty"
+            )
+        source = obj.get("source") or obj.get("question") or ""
+        out.append(PolicyExample(str(obj.get("id", n)), context, source, answers[0], answers))
     return out

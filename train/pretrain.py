@@ -414,11 +414,10 @@ def main(argv=None) -> int:
         if ns.deepspeed_config:
             from dataclasses import replace
 
-            from maskpt.core.config import merge
-            from train.monitor import read_deepspeed_json
+            from maskpt.core.config import merge, read_yaml_mapping  # JSON is YAML
 
             cfg = replace(
-                cfg, deepspeed=merge(cfg.deepspeed, read_deepspeed_json(ns.deepspeed_config))
+                cfg, deepspeed=merge(cfg.deepspeed, read_yaml_mapping(ns.deepspeed_config))
             )
         train(cfg, resume=ns.resume, overwrite=ns.overwrite,
               allow_data_change=ns.allow_data_change)  # fmt: skip

@@ -69,7 +69,8 @@ def find_file(dir_: Path, names: tuple[str, ...], task: str) -> Path:
     )
 
 
-def _jsonl(path: Path) -> Iterator[tuple[int, dict]]:
+def iter_jsonl(path: Path) -> Iterator[tuple[int, dict]]:
+    """(line number, object) of each non-blank line; a bad line is a TaskDataError."""
     with path.open("rb") as f:
         for n, raw in enumerate(f, 1):
             if not raw.strip():
@@ -98,7 +99,7 @@ def _field(obj: dict, key: str, where: str, kind=str):
 
 
 def parse_nq(path: Path) -> Iterator[TaskExample]:
-    for n, obj in _jsonl(path):
+    for n, obj in iter_jsonl(path):
         where = f"{path}:{n}"
         answers = tuple(_field(obj, "answer", where, list))
         yield TaskExample(
@@ -139,7 +140,7 @@ def parse_wq(path: Path) -> Iterator[TaskExample]:
 
 
 def parse_kilt(path: Path) -> Iterator[TaskExample]:
-    for n, obj in _jsonl(path):
+    for n, obj in iter_jsonl(path):
         where = f"{path}:{n}"
         outputs = _field(obj, "output", where, list)
         answers = tuple(
@@ -173,7 +174,7 @@ def _mc_source(stem: str, choices: list[str], context: str) -> str:
 def parse_mc(path: Path) -> Iterator[TaskExample]:
     """WIQA and QuaRTz (question.stem, question.choices, answerKey; context in
     para_steps or para)."""
-    for n, obj in _jsonl(path):
+    for n, obj in iter_jsonl(path):
         where = f"{path}:{n}"
         q = _field(obj, "question", where, dict)
         choices = _field(q, "choices", where, list)
