@@ -26,6 +26,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from maskpt.core.records import Skip
+from maskpt.core.storage import input_path, open_input
 from preprocess.wikipedia import DumpError, RawPage, _local, _page
 
 INDEX_SUFFIX = "-index.txt.bz2"
@@ -33,7 +34,7 @@ INDEX_SUFFIX = "-index.txt.bz2"
 
 def index_path(dump: str | Path) -> Path | None:
     """The index beside a `.xml.bz2` dump (`X.xml.bz2` -> `X-index.txt.bz2`), if any."""
-    dump = Path(dump)
+    dump = input_path(dump)
     if not dump.name.endswith(".xml.bz2"):
         return None
     candidate = dump.with_name(dump.name[: -len(".xml.bz2")] + INDEX_SUFFIX)
@@ -42,11 +43,11 @@ def index_path(dump: str | Path) -> Path | None:
 
 def stream_ranges(dump: str | Path, index: str | Path) -> list[tuple[int, int, int]]:
     """(start, end, pages) of every page stream, in order, from the index alone."""
-    dump, index = Path(dump), Path(index)
+    dump, index = input_path(dump), input_path(index)
     offsets: list[int] = []
     counts: list[int] = []
     try:
-        with bz2.open(index, "rb") as f:
+        with open_input(index, "bz2") as f:
             for n, line in enumerate(f, 1):
                 head = line.split(b":", 1)[0]
                 if not head.strip():
@@ -78,7 +79,7 @@ _FOOTER = re.compile(rb"</mediawiki>\s*$")
 
 def read_range(dump: str | Path, start: int, end: int) -> Iterator[RawPage | Skip]:
     """The pages in bytes [start, end) of a multistream dump (whole streams)."""
-    dump = Path(dump)
+    dump = input_path(dump)
     where = f"{dump} bytes {start}-{end}"
     with dump.open("rb") as f:
         f.seek(start)

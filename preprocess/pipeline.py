@@ -34,13 +34,13 @@ from pathlib import Path
 
 from maskpt.core.errors import InputNotFound
 from maskpt.core.interrupts import Interrupted
-from maskpt.core.storage import Storage
+from maskpt.core.storage import Storage, input_path
 from maskpt.core.tokenizer import TokenizerInfo, load_tokenizer, tokenizer_fingerprint
 from preprocess.config import PreprocessConfig
 from preprocess.index import INDEX, InputRef, PolicyInfo, ShardIndex, TokenizerRef
 from preprocess.manifest import claim_folder, finalize, planned_moves
 from preprocess.plan import Unit, plan_units
-from preprocess.units import UnitMarker, process_unit, read_marker
+from preprocess.units import UnitMarker, process_unit, read_marker, tune_gc
 
 
 class UnitFailed(RuntimeError):
@@ -77,6 +77,7 @@ class MaskWorker:
         policy.setup(self.device)
         self.args = (seed, max_length, Storage(out), formats, shard_size)
         self.driver_pid = driver[1] if driver[0] == socket.gethostname() else 0
+        tune_gc()
 
     def _check_driver(self) -> None:
         import os
@@ -96,21 +97,25 @@ def make_spec(cfg: PreprocessConfig, tok, policy) -> ShardIndex:
     """The index of the folder this run will write, without counts and shards.
     Inputs are identified by the sha256 of their content (streamed: about a
     second per GB, see BENCHMARKS.md), so an input changed since a run began
-    is refused on resume whatever its size and path."""
+    is refused on resume whatever its size and path. An input on remote
+    storage is read whole for this by the driver, once per run."""
     from maskpt.core.config import to_dict
-    from maskpt.core.io import sha256_file
+    from maskpt.core.io import sha256_stream
 
     local = Path(cfg.tokenizer)
     tok_name = str(local.resolve()) if local.is_dir() else cfg.tokenizer
-    inputs = tuple(InputRef(str(Path(p).resolve()), Path(p).stat().st_size, sha256_file(p))
-                   for p in cfg.inputs)  # fmt: skip
+    paths = [input_path(p) for p in cfg.inputs]
+    inputs = []
+    for p in paths:
+        with p.open("rb") as f:
+            inputs.append(InputRef(str(p.resolve()), p.stat().st_size, sha256_stream(f)))
     return ShardIndex(
         policy=PolicyInfo(policy.name, to_dict(policy.config), policy.target_format,
                           getattr(policy, "fingerprint", None) or ""),
         seed=cfg.seed,
         max_length=cfg.max_length,
         tokenizer=TokenizerRef(tok_name, len(tok), tokenizer_fingerprint(tok)),
-        inputs=inputs,
+        inputs=tuple(inputs),
         formats=tuple(cfg.formats),
         shard_size=cfg.shard_size,
         docs_per_unit=cfg.docs_per_unit,
@@ -141,7 +146,7 @@ def run_preprocess(
     import policies as registry
 
     for p in cfg.inputs:
-        if not Path(p).exists():
+        if not input_path(p).exists():
             raise InputNotFound(f"input {p} does not exist")
     out = Storage(cfg.output)  # an unknown scheme or an unwritable folder fails here, first
     if not out.exists(INDEX):
@@ -170,6 +175,7 @@ def run_preprocess(
 def _run_here(cfg: PreprocessConfig, tok, policy, out: Storage) -> list[UnitMarker]:
     """The units one after another in this process (`--no-ray`)."""
     policy.setup("cpu")
+    tune_gc()
     moved = planned_moves(out)
     markers: list[UnitMarker] = []
     try:
@@ -216,7 +222,7 @@ def planned(cfg: PreprocessConfig):
     has to stream stay a lazy iterator, with no total."""
     from preprocess.plan import splittable
 
-    kinds = {splittable(Path(p)) for p in cfg.inputs}
+    kinds = {splittable(input_path(p)) for p in cfg.inputs}
     if "records" in kinds:
         return plan_units(cfg.inputs, cfg.docs_per_unit), None
     units = list(plan_units(cfg.inputs, cfg.docs_per_unit))

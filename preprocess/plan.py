@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from maskpt.core.errors import InputNotFound, UserError
+from maskpt.core.storage import input_path
 
 
 @dataclass(frozen=True)
@@ -76,7 +77,7 @@ def plan_units(inputs, docs_per_unit: int, warn=None) -> Iterator[Unit]:
     """Every unit of every input, in input order."""
     warn = warn or (lambda msg: print(f"warning: {msg}", file=sys.stderr))
     for i, name in enumerate(inputs):
-        path = Path(name)
+        path = input_path(name)
         if not path.exists():
             raise InputNotFound(f"input {path} does not exist")
         if path.is_dir():
@@ -144,7 +145,7 @@ def line_ranges(path: Path, lines: int, chunk: int = 1 << 23) -> Iterator[tuple]
 def _row_groups(path: Path, rows: int) -> Iterator[tuple]:
     import pyarrow.parquet as pq
 
-    meta = pq.ParquetFile(path).metadata
+    meta = pq.ParquetFile(path if isinstance(path, Path) else path.open("rb")).metadata
     first, n = 0, 0
     for g in range(meta.num_row_groups):
         n += meta.row_group(g).num_rows

@@ -13,27 +13,22 @@ silently lost. Memory stays flat: files are read line by line.
 
 from __future__ import annotations
 
-import io
 import json
 from collections.abc import Iterator
 from pathlib import Path
 
 from maskpt.core.errors import InputNotFound, UserError
 from maskpt.core.records import Document, Skip
+from maskpt.core.storage import input_path, open_input
 from preprocess.wikipedia import read_wikipedia_dump, read_wikipedia_pages
 
 
-def _open_lines(path: Path):
+def _open_lines(path):
     name = path.name.lower()
     if name.endswith(".gz"):
-        import gzip
-
-        return gzip.open(path, "rb")
+        return open_input(path, "gzip")
     if name.endswith(".zst"):
-        import zstandard
-
-        return io.BufferedReader(zstandard.ZstdDecompressor().stream_reader(path.open("rb"),
-                                                                            closefd=True))  # fmt: skip
+        return open_input(path, "zstd")
     return path.open("rb")
 
 
@@ -52,7 +47,7 @@ def read_jsonl(
 ) -> Iterator[Document | Skip]:
     """The records of a JSONL file, or of its lines in bytes [start, end)
     (numbered from `first_line` in messages)."""
-    path = Path(path)
+    path = input_path(path)
     with _open_lines(path) as f:
         for lineno, raw in enumerate(_lines(f, start, end), first_line):
             where = f"{path}:{lineno}"
@@ -97,9 +92,9 @@ def read_parquet(path: str | Path, row_groups=None) -> Iterator[Document | Skip]
     """The rows of a Parquet file (or of `row_groups`), one row group in memory at a time."""
     import pyarrow.parquet as pq
 
-    path = Path(path)
+    path = input_path(path)
     try:
-        pf = pq.ParquetFile(path)
+        pf = pq.ParquetFile(path if isinstance(path, Path) else path.open("rb"))
     except Exception as exc:  # pyarrow raises several types for a file that is not Parquet
         raise UserError(f"input {path}: not a Parquet file ({exc})") from exc
     names = set(pf.schema_arrow.names)
@@ -141,7 +136,7 @@ def _bad_field(obj: dict) -> str | None:
 
 def read_text(path: str | Path) -> Iterator[Document | Skip]:
     """Blank-line separated documents from a UTF-8 text file."""
-    path = Path(path)
+    path = input_path(path)
     buf: list[str] = []
     n = 0
     start = 1
@@ -174,7 +169,7 @@ def read_any(path: str | Path, raw: bool = False) -> Iterator:
     """Pick a reader from the file name: `.jsonl`, `.txt`, or a Wikipedia
     dump `.xml` / `.xml.bz2`. With `raw=True`, dump pages come as
     `RawPage`s whose wikitext is cleaned later (`RawPage.to_document`)."""
-    p = Path(path)
+    p = input_path(path)
     if not p.exists():
         raise InputNotFound(f"input {p} does not exist")
     name = p.name.lower()

@@ -19,7 +19,6 @@ tail sections are dropped.
 
 from __future__ import annotations
 
-import bz2
 import re
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
@@ -30,6 +29,7 @@ import mwparserfromhell
 
 from maskpt.core.errors import UserError
 from maskpt.core.records import Document, Skip
+from maskpt.core.storage import input_path, open_input
 
 DROP_SECTIONS = {
     "see also", "references", "external links", "further reading", "notes",
@@ -47,8 +47,8 @@ def _local(tag: str) -> str:
     return tag.rsplit("}", 1)[-1]
 
 
-def _open(path: Path):
-    return bz2.open(path, "rb") if path.suffix == ".bz2" else path.open("rb")
+def _open(path):
+    return open_input(path, "bz2" if path.suffix == ".bz2" else None)
 
 
 @dataclass(frozen=True)
@@ -77,7 +77,7 @@ def read_wikipedia_dump(path: str | Path) -> Iterator[Document | Skip]:
 
 def read_wikipedia_pages(path: str | Path) -> Iterator[RawPage | Skip]:
     """Article pages with raw wikitext, and a `Skip` for every other page."""
-    path = Path(path)
+    path = input_path(path)
     pages = 0
     try:
         with _open(path) as f:

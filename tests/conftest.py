@@ -17,6 +17,12 @@ from tests.helpers import (
 )
 
 
+def pytest_collection_modifyitems(config, items):
+    """Tests marked `ray_up` go last: the cluster they bring up runs `ray stop`,
+    which stops every Ray on the machine, the session's shared one included."""
+    items.sort(key=lambda item: item.get_closest_marker("ray_up") is not None)
+
+
 @pytest.fixture(scope="session")
 def tokenizer(tmp_path_factory):
     texts = bundled_texts() + synthetic_texts(200, seed=99)

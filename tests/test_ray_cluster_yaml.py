@@ -35,3 +35,18 @@ def test_validation_catches_a_broken_config():
     config["available_node_types"]["cpu_worker"]["max_wrokers"] = 3  # a typo
     with pytest.raises(jsonschema.ValidationError):
         validate_config(prepare_config(config))
+
+
+def test_local_variant_differs_only_in_provider_and_login():
+    """ray_local.yaml (Ray's `local` provider, brought up for real in
+    tests/test_ray_local_cluster.py) runs ray_cluster.yaml's own setup and
+    start commands and syncs the project the same way."""
+    from ray.autoscaler._private.util import prepare_config, validate_config
+
+    cloud = yaml.safe_load((ROOT / "ray_cluster.yaml").read_text())
+    local = yaml.safe_load((ROOT / "ray_local.yaml").read_text())
+    validate_config(prepare_config(local))
+    assert local["provider"]["type"] == "local" and "docker" not in local
+    for key in ("setup_commands", "head_start_ray_commands", "worker_start_ray_commands",
+                "file_mounts", "rsync_exclude"):  # fmt: skip
+        assert local[key] == cloud[key], key

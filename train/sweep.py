@@ -151,6 +151,11 @@ class Executor:
 
             if not ray.is_initialized():
                 ray.init(address=address, log_to_driver=False)
+            gpus = ray.cluster_resources().get("GPU", 0)
+            if gpus_per_run > 0 and gpus < gpus_per_run:
+                log(f"warning: each run asks for {gpus_per_run:g} GPU and the cluster has "
+                    f"{gpus:g} now: the runs wait until GPU nodes join (an autoscaler adds "
+                    "them on demand); pass --gpus-per-run 0 to fine-tune on CPUs")  # fmt: skip
             # a run whose node dies is retried on another (Ray retries system failures
             # only; a run that fails by itself is retried by this executor, --retries)
             self._remote = ray.remote(num_gpus=gpus_per_run, num_cpus=1, max_retries=3,

@@ -59,12 +59,17 @@ def remove_stale_tmp(folder: str | os.PathLike) -> None:
         stale.unlink(missing_ok=True)
 
 
-def sha256_file(path: str | os.PathLike) -> str:
+def sha256_stream(f: BinaryIO) -> str:
+    """sha256 of what is left to read in a binary file object."""
     h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
+    for chunk in iter(lambda: f.read(1 << 20), b""):
+        h.update(chunk)
     return h.hexdigest()
+
+
+def sha256_file(path: str | os.PathLike) -> str:
+    with open(path, "rb") as f:
+        return sha256_stream(f)
 
 
 class FolderInUse(UserError, ValueError):

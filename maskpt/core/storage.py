@@ -12,14 +12,14 @@ the scheme has a filesystem installed and that the folder can be written.
 from __future__ import annotations
 
 import contextlib
-import hashlib
+import io
 import json
 import posixpath
 from collections.abc import Callable
 from typing import BinaryIO
 
 from maskpt.core.errors import UserError
-from maskpt.core.io import TMP_MARK, atomic_write
+from maskpt.core.io import TMP_MARK, atomic_write, sha256_stream
 
 
 class StorageError(UserError, OSError):
@@ -74,11 +74,8 @@ class Storage:
         return json.loads(self.read_bytes(rel).decode("utf-8"))
 
     def sha256(self, rel: str) -> str:
-        h = hashlib.sha256()
         with self.open(rel) as f:
-            for chunk in iter(lambda: f.read(1 << 20), b""):
-                h.update(chunk)
-        return h.hexdigest()
+            return sha256_stream(f)
 
     def listdir(self, rel: str = "") -> list[str]:
         """Names (not paths) of the entries in `rel`; empty when it does not exist."""
@@ -142,3 +139,125 @@ class Storage:
 def _protocols(fs) -> tuple[str, ...]:
     p = fs.protocol
     return (p,) if isinstance(p, str) else tuple(p)
+
+
+class RemotePath:
+    """An input file on fsspec storage (`s3://bucket/dump.xml.bz2`, `gs://...`,
+    `https://...`) with the part of `pathlib.Path`'s interface the readers and
+    the planner use: name, suffix, stem, open, exists, is_file, is_dir, stat,
+    resolve, with_name. `str()` gives the URL back. Workers open it
+    themselves, so every node needs the filesystem package and credentials
+    (for S3: s3fs and the usual AWS environment)."""
+
+    def __init__(self, url: str):
+        import fsspec
+
+        self.url = str(url)
+        try:
+            self.fs, self._path = fsspec.core.url_to_fs(self.url)
+        except (ImportError, ValueError) as exc:
+            scheme = self.url.split("://", 1)[0]
+            raise StorageError(
+                f"{self.url}: no filesystem for {scheme}:// is installed ({exc}); install "
+                "its fsspec package (e.g. s3fs, gcsfs) or use a local path"
+            ) from None
+
+    def __str__(self) -> str:
+        return self.url
+
+    __repr__ = __str__
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, RemotePath) and other.url == self.url
+
+    def __hash__(self) -> int:
+        return hash(self.url)
+
+    @property
+    def name(self) -> str:
+        return posixpath.basename(self.url.rstrip("/"))
+
+    @property
+    def suffix(self) -> str:
+        return posixpath.splitext(self.name)[1]
+
+    @property
+    def stem(self) -> str:
+        return posixpath.splitext(self.name)[0]
+
+    def with_name(self, name: str) -> RemotePath:
+        return RemotePath(self.url.rstrip("/").rsplit("/", 1)[0] + "/" + name)
+
+    def open(self, mode: str = "rb"):
+        return self.fs.open(self._path, mode)
+
+    def exists(self) -> bool:
+        return self.fs.exists(self._path)
+
+    def is_file(self) -> bool:
+        return self.fs.isfile(self._path)
+
+    def is_dir(self) -> bool:
+        return self.fs.isdir(self._path)
+
+    def stat(self):
+        import types
+
+        return types.SimpleNamespace(st_size=int(self.fs.size(self._path)))
+
+    def resolve(self) -> RemotePath:
+        return self
+
+
+def input_path(name):
+    """A local input (a path or a `file://` URL) as a `pathlib.Path`, any other
+    URL as a `RemotePath`."""
+    from pathlib import Path
+
+    if isinstance(name, Path | RemotePath):
+        return name
+    name = str(name)
+    if name.startswith("file://"):
+        return Path(name[len("file://") :])
+    return RemotePath(name) if is_url(name) else Path(name)
+
+
+class _Layered(io.BufferedReader):
+    """A decompressing reader that closes the file under it too."""
+
+    def __init__(self, stream, under):
+        super().__init__(stream)
+        self._under = under
+
+    def close(self) -> None:
+        try:
+            super().close()
+        finally:
+            self._under.close()
+
+
+def open_input(path, compression: str | None = None) -> BinaryIO:
+    """A local path or `RemotePath` opened for binary reading; with
+    `compression` ("bz2", "gzip", "zstd") decompressed as it is read."""
+    raw = path.open("rb")
+    if compression is None:
+        return raw
+    try:
+        if compression == "bz2":
+            import bz2
+
+            stream = bz2.BZ2File(raw, "rb")
+        elif compression == "gzip":
+            import gzip
+
+            stream = gzip.GzipFile(fileobj=raw, mode="rb")
+        elif compression == "zstd":
+            import zstandard
+
+            stream = zstandard.ZstdDecompressor().stream_reader(raw, closefd=False)
+        else:
+            raise ValueError(f"unknown compression {compression!r}")
+    except BaseException:
+        raw.close()
+        raise
+    return _Layered(stream, raw)

@@ -65,3 +65,41 @@ def test_preprocess_to_s3_on_ray_then_verify(s3_env, tmp_path, tokenizer_dir):
     local = json.loads((tmp_path / "local" / "index.json").read_text())
     assert [s["sha256"] for s in remote["shards"]] == [s["sha256"] for s in local["shards"]]
     assert not fs.exists(f"{url}/_progress/units") or not fs.ls(f"{url}/_progress/units")
+
+
+@pytest.mark.slow
+def test_inputs_on_s3_read_by_ray_workers_give_the_local_shards(s3_env, tmp_path, tokenizer_dir):
+    """A multistream dump with its index and a JSONL file on S3: the driver
+    plans from the index and line ends there, 2 Ray workers fetch their own
+    byte ranges, and the shards equal those of the same files on disk."""
+    import json
+
+    import s3fs
+
+    from tests.preprocess.test_remote_inputs import _inputs
+
+    local = tmp_path / "in"
+    local.mkdir()
+    names = [n for n in _inputs(local) if n in ("w.jsonl", "w.parquet")
+             or n.startswith("wiki-multistream")]  # fmt: skip
+    fs = s3fs.S3FileSystem(client_kwargs={"endpoint_url": s3_env["AWS_ENDPOINT_URL"]},
+                           key="test", secret="test")  # fmt: skip
+    for n in names:
+        fs.pipe(f"maskpt-test/inputs/{n}", (local / n).read_bytes())
+    inputs = [n for n in names if "index" not in n]
+    env = {**os.environ, **s3_env, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    indexes = {}
+    for where, prefix in (("s3", "s3://maskpt-test/inputs"), ("local", str(local))):
+        out = tmp_path / f"out-{where}"
+        args = ["preprocess", "--tokenizer", tokenizer_dir, "--policy", "orig_v1", "--quiet",
+                "--workers", "2", "--output", str(out), "docs_per_unit=4",
+                "--input", *[f"{prefix}/{n}" for n in inputs]]  # fmt: skip
+        proc = subprocess.run([sys.executable, "-m", "maskpt", *args], env=env, cwd=tmp_path,
+                              capture_output=True, text=True, timeout=600)  # fmt: skip
+        assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
+        assert "cannot be split" not in proc.stderr
+        indexes[where] = json.loads((out / "index.json").read_text())
+    s3, here = indexes["s3"], indexes["local"]
+    assert [i["path"] for i in s3["inputs"]] == [f"s3://maskpt-test/inputs/{n}" for n in inputs]
+    assert s3["counts"] == here["counts"] and here["counts"]["documents_read"] >= 60
+    assert [s["sha256"] for s in s3["shards"]] == [s["sha256"] for s in here["shards"]]
