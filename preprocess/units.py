@@ -81,8 +81,8 @@ def tune_gc() -> None:
     (tokenizer, policy, models: never garbage) out of the collector's sight,
     and a gen-0 threshold of 50,000 instead of CPython's 700 stops it walking
     the millions of short-lived nodes a unit's wikitext parsing allocates
-    over and over. Same output; a unit of `orig_v1` takes about 28% less time
-    with the same peak memory (BENCHMARKS.md, issue 17)."""
+    over and over. Same output; `orig_v1` units run 1.34x as fast with the
+    same peak memory (bench/unit_gc.py, BENCHMARKS.md)."""
     import gc
 
     gc.freeze()
