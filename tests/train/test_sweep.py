@@ -138,3 +138,16 @@ def test_sweep_finishes_when_a_node_running_a_run_dies(tmp_path, tiny_bart, tiny
         assert sorted(starts) == [1, 2]  # the run on the lost node ran again, elsewhere
     finally:
         c.shutdown()
+
+
+def test_runs_asking_for_gpus_the_cluster_lacks_are_warned_about(ray_local):
+    """Ray leaves an infeasible task waiting without a word to the driver; the
+    sweep says so before it submits anything."""
+    from train.sweep import Executor
+
+    said = []
+    Executor("auto", gpus_per_run=1, retries=0, log=said.append)
+    assert len(said) == 1 and "--gpus-per-run 0" in said[0] and "has 0 now" in said[0]
+    said.clear()
+    Executor("auto", gpus_per_run=0, retries=0, log=said.append)
+    assert said == []
