@@ -94,6 +94,27 @@ class WorkerCPU:
         return sum(self.seen.values())
 
 
+def sample_tokenizer(dump, out: Path) -> str:
+    """A 16k byte-level BPE trained on the articles of the dump sample."""
+    from maskpt.core.records import Document
+    from maskpt.core.tokenizer import train_tokenizer
+    from preprocess.wikipedia import read_wikipedia_dump
+
+    docs = [d for d in read_wikipedia_dump(dump) if isinstance(d, Document)]
+    train_tokenizer((d.text for d in docs), out, vocab_size=16000)
+    return str(out)
+
+
+def multistream_copy(dump, work: Path, n: int, pages_per_stream: int) -> tuple[Path, Path]:
+    """The sample repeated `n` times as one `.xml` and as a multistream dump."""
+    from preprocess.multistream import write_multistream
+
+    xml = repeated_dump(Path(dump), work / f"x{n}.xml", n)
+    multi = work / f"x{n}-multistream.xml.bz2"
+    write_multistream(xml, multi, pages_per_stream=pages_per_stream)
+    return xml, multi
+
+
 def driver_cpu() -> float:
     r = resource.getrusage(resource.RUSAGE_SELF)
     return r.ru_utime + r.ru_stime
@@ -177,22 +198,14 @@ def main() -> None:
 
     import ray
 
-    from maskpt.core.records import Document
-    from maskpt.core.tokenizer import load_tokenizer, train_tokenizer
-    from preprocess.multistream import write_multistream
-    from preprocess.wikipedia import read_wikipedia_dump
+    from maskpt.core.tokenizer import load_tokenizer
 
     work = Path(tempfile.mkdtemp(prefix="maskpt-scale-"))
-    tok = str(work / "tok")
-    docs = [d for d in read_wikipedia_dump(args.dump) if isinstance(d, Document)]
-    train_tokenizer((d.text for d in docs), tok, vocab_size=16000)
+    tok = sample_tokenizer(args.dump, work / "tok")
     load_tokenizer(tok)  # the driver's one-off import of transformers (~4 s) is not timed
     inputs = {}
     for n in sorted({args.repeat, args.ssm_repeat}):
-        xml = repeated_dump(Path(args.dump), work / f"x{n}.xml", n)
-        multi = work / f"x{n}-multistream.xml.bz2"
-        write_multistream(xml, multi, pages_per_stream=args.pages_per_stream)
-        inputs[n] = (xml, multi)
+        xml, multi = inputs[n] = multistream_copy(args.dump, work, n, args.pages_per_stream)
         print(f"input x{n}: {xml.stat().st_size / 1e6:.1f} MB of XML, "
               f"{multi.stat().st_size / 1e6:.2f} MB as multistream bz2")  # fmt: skip
     print(f"machine: {os.cpu_count()} CPUs; local Ray with 2 CPUs; tokenizer: 16k BPE\n")

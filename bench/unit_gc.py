@@ -53,24 +53,17 @@ def main() -> None:
     args = ap.parse_args()
 
     from bench.mask_throughput import DEFAULT_DUMP
-    from bench.preprocess_throughput import repeated_dump
-    from maskpt.core.records import Document
-    from maskpt.core.tokenizer import train_tokenizer
-    from preprocess.multistream import write_multistream
-    from preprocess.wikipedia import read_wikipedia_dump
+    from bench.preprocess_scale import multistream_copy, sample_tokenizer
 
     work = Path(tempfile.mkdtemp(prefix="maskpt-gc-"))
-    docs = [d for d in read_wikipedia_dump(DEFAULT_DUMP) if isinstance(d, Document)]
-    train_tokenizer((d.text for d in docs), work / "tok", vocab_size=16000)
-    xml = repeated_dump(Path(DEFAULT_DUMP), work / "x.xml", args.repeat)
-    dump = work / "x-multistream.xml.bz2"
-    write_multistream(xml, dump, pages_per_stream=25)
+    tok = sample_tokenizer(DEFAULT_DUMP, work / "tok")
+    xml, dump = multistream_copy(DEFAULT_DUMP, work, args.repeat, 25)
     print(f"input: {xml.stat().st_size / 1e6:.1f} MB of XML; policy {args.policy}")
     ratios = []
     for k in range(args.rounds):
         cpu = {}
         for mode in ("default", "tuned"):
-            out = subprocess.run([sys.executable, "-c", CHILD, str(work / "tok"), str(dump),
+            out = subprocess.run([sys.executable, "-c", CHILD, tok, str(dump),
                                   args.policy, mode], capture_output=True, text=True, check=True)  # fmt: skip
             r = json.loads(out.stdout.strip().splitlines()[-1])
             cpu[mode] = r["cpu"]

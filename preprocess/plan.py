@@ -143,9 +143,9 @@ def line_ranges(path: Path, lines: int, chunk: int = 1 << 23) -> Iterator[tuple]
 
 
 def _row_groups(path: Path, rows: int) -> Iterator[tuple]:
-    import pyarrow.parquet as pq
+    from preprocess.readers import parquet_file
 
-    meta = pq.ParquetFile(path if isinstance(path, Path) else path.open("rb")).metadata
+    meta = parquet_file(path).metadata
     first, n = 0, 0
     for g in range(meta.num_row_groups):
         n += meta.row_group(g).num_rows

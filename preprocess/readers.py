@@ -88,13 +88,19 @@ def _document(obj: dict, where: str) -> Document | Skip:
     return doc
 
 
-def read_parquet(path: str | Path, row_groups=None) -> Iterator[Document | Skip]:
-    """The rows of a Parquet file (or of `row_groups`), one row group in memory at a time."""
+def parquet_file(path):
+    """A `pyarrow.parquet.ParquetFile` of a local path or `RemotePath` (only
+    the footer is read until row groups are asked for)."""
     import pyarrow.parquet as pq
 
+    return pq.ParquetFile(path if isinstance(path, Path) else path.open("rb"))
+
+
+def read_parquet(path: str | Path, row_groups=None) -> Iterator[Document | Skip]:
+    """The rows of a Parquet file (or of `row_groups`), one row group in memory at a time."""
     path = input_path(path)
     try:
-        pf = pq.ParquetFile(path if isinstance(path, Path) else path.open("rb"))
+        pf = parquet_file(path)
     except Exception as exc:  # pyarrow raises several types for a file that is not Parquet
         raise UserError(f"input {path}: not a Parquet file ({exc})") from exc
     names = set(pf.schema_arrow.names)

@@ -34,6 +34,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import ray
 import yaml
 
 REPO = Path(__file__).resolve().parent.parent
@@ -52,8 +53,6 @@ def local_config(work: Path, key: Path) -> Path:
     cfg["provider"].update(head_ip="127.0.0.1", worker_ips=[])
     cfg["auth"] = {"ssh_user": getpass.getuser(), "ssh_private_key": str(key)}
     cfg["file_mounts"] = {str(work / "maskpt"): str(REPO)}
-    import ray
-
     # no single quotes: Ray wraps each command in them for `bash -c`
     check = f'python -c "import maskpt, ray; print(ray.__version__)" | grep -qx {ray.__version__}'
     cfg["setup_commands"] = [env + check]
@@ -83,7 +82,6 @@ def main(argv: list[str] | None = None) -> int:
     args.work.mkdir(parents=True, exist_ok=True)
     cfg = str(local_config(args.work.resolve(), args.key.resolve()))
     status = ray_cli("up", "-y", "--no-config-cache", cfg)
-    down = 0
     try:
         for c in args.commands if status == 0 else ():
             status = ray_cli("exec", cfg, venv_path() + c)
@@ -91,8 +89,9 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"failed ({status}): {c}", file=sys.stderr)
                 break
     finally:
-        down = ray_cli("down", "-y", cfg) or ray_cli("stop")
-    return status or down
+        down = ray_cli("down", "-y", cfg)
+        stop = ray_cli("stop")  # whether or not `ray down` managed: see the docstring
+    return status or down or stop
 
 
 if __name__ == "__main__":

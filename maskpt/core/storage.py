@@ -34,17 +34,8 @@ class Storage:
     """A folder (`root`) on an fsspec filesystem; paths below it are relative."""
 
     def __init__(self, root: str):
-        import fsspec
-
         self.root_url = str(root).rstrip("/") or str(root)
-        try:
-            self.fs, self.root = fsspec.core.url_to_fs(self.root_url)
-        except (ImportError, ValueError) as exc:
-            scheme = self.root_url.split("://", 1)[0]
-            raise StorageError(
-                f"{self.root_url}: no filesystem for {scheme}:// is installed ({exc}); "
-                f"install its fsspec package (e.g. s3fs, gcsfs) or use a local path"
-            ) from None
+        self.fs, self.root = _url_to_fs(self.root_url)
         self.local = "file" in _protocols(self.fs)
 
     # -- names --------------------------------------------------------------------------
@@ -136,6 +127,21 @@ class Storage:
             raise StorageError(f"{self.root_url}: a file written there did not read back")
 
 
+def _url_to_fs(url: str):
+    """(filesystem, path) of a local path or URL; a clear error for a scheme
+    whose fsspec package is not installed."""
+    import fsspec
+
+    try:
+        return fsspec.core.url_to_fs(url)
+    except (ImportError, ValueError) as exc:
+        scheme = url.split("://", 1)[0]
+        raise StorageError(
+            f"{url}: no filesystem for {scheme}:// is installed ({exc}); "
+            f"install its fsspec package (e.g. s3fs, gcsfs) or use a local path"
+        ) from None
+
+
 def _protocols(fs) -> tuple[str, ...]:
     p = fs.protocol
     return (p,) if isinstance(p, str) else tuple(p)
@@ -150,17 +156,8 @@ class RemotePath:
     (for S3: s3fs and the usual AWS environment)."""
 
     def __init__(self, url: str):
-        import fsspec
-
         self.url = str(url)
-        try:
-            self.fs, self._path = fsspec.core.url_to_fs(self.url)
-        except (ImportError, ValueError) as exc:
-            scheme = self.url.split("://", 1)[0]
-            raise StorageError(
-                f"{self.url}: no filesystem for {scheme}:// is installed ({exc}); install "
-                "its fsspec package (e.g. s3fs, gcsfs) or use a local path"
-            ) from None
+        self.fs, self._path = _url_to_fs(self.url)
 
     def __str__(self) -> str:
         return self.url
