@@ -5,61 +5,97 @@
 #   bash bench/gpu_check.sh [WHEELS_DIR]          # on the GPU machine; output in $OUT
 #   MASKPT_GPU_REHEARSAL=1 bash bench/gpu_check.sh  # rehearsal on CPU (what CI can run)
 #
-# 1. installs what is missing from WHEELS_DIR (default gpu_wheels/, made by
-#    scripts/gpu_wheels.sh: deepspeed and its small dependencies, pyarrow...)
-#    and this project without its dependencies;
+# 1. installs deepspeed, higher and mwparserfromhell with what they need from
+#    WHEELS_DIR (default gpu_wheels/, made by scripts/gpu_wheels.sh for the
+#    machine's Python), then this project without its dependencies;
 # 2. runs `pytest -m gpu` (pre-training with NCCL + bf16 stopped and resumed,
 #    fine-tuning with beam search, learned-policy inference vs CPU);
-# 3. runs the GPU benchmark (recipe vs plain loop, tokens/s, MFU).
-# Everything goes to $OUT (default gpu_check_out/): device, versions, logs.
-# Each step has a time limit so the whole check stays under 8 minutes on the GPU
-# machine (TEST_LIMIT, BENCH_LIMIT seconds; a CPU rehearsal gets more).
+# 3. runs the GPU benchmarks, most important first: pre-training recipe vs a
+#    plain loop at the paper's shape (micro-batch 128, 8 per optimizer step;
+#    ZeRO-0 and 2; tokens/s, MFU), learned-policy inference and meta steps,
+#    fine-tuning and generation examples/s, then one micro-batch per step
+#    (the optimizer step's own cost) with torch.compile.
+# Everything goes to $OUT (default gpu_check_out/), in five files: summary.txt,
+# env.txt (device, versions, install log), gpu_tests.log, gpu_tests.xml and
+# bench.txt. Each step has a time limit and the whole check a deadline
+# (TOTAL_LIMIT seconds, 480 on a GPU: 8 minutes), so a second try fits the
+# machine's budget; a step that would start past the deadline is skipped.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 WHEELS=${1:-gpu_wheels}
 OUT=${OUT:-gpu_check_out}
 mkdir -p "$OUT"
-rc=0
-if [ "${MASKPT_GPU_REHEARSAL:-0}" = "1" ]; then
-    TEST_LIMIT=${TEST_LIMIT:-1200} BENCH_LIMIT=${BENCH_LIMIT:-600}
+export PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1
+REHEARSAL=${MASKPT_GPU_REHEARSAL:-0}
+PY=${PYTHON:-python3}  # GPU images often have python3 only
+if [ "$REHEARSAL" = "1" ]; then
+    TOTAL_LIMIT=${TOTAL_LIMIT:-1800}
 else
-    TEST_LIMIT=${TEST_LIMIT:-300} BENCH_LIMIT=${BENCH_LIMIT:-150}
+    TOTAL_LIMIT=${TOTAL_LIMIT:-480}
 fi
+START=$SECONDS
+rc=0
+summary() { echo "$*" >>"$OUT/summary.txt"; }
+
+# step NAME LIMIT LOGFILE CMD...: runs CMD under min(LIMIT, time left), appends to LOGFILE
+step() {
+    local name=$1 limit=$2 log=$3
+    shift 3
+    local left=$((TOTAL_LIMIT - (SECONDS - START)))
+    if [ "$left" -lt 20 ]; then
+        summary "$name: skipped (deadline)"
+        rc=1
+        return
+    fi
+    [ "$limit" -lt "$left" ] || limit=$left
+    echo "=== $name ($(date -u +%T), limit ${limit}s): $*" >>"$log"
+    local t0=$SECONDS
+    timeout "$limit" "$@" >>"$log" 2>&1
+    local t=$?
+    summary "$name: exit $t in $((SECONDS - t0)) s"
+    [ $t -eq 0 ] || rc=1
+}
 
 {
     date -u
-    nvidia-smi 2>/dev/null || echo "no nvidia-smi (rehearsal: ${MASKPT_GPU_REHEARSAL:-0})"
-    python -c "import torch; print('torch', torch.__version__, 'cuda', torch.version.cuda, torch.cuda.is_available())"
-} >"$OUT/device.txt" 2>&1
+    nvidia-smi 2>/dev/null || echo "no nvidia-smi (rehearsal: $REHEARSAL)"
+    "$PY" -c "import sys, torch; print('python', sys.version.split()[0], 'torch', torch.__version__, 'cuda', torch.version.cuda, torch.cuda.is_available())"
+} >"$OUT/env.txt" 2>&1
 
 # 1. install (no network: only the carried wheels)
 if [ -d "$WHEELS" ]; then
-    timeout 120 python -m pip install --no-index --find-links "$WHEELS" "$WHEELS"/*.whl \
-        >"$OUT/install.log" 2>&1 || echo "wheel install had errors (see install.log)" >>"$OUT/summary.txt"
+    step install 120 "$OUT/env.txt" "$PY" -m pip install --no-index --find-links "$WHEELS" \
+        deepspeed higher mwparserfromhell pytest-timeout
+    if ! "$PY" -c "import deepspeed, higher, mwparserfromhell" >>"$OUT/env.txt" 2>&1; then
+        step install-no-deps 120 "$OUT/env.txt" "$PY" -m pip install --no-index --no-deps "$WHEELS"/*.whl
+    fi
 fi
-timeout 60 python -m pip install --no-index --no-deps --no-build-isolation -e . \
-    >>"$OUT/install.log" 2>&1 || echo "project install had errors (see install.log)" >>"$OUT/summary.txt"
-python -m pip list >"$OUT/versions.txt" 2>&1
+step install-project 60 "$OUT/env.txt" "$PY" -m pip install --no-index --no-deps --no-build-isolation -e .
+"$PY" -m pip list >>"$OUT/env.txt" 2>&1
 
 # 2. the gpu tests
-timeout "$TEST_LIMIT" python -m pytest -m gpu -p no:cacheprovider -rA tests/gpu \
-    --junitxml="$OUT/gpu_tests.xml" >"$OUT/gpu_tests.log" 2>&1
-t=$?
-echo "gpu tests: exit $t" >>"$OUT/summary.txt"
-[ $t -eq 0 ] || rc=1
+step gpu-tests 300 "$OUT/gpu_tests.log" "$PY" -m pytest -m gpu -p no:cacheprovider -rA tests/gpu \
+    --junitxml="$OUT/gpu_tests.xml"
 
-# 3. the benchmark (a tiny model on CPU when rehearsing)
-if [ "${MASKPT_GPU_REHEARSAL:-0}" = "1" ]; then
-    bench_args=(--rehearse --micro-batch 4 --steps 6 --warmup 2)
+# 3. the benchmarks (tiny models on CPU when rehearsing)
+B="$OUT/bench.txt"
+if [ "$REHEARSAL" = "1" ]; then
+    step pretrain-accum 300 "$B" "$PY" -m bench.pretrain_gpu --rehearse --micro-batch 4 --accum 4 --steps 16 --warmup 4 --zero-stages 0,2
+    step policy 300 "$B" "$PY" -m bench.policy_throughput --device cpu --model tiny --batch 16 --steps 2
+    step finetune 300 "$B" "$PY" -m bench.finetune_throughput --device cpu --size tiny --steps 4 --batch 8 --repeats 1
+    step pretrain-compile 300 "$B" "$PY" -m bench.pretrain_gpu --rehearse --micro-batch 8 --steps 6 --warmup 2 --compile
 else
-    bench_args=(--micro-batch 64 --steps 30 --warmup 5)
+    step pretrain-accum 90 "$B" "$PY" -m bench.pretrain_gpu --micro-batch 128 --accum 8 --steps 48 --warmup 16 --zero-stages 0,2
+    step policy 90 "$B" "$PY" -m bench.policy_throughput --device cuda --model base --batch 256 --steps 5
+    step finetune 120 "$B" "$PY" -m bench.finetune_throughput --device cuda --size base --precision bf16 \
+        --steps 40 --batch 32 --repeats 1
+    step pretrain-step-compile 150 "$B" "$PY" -m bench.pretrain_gpu --micro-batch 128 --steps 30 --warmup 10 --compile
 fi
-timeout "$BENCH_LIMIT" python -m bench.pretrain_gpu "${bench_args[@]}" >"$OUT/pretrain_gpu.txt" 2>&1
-t=$?
-echo "bench.pretrain_gpu: exit $t" >>"$OUT/summary.txt"
-[ $t -eq 0 ] || rc=1
 
-grep -E "^(PASSED|FAILED|ERROR|SKIPPED)|passed|failed" "$OUT/gpu_tests.log" >>"$OUT/summary.txt"
-grep -E "tokens/s|plain loop" "$OUT/pretrain_gpu.txt" >>"$OUT/summary.txt"
+{
+    grep -E "^(PASSED|FAILED|ERROR|SKIPPED)|passed|failed" "$OUT/gpu_tests.log"
+    grep -E "tokens/s|plain loop|^\{" "$B"
+} >>"$OUT/summary.txt" 2>/dev/null
+echo "total: $((SECONDS - START)) s, exit $rc" >>"$OUT/summary.txt"
 cat "$OUT/summary.txt"
 exit $rc

@@ -8,6 +8,7 @@ through the decoder, each about N/2; attention FLOPs are small at length 128). P
 H100 SXM dense bf16 figure (989 TFLOP/s); pass --peak-tflops for other cards.
 
     python -m bench.pretrain_gpu [--micro-batch 64] [--steps 30] [--peak-tflops 989]
+        [--zero-stages 0,1,2] [--accum 8] [--fused] [--compile]
     python -m bench.pretrain_gpu --rehearse --micro-batch 4 --steps 6 --warmup 2   # CPU
 
 Builds BART-base from its config (no download needed) with a random batch of
@@ -41,6 +42,34 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=30)
     ap.add_argument("--warmup", type=int, default=5)
     ap.add_argument("--peak-tflops", type=float, default=989.0)
+    ap.add_argument(
+        "--zero-stages",
+        type=lambda v: [int(x) for x in v.split(",")],
+        default=[2],
+        help="ZeRO stages to time the recipe with, e.g. 0,1,2 (train/pretrain.py: 2)",
+    )
+    ap.add_argument(
+        "--accum",
+        type=int,
+        default=1,
+        help="micro-batches per optimizer step in both loops (the paper's 2,048 "
+        "examples per step are 16 micro-batches of 128 on one GPU); "
+        "--steps and --warmup count micro-batches: make them multiples",
+    )
+    ap.add_argument(
+        "--grad-clip",
+        type=float,
+        default=1.0,
+        help="gradient clipping in both loops (train/pretrain.py's default: 1.0)",
+    )
+    ap.add_argument(
+        "--fused",
+        action="store_true",
+        help="the recipe's AdamW with fused=True (train/pretrain.py uses the default)",
+    )
+    ap.add_argument(
+        "--compile", action="store_true", help="also time the plain loop with torch.compile(model)"
+    )
     ap.add_argument("--rehearse", action="store_true",
                     help="without CUDA: a tiny model in fp32 on CPU over gloo (checks the script)")  # fmt: skip
     args = ap.parse_args()
@@ -48,6 +77,8 @@ def main() -> None:
     import deepspeed
     import torch
     from transformers import BartConfig, BartForConditionalGeneration
+
+    from train.distributed import zero_config
 
     cuda = torch.cuda.is_available()
     if not cuda and not args.rehearse:
@@ -69,44 +100,64 @@ def main() -> None:
     src = torch.randint(5, cfg.vocab_size, shape, device=device, generator=g)
     labels = torch.randint(5, cfg.vocab_size, shape, device=device, generator=g)
 
-    torch.manual_seed(0)
-    model = BartForConditionalGeneration(cfg)
-    n_params = sum(p.numel() for p in model.parameters())
-    engine, _, _, _ = deepspeed.initialize(
-        model=model, optimizer=torch.optim.AdamW(model.parameters(), lr=1e-4),
-        config={"train_micro_batch_size_per_gpu": args.micro_batch,
-                "gradient_accumulation_steps": 1, "zero_optimization": {"stage": 2},
-                "bf16": {"enabled": cuda}, "zero_allow_untested_optimizer": True,
-                "steps_per_print": 10**9})  # fmt: skip
+    n_params = 0
+    recipes = []
+    for stage in args.zero_stages:  # the recipe's DeepSpeed config, as train/pretrain.py builds it
+        torch.manual_seed(0)
+        model = BartForConditionalGeneration(cfg)
+        n_params = sum(p.numel() for p in model.parameters())
+        opt = torch.optim.AdamW(model.parameters(), lr=1e-4, fused=args.fused and cuda)
+        ds = zero_config(args.micro_batch * args.accum, args.micro_batch, args.accum,
+                         args.grad_clip, stage, cuda)  # fmt: skip
+        engine, _, _, _ = deepspeed.initialize(model=model, optimizer=opt, config=ds)
 
-    def recipe_step():
-        loss = engine(input_ids=src, labels=labels).loss
-        engine.backward(loss)
-        engine.step()
+        def recipe_step(engine=engine):
+            loss = engine(input_ids=src, labels=labels).loss
+            engine.backward(loss)
+            engine.step()
 
-    recipe = _timed(recipe_step, args.steps, args.warmup, sync)
-    torch.manual_seed(0)  # the baseline: plain PyTorch, bf16 autocast, fused AdamW
+        secs = _timed(recipe_step, args.steps, args.warmup, sync)
+        fused = ", fused AdamW" if args.fused else ""
+        recipes.append((f"recipe (DeepSpeed ZeRO-{stage}{fused})", secs))
+        del engine, model, opt
+        if cuda:
+            torch.cuda.empty_cache()
+    torch.manual_seed(0)  # the baseline: plain PyTorch, bf16 autocast, fused AdamW, same clip
     plain_model = BartForConditionalGeneration(cfg).to(device)
     opt = torch.optim.AdamW(plain_model.parameters(), lr=1e-4, fused=cuda)
 
-    def plain_step():
+    micro = [0]
+
+    def plain_step(m=plain_model):
         with torch.autocast(device, dtype=torch.bfloat16, enabled=cuda):
-            loss = plain_model(input_ids=src, labels=labels).loss
-        loss.backward()
+            loss = m(input_ids=src, labels=labels).loss
+        (loss / args.accum).backward()
+        micro[0] += 1
+        if micro[0] % args.accum:
+            return
+        if args.grad_clip:
+            torch.nn.utils.clip_grad_norm_(m.parameters(), args.grad_clip)
         opt.step()
         opt.zero_grad(set_to_none=True)
 
     plain = _timed(plain_step, args.steps, args.warmup, sync)
+    rows = [*recipes, ("plain PyTorch loop", plain)]
+    if args.compile:  # compilation happens in the warm-up steps, outside the timing
+        compiled = torch.compile(plain_model)
+        rows.append(("plain loop, torch.compile", _timed(lambda: plain_step(compiled),
+                                                         args.steps, args.warmup, sync)))  # fmt: skip
     # one "token" = one source position with its target position: each passes through
     # the encoder or the decoder half of N, so 6 * N * tokens counts both halves once
     tokens = (args.steps - args.warmup) * args.micro_batch * args.seq_len
     name = torch.cuda.get_device_name() if cuda else "CPU (rehearsal, tiny model, fp32)"
-    for label, secs in (("recipe (DeepSpeed ZeRO-2)", recipe), ("plain PyTorch loop", plain)):
+    accum = f", {args.accum} per optimizer step" if args.accum > 1 else ""
+    for label, secs in rows:
         tps = tokens / secs
         mfu = f", MFU {6 * n_params * tps / (args.peak_tflops * 1e12):.1%}" if cuda else ""
         print(f"{name}: {label}: {n_params / 1e6:.0f} M params, micro-batch {args.micro_batch} "
-              f"x {args.seq_len}: {tps:,.0f} tokens/s{mfu}")  # fmt: skip
-    print(f"recipe = {plain / recipe:.2f}x the plain loop (goal >= 0.95x)")
+              f"x {args.seq_len}{accum}: {tps:,.0f} tokens/s{mfu}")  # fmt: skip
+    for label, secs in recipes:
+        print(f"{label} = {plain / secs:.2f}x the plain loop (goal >= 0.95x)")
 
 
 if __name__ == "__main__":

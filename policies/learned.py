@@ -6,7 +6,8 @@ Annotation (preprocessing, batched inference): `setup(device)` loads the
 network once per worker onto "cuda" or "cpu", and `annotate` runs it over
 `batch_size` segments at a time. Scores are rounded to 1e-3 so that CPU and
 GPU kernels, whose float results differ in the last bits, store the same
-annotation: `sup_v1` its top_k candidate spans, best first (a segment with
+annotation (in full fp32: no TF32 in cuDNN; ties ranked by position), except
+where a score lies within float error of a rounding boundary: `sup_v1` its top_k candidate spans, best first (a segment with
 none is skipped as `no_span`); `meta_v1` each token's mask probability in
 thousandths (a segment whose every probability is 0 is skipped as
 `no_span`).
@@ -85,7 +86,9 @@ class _Learned(Policy):
         for k in range(0, len(segments), self.config.batch_size):
             part = segments[k : k + self.config.batch_size]
             ids, att = pad_ids([s.input_ids for s in part], self.tok.pad_id)
-            with torch.no_grad():
+            # full fp32 in cuDNN (its LSTM may use TF32, ~1e-3 off: enough to move a
+            # score across a rounding boundary), so GPU annotations match CPU ones
+            with torch.no_grad(), torch.backends.cudnn.flags(enabled=True, allow_tf32=False):
                 rows = self.scores(ids.to(self.device), att.to(self.device))
             out += [self.annotation(seg, row) for seg, row in zip(part, rows, strict=True)]
         return out

@@ -50,14 +50,34 @@ def inner_positions(ids: torch.Tensor, att: torch.Tensor, bos_id: int, eos_id: i
 def top_spans(start: torch.Tensor, end: torch.Tensor, allowed: torch.Tensor, max_len: int,
               k: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:  # fmt: skip
     """The k best spans per row: (scores, starts, ends), each [B, k].
-    A span (i, j) needs i <= j < i + max_len and both ends `allowed`."""
+    A span (i, j) needs i <= j < i + max_len and both ends `allowed`; where
+    fewer spans qualify, the rest of the row has score -inf.
+    Equal scores (frequent once scores are rounded) rank by position, the
+    earlier start (then end) first, on every device: `topk` leaves the order
+    of ties to the kernel, and CPU and CUDA kernels choose differently.
+    Only the band of lengths is scored: [B, L, max_len], not [B, L, L]."""
     length = start.size(1)
     i = torch.arange(length, device=start.device)
-    band = (i[None, :] >= i[:, None]) & (i[None, :] < i[:, None] + max_len)
-    ok = band[None] & allowed[:, :, None] & allowed[:, None, :]
-    scores = (start[:, :, None] + end[:, None, :]).masked_fill(~ok, float("-inf"))
-    best, flat = scores.flatten(1).topk(min(k, length * length), dim=1)
-    return best, flat // length, flat % length
+    j = i[:, None] + torch.arange(max_len, device=start.device)[None, :]  # [L, max_len]
+    jc = j.clamp(max=length - 1)
+    ok = (j < length)[None] & allowed[:, :, None] & allowed[:, jc]
+    scores = (start[:, :, None] + end[:, jc]).float().masked_fill(~ok, float("-inf"))
+    flat_scores = scores.flatten(1)  # index i * max_len + (j - i): ordered like (i, j)
+    _, flat = _rank_key(flat_scores).topk(min(k, flat_scores.size(1)), dim=1)
+    starts = flat // max_len
+    return flat_scores.gather(1, flat), starts, starts + flat % max_len
+
+
+def _rank_key(scores: torch.Tensor) -> torch.Tensor:
+    """int64 keys in the order of the float32 `scores` [B, N], unique within
+    a row: the float's bits made monotonic, then N - 1 - index (lower index,
+    higher key). Exact, unlike adding a small multiple of the index; + 0.0
+    makes -0.0 the same key as 0.0."""
+    n = scores.size(1)
+    bits = (scores + 0.0).contiguous().view(torch.int32).to(torch.int64)
+    monotonic = torch.where(bits < 0, bits ^ 0x7FFFFFFF, bits)
+    index = torch.arange(n, device=scores.device, dtype=torch.int64)
+    return monotonic * n + (n - 1 - index)
 
 
 class MetaMasker(nn.Module):

@@ -86,9 +86,8 @@ def test_learned_policy_inference_gives_the_cpu_masks(device, name, checkpoints,
     on_dev = policies.create(name, tok_info, cfg)
     on_dev.setup(device)
     a, b = on_cpu.annotate(segs), on_dev.annotate(segs)
-    if name == "sup_v1":  # ranked candidate spans: TF32 may flip a near-tie, not more
-        same = [x.spans == y.spans for x, y in zip(a, b, strict=True)]
-        assert sum(same) >= 0.95 * len(same)
+    if name == "sup_v1":
+        _assert_same_ranking_up_to_rounding(on_cpu, segs, a, b)
     else:  # mask probabilities in thousandths
         diffs = [abs(p - q) for x, y in zip(a, b, strict=True)
                  for p, q in zip(x.token_probs, y.token_probs, strict=True)]  # fmt: skip
@@ -96,3 +95,27 @@ def test_learned_policy_inference_gives_the_cpu_masks(device, name, checkpoints,
     for s, ann in zip(segs, b, strict=True):
         drawn = on_dev.draw(s, ann, seed=0, epoch=1)
         assert len(drawn.mask) == len(s.input_ids) and any(drawn.mask)
+
+
+def _assert_same_ranking_up_to_rounding(on_cpu, segs, a, b):
+    """sup_v1 ranks spans by start + end logit rounded to 1e-3. fp32 kernels
+    differ in the last bits, so a logit at a rounding boundary may round the
+    other way (a span's score moves by up to 2e-3) and equal scores then
+    reorder. So: each span the device ranks r-th scores, by the CPU's rounded
+    logits, within 4e-3 of the CPU's r-th, and most segments get exactly the
+    CPU's spans. On an H100: 34 of these 40 (fp32); 30 with TF32 in cuDNN's
+    LSTM; 7 when topk's kernel ordered the ties."""
+    from maskpt.core.batching import pad_ids
+    from policies.learned import ROUND
+
+    ids, att = pad_ids([s.input_ids for s in segs], on_cpu.tok.pad_id)
+    with torch.no_grad():
+        start, end = (torch.round(x.float() * ROUND) / ROUND for x in on_cpu.net(ids, att))
+    for k, (x, y) in enumerate(zip(a, b, strict=True)):
+        assert len(x.spans) == len(y.spans), segs[k].id
+        for (ci, cj), (gi, gj) in zip(x.spans, y.spans, strict=True):
+            cpu_best = float(start[k, ci] + end[k, cj - 1])
+            dev_on_cpu = float(start[k, gi] + end[k, gj - 1])
+            assert dev_on_cpu >= cpu_best - 4 / ROUND - 1e-4, (segs[k].id, (ci, cj), (gi, gj))
+    same = sum(x.spans == y.spans for x, y in zip(a, b, strict=True))
+    assert same >= 0.75 * len(a), f"{same} of {len(a)} segments with the CPU's spans"

@@ -60,6 +60,25 @@ def test_top_spans_respect_length_and_allowed_positions():
         assert max(cands)[1:] == (int(s[b, 0]), int(e[b, 0]))
 
 
+def test_top_spans_rank_ties_by_position_like_a_sort():
+    """Rounded scores tie often; the ranking must not depend on the kernel's
+    tie order (CPU and CUDA topk differ): score, then start, then end."""
+    g = torch.Generator().manual_seed(1)
+    start = torch.randint(-2, 3, (4, 9), generator=g).float() / 2  # few distinct values
+    end = torch.randint(-2, 3, (4, 9), generator=g).float() / 2
+    start[0] = -0.0  # -0.0 and 0.0 are one score
+    end[0] = 0.0
+    allowed = torch.ones(4, 9, dtype=torch.bool)
+    allowed[3, 2:] = False  # row 3: fewer allowed spans than k
+    best, s, e = top_spans(start, end, allowed, max_len=4, k=8)
+    for b in range(4):
+        cands = sorted((-float(start[b, i] + end[b, j]), i, j) for i in range(9)
+                       for j in range(i, min(i + 4, 9)) if allowed[b, i] and allowed[b, j])  # fmt: skip
+        got = [(-float(x), int(i), int(j)) for x, i, j in zip(best[b], s[b], e[b], strict=True)
+               if x != float("-inf")]  # fmt: skip
+        assert got == cands[:8]
+
+
 def test_config_needs_examples():
     with pytest.raises(ValueError, match="examples"):
         SupervisedConfig()
