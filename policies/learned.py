@@ -25,9 +25,7 @@ from dataclasses import dataclass, replace
 from typing import Literal
 
 import numpy as np
-import torch
 
-from maskpt.core.batching import pad_ids
 from maskpt.core.records import MaskedSegment, Segment, Skip
 from policies.base import BASE_KINDS, Annotation, Policy, base_annotation
 from policies.postprocess import finalize
@@ -80,6 +78,10 @@ class _Learned(Policy):
         raise NotImplementedError
 
     def annotate(self, segments) -> list[Annotation | Skip]:
+        import torch
+
+        from maskpt.core.batching import pad_ids
+
         if self.net is None:  # unpickled without setup()
             self.setup(self.device)
         out: list[Annotation | Skip] = []
@@ -141,6 +143,8 @@ class SupervisedSpanPolicy(_Learned):
     provides = BASE_KINDS | {"ranked_spans"}
 
     def scores(self, ids, att):
+        import torch
+
         from policies.networks import inner_positions, top_spans
 
         start, end = self.net(ids, att)
@@ -183,6 +187,8 @@ class MetaPolicy(_Learned):
     provides = BASE_KINDS | {"token_probs"}
 
     def scores(self, ids, att):
+        import torch
+
         p = torch.softmax(self.net(ids).float(), dim=-1)[..., 1]
         p = torch.round(p * ROUND).to(torch.int64)
         return [row[: int(n)].tolist()

@@ -36,6 +36,7 @@ from maskpt.core.errors import InputNotFound
 from maskpt.core.interrupts import Interrupted
 from maskpt.core.storage import Storage, input_path
 from maskpt.core.tokenizer import TokenizerInfo, load_tokenizer, tokenizer_fingerprint
+from maskpt.core.worker_tokenizer import WorkerTokenizer
 from preprocess.config import PreprocessConfig
 from preprocess.index import INDEX, InputRef, PolicyInfo, ShardIndex, TokenizerRef
 from preprocess.manifest import claim_folder, finalize, planned_moves
@@ -52,13 +53,15 @@ class DriverGone(RuntimeError):
 
 
 class MaskWorker:
-    """One Ray actor: loads tokenizer and policy once, processes units. When
+    """One Ray actor: sets up the policy once (the tokenizer comes built, as a
+    `WorkerTokenizer`: no transformers or torch in a worker unless its policy
+    needs torch), processes units. When
     the driver runs on the same machine (an embedded local Ray) and has died,
     the worker writes nothing more."""
 
     def __init__(
         self,
-        tokenizer: str,
+        tokenizer: WorkerTokenizer,
         policy,
         seed: int,
         max_length: int,
@@ -71,7 +74,7 @@ class MaskWorker:
 
         import ray
 
-        self.tok = load_tokenizer(tokenizer)
+        self.tok = tokenizer
         self.policy = policy
         self.device = "cuda" if ray.get_gpu_ids() else "cpu"
         policy.setup(self.device)
@@ -166,7 +169,8 @@ def run_preprocess(
         return done
 
     if use_ray:
-        markers = _run_on_ray(cfg, policy, spec, out, progress)
+        markers = _run_on_ray(cfg, WorkerTokenizer.from_tokenizer(tok), policy, spec, out,
+                              progress)  # fmt: skip
     else:
         markers = _run_here(cfg, tok, policy, out)
     return finalize(out, spec, markers)
@@ -230,9 +234,9 @@ def planned(cfg: PreprocessConfig):
     return units, sum(u.size for u in units) if known else None
 
 
-def _run_on_ray(cfg, policy, spec, out: Storage, progress: bool) -> list[UnitMarker]:
+def _run_on_ray(cfg, tok, policy, spec, out: Storage, progress: bool) -> list[UnitMarker]:
     with ray_session(cfg.address):
-        return _run_units(cfg, policy, spec, out, progress)
+        return _run_units(cfg, tok, policy, spec, out, progress)
 
 
 class _Progress:
@@ -300,7 +304,7 @@ class _Pool:
             ray.kill(a, no_restart=True)
 
 
-def _run_units(cfg, policy, spec, out: Storage, progress: bool) -> list[UnitMarker]:
+def _run_units(cfg, tok, policy, spec, out: Storage, progress: bool) -> list[UnitMarker]:
     import os
     import socket
 
@@ -311,7 +315,7 @@ def _run_units(cfg, policy, spec, out: Storage, progress: bool) -> list[UnitMark
     remote_cls = ray.remote(MaskWorker).options(
         **actor_options(policy, resources, cfg.gpus_per_worker)
     )
-    args = (cfg.tokenizer, policy, cfg.seed, cfg.max_length, out.root_url, cfg.formats,
+    args = (tok, policy, cfg.seed, cfg.max_length, out.root_url, cfg.formats,
             cfg.shard_size, (socket.gethostname(), os.getpid()))  # fmt: skip
     pool = _Pool([remote_cls.remote(*args) for _ in range(n_workers)], cfg.max_in_flight, out)
     units, total = planned(cfg)

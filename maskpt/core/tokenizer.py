@@ -178,7 +178,12 @@ def train_tokenizer(
 def tokenize_text(tokenizer, text: str) -> tuple[list[int], list[tuple[int, int]]]:
     """Content token ids and character offsets of `text`, without special
     tokens. Literal special-token strings in the text (e.g. "<mask>") are
-    tokenized as ordinary text, never turned into special ids."""
+    tokenized as ordinary text, never turned into special ids. A
+    `WorkerTokenizer` (`maskpt.core.worker_tokenizer`) gives the same result
+    without transformers."""
+    content_tokens = getattr(tokenizer, "content_tokens", None)
+    if content_tokens is not None:
+        return content_tokens(text)
     enc = tokenizer(
         text,
         add_special_tokens=False,

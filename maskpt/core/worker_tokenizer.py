@@ -1,0 +1,72 @@
+"""The tokenizer preprocessing workers use: what they need of a loaded
+Hugging Face fast tokenizer — content tokens with offsets and the special
+ids — on the `tokenizers` library alone.
+
+A worker that loads a tokenizer through transformers imports torch with it:
+about 1.5 s and 300 MB per worker before its first document, for policies
+(`orig_v1`, `rand_v1`, `ssm_v1`) that never use torch. The driver builds a
+`WorkerTokenizer` from the tokenizer it loaded and fingerprinted, and it
+travels to the workers as that tokenizer's serialized definition (its
+`tokenizer.json`), so workers tokenize with exactly that definition, whether
+it came from a local folder or the hub cache.
+
+Tokenization is the one transformers performs for
+`tokenizer(text, add_special_tokens=False, return_offsets_mapping=True,
+split_special_tokens=True)` on a fast tokenizer: the backend's `encode`
+with `encode_special_tokens` on, no truncation, no padding (a test compares
+the two on every bundled document and on literal special-token strings).
+"""
+
+from __future__ import annotations
+
+
+class WorkerTokenizer:
+    """A picklable stand-in for a fast tokenizer in `tokenize_text` and
+    `TokenizerInfo.from_tokenizer`."""
+
+    is_fast = True
+
+    def __init__(self, definition: str, name_or_path: str, special: dict[str, int],
+                 all_special_ids: list[int]):  # fmt: skip
+        self.definition = definition
+        self.name_or_path = name_or_path
+        self.special = dict(special)
+        self.all_special_ids = list(all_special_ids)
+        self.bos_token_id = special["bos"]
+        self.eos_token_id = special["eos"]
+        self.pad_token_id = special["pad"]
+        self.mask_token_id = special["mask"]
+        self.backend_tokenizer = self._backend(definition)
+
+    @classmethod
+    def from_tokenizer(cls, tokenizer) -> WorkerTokenizer:
+        """From a loaded Hugging Face fast tokenizer (its special ids checked
+        by `load_tokenizer`)."""
+        ids = {k: getattr(tokenizer, f"{k}_token_id") for k in ("bos", "eos", "pad", "mask")}
+        return cls(tokenizer.backend_tokenizer.to_str(), tokenizer.name_or_path, ids,
+                   tokenizer.all_special_ids)  # fmt: skip
+
+    @staticmethod
+    def _backend(definition: str):
+        from tokenizers import Tokenizer
+
+        backend = Tokenizer.from_str(definition)
+        backend.no_truncation()
+        backend.no_padding()
+        backend.encode_special_tokens = True  # "<mask>" in a text is text, not the mask id
+        return backend
+
+    def __len__(self) -> int:
+        return self.backend_tokenizer.get_vocab_size(with_added_tokens=True)
+
+    def content_tokens(self, text: str) -> tuple[list[int], list[tuple[int, int]]]:
+        """Token ids and character offsets of `text`, no special tokens added."""
+        enc = self.backend_tokenizer.encode(text, add_special_tokens=False)
+        return enc.ids, enc.offsets
+
+    def __getstate__(self):
+        return {k: v for k, v in self.__dict__.items() if k != "backend_tokenizer"}
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        self.backend_tokenizer = self._backend(self.definition)

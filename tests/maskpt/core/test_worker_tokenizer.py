@@ -1,0 +1,62 @@
+"""The workers' tokenizer gives what transformers gives, without importing it."""
+
+import pickle
+import subprocess
+import sys
+
+from maskpt.core.tokenizer import TokenizerInfo, tokenize_text
+from maskpt.core.worker_tokenizer import WorkerTokenizer
+from tests.helpers import ROOT, bundled_texts, synthetic_texts
+
+TRICKY = [
+    "",
+    " ",
+    "plain words",
+    "  leading and trailing spaces  ",
+    "a literal <mask> and <s> and </s> and <pad> in text",
+    "<mask><mask>",
+    "tabs\tand\nnew\n\nlines \r\n here",
+    "Ünïcödé — “quotes” ‘and’ emoji 🙂 and 漢字 and العربية",
+    "numbers 1,234.56 and e.g. abbreviations.",
+]
+
+
+def test_same_ids_and_offsets_as_the_transformers_tokenizer(tokenizer):
+    worker = pickle.loads(pickle.dumps(WorkerTokenizer.from_tokenizer(tokenizer)))
+    for text in TRICKY + bundled_texts() + synthetic_texts(50, seed=3):
+        assert tokenize_text(worker, text) == tokenize_text(tokenizer, text), text[:80]
+
+
+def test_same_special_ids_and_size(tokenizer):
+    worker = pickle.loads(pickle.dumps(WorkerTokenizer.from_tokenizer(tokenizer)))
+    assert len(worker) == len(tokenizer)
+    assert TokenizerInfo.from_tokenizer(worker) == TokenizerInfo.from_tokenizer(tokenizer)
+
+
+def test_the_driver_tokenizer_keeps_its_state(tokenizer):
+    """Building a worker tokenizer changes nothing in the driver's."""
+    before = tokenizer.backend_tokenizer.encode_special_tokens
+    WorkerTokenizer.from_tokenizer(tokenizer)
+    assert tokenizer.backend_tokenizer.encode_special_tokens == before
+
+
+def test_a_worker_imports_neither_transformers_nor_torch(tokenizer):
+    """What a preprocessing worker imports for a heuristic policy: the
+    pipeline module, the unpickled tokenizer and policy, one document."""
+    import policies
+
+    worker = WorkerTokenizer.from_tokenizer(tokenizer)
+    policy = policies.create("rand_v1", TokenizerInfo.from_tokenizer(tokenizer))
+    blob = pickle.dumps((worker, policy)).hex()
+    code = (
+        "import pickle, sys\n"
+        "import preprocess.pipeline\n"
+        "from preprocess.segment import segment_document\n"
+        f"tok, policy = pickle.loads(bytes.fromhex('{blob}'))\n"
+        "segs = [s for s in segment_document(tok, 'd', 'Some text here. And more of it.', 128)]\n"
+        "assert segs and policy.mask_batch(segs, seed=0)\n"
+        "print(sorted(m for m in ('torch', 'transformers') if m in sys.modules))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         cwd=ROOT, timeout=120, check=True)  # fmt: skip
+    assert out.stdout.strip() == "[]"
