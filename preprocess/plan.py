@@ -145,7 +145,8 @@ def line_ranges(path: Path, lines: int, chunk: int = 1 << 23) -> Iterator[tuple]
 def _row_groups(path: Path, rows: int) -> Iterator[tuple]:
     from preprocess.readers import parquet_file
 
-    meta = parquet_file(path).metadata
+    with parquet_file(path) as pf:
+        meta = pf.metadata
     first, n = 0, 0
     for g in range(meta.num_row_groups):
         n += meta.row_group(g).num_rows

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 from maskpt.core.errors import InputNotFound, UserError
@@ -88,21 +89,32 @@ def _document(obj: dict, where: str) -> Document | Skip:
     return doc
 
 
+@contextmanager
 def parquet_file(path):
     """A `pyarrow.parquet.ParquetFile` of a local path or `RemotePath` (only
-    the footer is read until row groups are asked for)."""
+    the footer is read until row groups are asked for), closed afterwards
+    with the remote file it reads (pyarrow closes only files it opened)."""
     import pyarrow.parquet as pq
 
-    return pq.ParquetFile(path if isinstance(path, Path) else path.open("rb"))
+    with ExitStack() as stack:
+        source = path if isinstance(path, Path) else stack.enter_context(path.open("rb"))
+        pf = pq.ParquetFile(source)
+        stack.callback(pf.close)
+        yield pf
 
 
 def read_parquet(path: str | Path, row_groups=None) -> Iterator[Document | Skip]:
     """The rows of a Parquet file (or of `row_groups`), one row group in memory at a time."""
     path = input_path(path)
-    try:
-        pf = parquet_file(path)
-    except Exception as exc:  # pyarrow raises several types for a file that is not Parquet
-        raise UserError(f"input {path}: not a Parquet file ({exc})") from exc
+    with ExitStack() as stack:
+        try:
+            pf = stack.enter_context(parquet_file(path))
+        except Exception as exc:  # pyarrow raises several types for a file that is not Parquet
+            raise UserError(f"input {path}: not a Parquet file ({exc})") from exc
+        yield from _parquet_rows(pf, path, row_groups)
+
+
+def _parquet_rows(pf, path, row_groups) -> Iterator[Document | Skip]:
     names = set(pf.schema_arrow.names)
     missing = [c for c in ("id", "text") if c not in names]
     if missing:

@@ -107,3 +107,32 @@ def test_a_missing_remote_input_is_refused_before_any_work(tmp_path, tokenizer_d
     with pytest.raises(InputNotFound, match="memory://maskpt-nowhere/x.jsonl"):
         run_preprocess(cfg, progress=False, use_ray=False)
     assert not (tmp_path / "o").exists()
+
+
+def test_remote_parquet_files_are_closed_after_planning_and_reading(remote, monkeypatch):
+    """pyarrow closes only files it opened itself: the planner's footer read
+    and the reader must close the remote file objects they open."""
+    from preprocess.readers import read_parquet
+
+    _, base, _ = remote
+    opened, closed = [], set()
+    real_open = RemotePath.open
+
+    def tracking_open(self, mode="rb"):  # memory:// files ignore close(): record the calls
+        f = real_open(self, mode)
+        real_close = f.close
+
+        def close():
+            closed.add(id(f))
+            real_close()
+
+        f.close = close
+        opened.append(f)
+        return f
+
+    monkeypatch.setattr(RemotePath, "open", tracking_open)
+    units = list(plan_units((f"{base}/w.parquet",), 7))
+    rows = [r for u in units for r in u.read()]
+    assert len(units) > 1 and len(rows) == 30
+    assert list(read_parquet(f"{base}/w.parquet"))
+    assert opened and all(id(f) in closed for f in opened)
