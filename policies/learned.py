@@ -7,10 +7,10 @@ network once per worker onto "cuda" or "cpu", and `annotate` runs it over
 `batch_size` segments at a time. Scores are rounded to 1e-3 so that CPU and
 GPU kernels, whose float results differ in the last bits, store the same
 annotation (in full fp32: no TF32 in cuDNN; ties ranked by position), except
-where a score lies within float error of a rounding boundary: `sup_v1` its top_k candidate spans, best first (a segment with
-none is skipped as `no_span`); `meta_v1` each token's mask probability in
-thousandths (a segment whose every probability is 0 is skipped as
-`no_span`).
+where a score lies within float error of a rounding boundary: `sup_v1` its
+top_k candidate spans, best first (a segment with none is skipped as
+`no_span`); `meta_v1` each token's mask probability in thousandths (a
+segment whose every probability is 0 is skipped as `no_span`).
 
 Draw (every epoch, no network needed): `sup_v1` the best span (`top1`) or one
 of the stored ones uniformly (`sample`); `meta_v1` each content token with

@@ -315,7 +315,9 @@ def _run_units(cfg, tok, policy, spec, out: Storage, progress: bool) -> list[Uni
     remote_cls = ray.remote(MaskWorker).options(
         **actor_options(policy, resources, cfg.gpus_per_worker)
     )
-    args = (tok, policy, cfg.seed, cfg.max_length, out.root_url, cfg.formats,
+    # the tokenizer's definition (MBs for a 50k vocabulary) goes to the object store
+    # once, not once per actor
+    args = (ray.put(tok), policy, cfg.seed, cfg.max_length, out.root_url, cfg.formats,
             cfg.shard_size, (socket.gethostname(), os.getpid()))  # fmt: skip
     pool = _Pool([remote_cls.remote(*args) for _ in range(n_workers)], cfg.max_in_flight, out)
     units, total = planned(cfg)

@@ -30,7 +30,6 @@ class WorkerTokenizer:
                  all_special_ids: list[int]):  # fmt: skip
         self.definition = definition
         self.name_or_path = name_or_path
-        self.special = dict(special)
         self.all_special_ids = list(all_special_ids)
         self.bos_token_id = special["bos"]
         self.eos_token_id = special["eos"]
