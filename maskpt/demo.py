@@ -9,7 +9,8 @@ interrupted demo resumes where it stopped):
    articles with `orig_v1` (BART's own objective), standing in for the
    generally pre-trained `facebook/bart-base` the paper starts from;
 4. train the learned policies on the QA train split (`sup_v1`, `meta_v1`),
-   and again on the questions about the `transfer` attributes only;
+   and again on the questions about the `transfer` attributes only, each
+   with `policy_seeds` seeds;
 5. preprocess the world's corpus with every row's policy on a local Ray;
 6. intermediate pre-training from the general model, `pretrain_seeds` runs
    per row (seed k: data order and per-epoch masks), each with
@@ -59,6 +60,9 @@ class DemoConfig:
     """Seed for masking, model initialisation and data order."""
     pretrain_seeds: int = 3
     """Intermediate pre-training runs per row (seeds seed..seed+N-1)."""
+    policy_seeds: int = 2
+    """Training seeds per learned policy (seeds seed..seed+N-1): pre-training run k of a learned
+    row uses the policy of seed k mod N, so a row's ± covers policy training too."""
     seeds: int = 1
     """Fine-tuning seeds per pre-trained model; a row's ± is over all its runs."""
     transfer: tuple[str, ...] = ("birth_year", "birthplace")
@@ -86,9 +90,8 @@ class DemoConfig:
     policy_steps: int = 300
     """Training steps of the supervised policy."""
     meta_steps: int = 600
-    """Meta steps of the meta-learned policy."""
-    meta_beta: float = 0.01
-    """β of the meta policy's budget regulariser (Eq. 7, in squared token counts)."""
+    """Meta steps of the meta-learned policy (batch 8; every other setting the trainer's
+    default, as `bench/meta_signal.py` measures it)."""
     ft_steps: int = 200
     """Fine-tuning steps."""
     ft_lr: float = 3e-4
@@ -103,7 +106,7 @@ class DemoConfig:
         unknown = [p for p in self.policies if p not in POLICIES]
         if unknown or not self.policies:
             raise ConfigError(f"policies: {unknown or '[]'} not among {', '.join(POLICIES)}")
-        for key in ("seeds", "pretrain_seeds", "general_steps", "steps", "batch", "ft_steps",
+        for key in ("seeds", "pretrain_seeds", "policy_seeds", "general_steps", "steps", "batch", "ft_steps",
                     "ft_batch", "policy_steps", "meta_steps", "vocab_size", "max_length"):  # fmt: skip
             if getattr(self, key) < 1:
                 raise ConfigError(f"{key} must be >= 1, got {getattr(self, key)}")
@@ -174,22 +177,28 @@ def run_demo(cfg: DemoConfig, out: Path) -> dict:
     rows = list(cfg.policies)
     if cfg.transfer:
         rows += [p + TRANSFER for p in cfg.policies if p in LEARNED]
-    d.stage("learned policies, trained on the QA train split (transfer: some attributes)")
-    checkpoints = {r: d.train_policy(r, base) for r in rows if policy_of(r) in LEARNED}
+    d.stage(f"learned policies, trained on the QA train split (transfer: some attributes), "
+            f"{cfg.policy_seeds} seeds each")  # fmt: skip
+    checkpoints = {(r, j): d.train_policy(r, base, j) for r in rows if policy_of(r) in LEARNED
+                   for j in range(cfg.policy_seeds)}  # fmt: skip
     if not checkpoints:
         console.print("none asked for")
+
+    def policy_seed(row: str, run: int) -> int:
+        return run % cfg.policy_seeds if policy_of(row) in LEARNED else 0
 
     d.stage("preprocess the world's corpus with every row's policy (local Ray)")
     with ray_session(num_cpus=2):
         for r in rows:
-            d.preprocess(policy_of(r), d.world / "corpus.jsonl", out / "shards" / r,
-                         str(checkpoints.get(r, "")))  # fmt: skip
+            for j in sorted({policy_seed(r, k) for k in range(cfg.pretrain_seeds)}):
+                d.preprocess(policy_of(r), d.world / "corpus.jsonl", d.shards(r, j),
+                             str(checkpoints.get((r, j), "")))  # fmt: skip
 
     d.stage(f"intermediate pre-training, {cfg.pretrain_seeds} runs per row (train/pretrain.py)")
     models = {NONE_ROW: [base] * cfg.pretrain_seeds}
     for r in rows:
-        models[r] = [d.pretrain(f"{r}/seed{k}", out / "shards" / r, str(base), cfg.steps, k)
-                     for k in range(cfg.pretrain_seeds)]  # fmt: skip
+        models[r] = [d.pretrain(f"{r}/seed{k}", d.shards(r, policy_seed(r, k)), str(base),
+                                cfg.steps, k) for k in range(cfg.pretrain_seeds)]  # fmt: skip
 
     runs = cfg.pretrain_seeds * cfg.seeds
     d.stage(f"fine-tune and evaluate ({runs} runs per row)")

@@ -104,8 +104,9 @@ def results(out: Path, rows: list[str], plots: list[str], console) -> dict:
         f"seeds x {cfg['seeds']} fine-tuning seeds; `none`: fine-tuning seeds only). `synth` "
         "is all questions; the attribute columns split them"
         + (f"; `transfer` is the questions about {' and '.join(unseen)}, which the "
-           f"transfer rows' policies never saw (they learned on {' and '.join(transfer)})"
-           if transfer else "") + ". Rows: the general model fine-tuned directly, then one "
+           f"transfer rows' policies never saw (they learned on {' and '.join(transfer)}): "
+           "transfer to unseen question types within the world, not the paper's transfer "
+           "from one dataset to another" if transfer else "") + ". Rows: the general model fine-tuned directly, then one "
         "row per intermediate pre-training policy.",
         "",
         markdown(named),

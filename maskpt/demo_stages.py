@@ -2,12 +2,16 @@
 is complete. Layout under OUT:
 
     world/, tokenizer/                       the synthetic world and its BPE
-    policies/<row>/                          learned policies (sup, meta; *_transfer:
-                                             learned on some attributes' questions only)
-    shards/<row>/                            each row's policy applied to the corpus
+    policies/<row>/, policies/<row>-seed<j>/ learned policies (sup, meta; *_transfer:
+                                             learned on some attributes' questions only),
+                                             policy training seed 0 and j >= 1
+    shards/<row>/, shards/<row>-policy_seed<j>/   each row's policy applied to the corpus
+                                             (learned rows: one folder per policy seed;
+                                             the analysis reads policy seed 0's)
     pretrain/general/, pretrain/<row>/seed<k>/   train/pretrain.py runs (seed k)
     finetune/<row>/synth/lr…_bs…_seed<r>/    fine-tuning run r: pre-training seed
                                              r // seeds, fine-tuning seed r
+Pre-training run k of a learned row uses policy seed k mod policy_seeds.
 """
 
 from __future__ import annotations
@@ -73,6 +77,11 @@ class Demo:
         tok = train_tokenizer(texts, tmp, vocab_size=self.cfg.vocab_size, min_frequency=1)
         tmp.rename(self.tokenizer)
         self.console.print(f"a {len(tok)}-token byte-level BPE -> {self.tokenizer}")
+
+    def shards(self, row: str, policy_seed: int = 0) -> Path:
+        """The row's shard folder for the policy trained with `policy_seed`."""
+        name = row if policy_seed == 0 else f"{row}-policy_seed{policy_seed}"
+        return self.out / "shards" / name
 
     def preprocess(self, policy: str, corpus: Path, folder: Path, checkpoint: str = "") -> dict:
         from preprocess.config import PreprocessConfig
@@ -159,11 +168,13 @@ class Demo:
         path.write_text("\n".join(lines) + "\n")
         return str(path)
 
-    def train_policy(self, row: str, base: Path) -> Path:
+    def train_policy(self, row: str, base: Path, seed: int = 0) -> Path:
+        """The row's learned policy trained with seed cfg.seed + `seed`."""
         policy = policy_of(row)
-        folder = self.out / "policies" / (LEARNED[policy] + row[len(policy) :])
+        name = LEARNED[policy] + row[len(policy) :] + (f"-seed{seed}" if seed else "")
+        folder = self.out / "policies" / name
         if (folder / "DONE").exists():
-            self.console.print(f"{row}: exists ({folder})")
+            self.console.print(f"{row} (policy seed {seed}): exists ({folder})")
             return folder
         examples = self.policy_examples(row)
         c = self.cfg
@@ -173,25 +184,27 @@ class Demo:
             s = train(SupervisedConfig(
                 examples=examples, model=str(base), output_dir=str(folder), epochs=1000,
                 max_steps=c.policy_steps, lr=1e-3, batch_size=32, hidden=128,
-                max_length=c.max_length, max_span_length=6, seed=c.seed,
+                max_length=c.max_length, max_span_length=6, seed=c.seed + seed,
             ))  # fmt: skip
             self.console.print(f"{row}: validation top-1 span accuracy {s['val_top1']:.2f}")
         else:
             from train.meta_policy import MetaConfig, train
 
-            # the settings under which the meta test's policy learns (tests/train/
-            # test_meta_policy.py): plain-MAML outer loss, inner steps of 0.05, answers
-            # with the tokens they have in the context; Eq. 7 with beta in token counts
+            # the trainer's defaults (README "The meta-learned policy"; bench/meta_signal.py
+            # measures them on this world), only the steps and batch size set
             last = train(MetaConfig(
                 examples=examples, model=str(base), output_dir=str(folder),
-                steps=c.meta_steps, batch_size=8, pretrain_lr=0.05, finetune_lr=0.05,
-                policy_lr=3e-3, beta=c.meta_beta, hidden=128, max_length=c.max_length,
-                outer_loss="after", target_prefix_space=True, backend="func", seed=c.seed,
+                steps=c.meta_steps, batch_size=8, seed=c.seed + seed,
             ))  # fmt: skip
-            self.console.print(
-                f"{row}: last meta loss {last['meta_loss']:.4f}, mask rate "
-                f"{last['mask_rate']:.3f}, rows in budget {last['rows_in_budget']:.2f}"
+            probe = (
+                f", answer probe {last['probe_ratio']:.2f} (start {last['probe_ratio_frozen']:.2f})"
+                if "probe_ratio" in last
+                else ""
             )
+            self.console.print(
+                f"{row}: mask rate {last['mask_rate']:.3f}, rows in budget "
+                f"{last['rows_in_budget_expected']:.2f} (expected counts){probe}"
+            )  # fmt: skip
         (folder / "DONE").write_text("")
         return folder
 

@@ -7,10 +7,13 @@
   linear layers -> 2 logits per token (keep, mask); hidden 512 gives the
   paper's ~40 M parameters with BART-base's (frozen) embeddings. `gumbel_mask`
   is the straight-through hard Gumbel-softmax used in training;
-  `budget_regulariser` the paper's Eq. 7.
+  `budget_regulariser` the paper's Eq. 7 (on sampled masks, or on the
+  expected count when given probabilities).
 """
 
 from __future__ import annotations
+
+import math
 
 import torch
 from torch import nn
@@ -95,13 +98,29 @@ class MetaMasker(nn.Module):
         h = torch.relu(self.conv(self.embed(ids).transpose(1, 2))).transpose(1, 2)
         return self.fc2(torch.relu(self.fc1(h)))
 
+    @torch.no_grad()
+    def start_at(self, rate: float) -> None:
+        """Every token starts at p(mask) ≈ `rate`: the output layer's weights
+        shrunk 100x and its bias set to the rate's log-odds. A default
+        initialisation starts near 0.5, far outside a 15% budget."""
+        rate = min(max(rate, 1e-4), 1 - 1e-4)
+        self.fc2.weight.mul_(0.01)
+        self.fc2.bias.copy_(torch.tensor([0.0, math.log(rate / (1 - rate))]))
 
-def gumbel_mask(logits: torch.Tensor, tau: float, generator: torch.Generator | None = None):
+
+def gumbel_noise(shape, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Gumbel(0, 1) noise drawn on the CPU (the same draws on every device)."""
+    u = torch.rand(shape, generator=generator, device="cpu")
+    return -torch.log((-torch.log(u.clamp(1e-10, 1.0))).clamp_min(1e-10))
+
+
+def gumbel_mask(logits: torch.Tensor, tau: float, generator: torch.Generator | None = None,
+                noise: torch.Tensor | None = None):  # fmt: skip
     """Straight-through hard Gumbel-softmax: a 0/1 mask [B, L] in the forward
-    pass whose gradient is that of the soft sample."""
-    u = torch.rand(logits.shape, generator=generator, device="cpu").to(logits.device)
-    g = -torch.log((-torch.log(u.clamp(1e-10, 1.0))).clamp_min(1e-10))
-    soft = torch.softmax((logits + g) / tau, dim=-1)
+    pass whose gradient is that of the soft sample. `noise` (from
+    `gumbel_noise`) replaces a fresh draw, e.g. to compare two policies."""
+    g = gumbel_noise(logits.shape, generator) if noise is None else noise
+    soft = torch.softmax((logits + g.to(logits.device)) / tau, dim=-1)
     hard = torch.nn.functional.one_hot(soft.argmax(-1), 2).to(soft.dtype)
     return (hard - soft.detach() + soft)[..., 1]
 
@@ -115,7 +134,9 @@ def budget_regulariser(mask: torch.Tensor, content: torch.Tensor, gamma: float =
     with l(x) the sequence's maskable (content) tokens, l(d) those the mask d
     masks, δ the indicator; averaged over the batch. `mask` and `content` are
     [B, L]; the gradient flows through l(d) where the indicator is 1, so a row
-    that masks nothing is pulled up even when another row masks too much."""
+    that masks nothing is pulled up even when another row masks too much.
+    Given mask probabilities instead of a 0/1 sample, l(d) is the expected
+    count Σ p_i: no Bernoulli noise, so a row inside the band gets no gradient."""
     length = content.sum(1)
     masked = (mask * content).sum(1)
     gap = gamma * length - masked

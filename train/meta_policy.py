@@ -2,26 +2,53 @@
 
     maskpt train-policy meta --examples contexts.jsonl --model facebook/bart-base --output-dir policies/meta
     maskpt train-policy meta --task wow --data-dir data/wow knowledge_source=kilt_knowledgesource.json
+    maskpt train-policy meta --task synth --data-dir runs/demo/world/qa --model runs/demo/pretrain/general/hf
 
 Examples are (c, s, t) (`train/policy_data.py`): a context paragraph the
 dataset provides, and the fine-tuning source and target — from a JSONL file
-or a task's own files (NQ, TQA, zsRE, WoW, ROPES, WIQA, QuaRTz), none of
-them needing t to occur in c. One meta step on a batch of (c, s, t):
+or a task's own files (NQ, TQA, zsRE, WoW, ROPES, WIQA, QuaRTz, the demo's
+synth), none of them needing t to occur in c. One meta step on a batch:
 1. the policy phi gives (keep, mask) logits per context token; a
    straight-through hard Gumbel-softmax sample d (tau) picks the masks;
-2. the source embeddings are (1 - d) E[x] + d E[<mask>]; one inner SGD step
-   of pre-training (reconstruct the full context) gives theta(p,1);
+2. the source embeddings are (1 - d) E[x] + d E[<mask>]; `inner_steps` SGD
+   steps of pre-training (reconstruct the full context) give theta(p,k)
+   (the paper: one);
 3. one inner SGD step of fine-tuning on (s -> t) gives theta2;
-4. outer loss L_ft(theta2) - L_ft(theta(p,1)) + beta * L_reg, with the
-   paper's Eq. 7 per sequence, in token counts,
+4. outer loss L' = L_ft(theta2) - L_ft(theta(p,k)) (`difference`, the
+   paper's) or L_ft(theta2) (`after`), plus beta * L_reg, the paper's Eq. 7
+   per sequence in token counts,
    L_reg = δ[|γ·l(x) − l(d)| > ε·l(x)] · (γ·l(x) − l(d))², averaged over the
-   batch (γ 0.15, ε 0.05); the gradient flows through both inner steps
-   (`higher`) into phi only;
-5. phi is updated, and the model carries theta(p,1) forward.
+   batch (γ 0.15, ε 0.05); the gradient flows through the inner steps
+   (`train/meta_inner.py`: `higher` or torch.func) into phi only;
+5. phi is updated (Adam), and the model carries theta(p,k) forward.
 
-`backend: func` does the same with torch.func.functional_call (for
-comparison, see bench/policy_throughput.py). BART must use eager attention
-(double backward).
+Where the defaults depart from the paper's letter, and why (measured with
+`bench/meta_signal.py`; README "The meta-learned policy"):
+- `budget: expected` counts l(d) as the expected count Σp_i, not the drawn
+  mask's: on rows of a few dozen tokens the Bernoulli count's spread is as
+  wide as the band, so the sampled form penalises 30-50% of rows on every
+  step and its noise, not the meta signal, steers the policy;
+  `budget: sampled` is the paper's form;
+- `start_at_budget`: the policy starts at p(mask) = γ everywhere, inside the
+  band, instead of ~0.5;
+- `outer_loss: after` (L_ft(θ2)) instead of the paper's difference, and
+  inner steps of 0.05: on the demo world the difference moved the answer
+  probe below 1 at every setting tried, `after` above 1.5 on 3 of 3 seeds.
+
+Diagnostics (train_log.jsonl and TensorBoard under OUTPUT_DIR/runs/, means
+over each window of `log_every` steps; the first step is logged alone):
+l_pre, l_ft1 / l_ft2 (fine-tuning loss before / after the inner fine-tuning
+step), l_diff (the paper's L'), outer (the loss optimised), reg and beta_reg,
+grad_norm_meta / grad_norm_reg (the two terms' gradient norms on phi),
+rows_in_budget (drawn masks) and rows_in_budget_expected (Σp_i) in γ ± ε;
+outer_frozen / meta_gain: the outer loss a frozen copy of the initial policy
+gets at the same θ, batch, Gumbel noise and dropout, minus the policy's
+(above 0: the policy's masks help more than a blind policy's — the raw
+outer loss moves with θ and says nothing alone); and the answer probe
+(`train/meta_probe.py`) on held-out examples: probe_ratio against
+probe_ratio_frozen, the initial policy's.
+
+BART must use eager attention (double backward).
 """
 
 from __future__ import annotations
@@ -57,9 +84,10 @@ class MetaConfig:
     """Meta steps."""
     batch_size: int = 8
     """(context, question, answer) triples per meta step."""
-    pretrain_lr: float = 1e-4
-    """Inner pre-training SGD step size."""
-    finetune_lr: float = 1e-4
+    pretrain_lr: float = 0.05
+    """Inner pre-training SGD step size (large enough to move θ measurably; if the log's l_ft2
+    is not below l_ft1, the inner steps are too large for the model: lower both)."""
+    finetune_lr: float = 0.05
     """Inner fine-tuning SGD step size."""
     policy_lr: float = 1e-3
     """Adam learning rate of the policy."""
@@ -67,10 +95,26 @@ class MetaConfig:
     """Gumbel-softmax temperature."""
     beta: float = 1.0
     """β: weight of the budget regulariser L_reg (Eq. 7; in squared token counts)."""
+    beta_scale: Literal["fixed", "meta"] = "fixed"
+    """fixed: β·L_reg as written; meta: L_reg's gradient rescaled to β times the norm of the
+    meta gradient at every step (the two terms commensurate whatever the learning rates)."""
+    beta_warmup: int = 0
+    """Steps over which β ramps linearly from 0 (0: full β from the first step)."""
+    budget: Literal["expected", "sampled"] = "expected"
+    """What Eq. 7 counts as l(d): expected, the expected count Σp_i (no sampling noise: a row
+    inside the band gets no gradient; a deviation from the paper); sampled, the drawn hard
+    mask's count (the paper's form, noisy on short rows)."""
     gamma: float = 0.15
     """γ: the mask budget, a share of each sequence's tokens."""
     eps: float = 0.05
     """ε: no penalty while a sequence's masked tokens are within ε·l(x) of γ·l(x)."""
+    start_at_budget: bool = True
+    """Initialise the policy so every token starts at p(mask) = γ (inside the band); false: the
+    default initialisation (p ≈ 0.5, which the budget term must first pull down)."""
+    inner_steps: int = 1
+    """SGD steps of pre-training on the masked batch before the fine-tuning step (paper: 1)."""
+    probe_examples: int = 64
+    """Examples held out of training for the answer probe (`train/meta_probe.py`); 0: none."""
     hidden: int = 512
     """Policy hidden size (512: ~40 M parameters with BART-base's embeddings, the paper's)."""
     max_length: int = 128
@@ -79,10 +123,11 @@ class MetaConfig:
     """Source tokens of the inner fine-tuning step."""
     max_target_length: int = 64
     """Target tokens of the inner fine-tuning step."""
-    outer_loss: Literal["difference", "after"] = "difference"
-    """difference: L_ft(θ2) − L_ft(θ1), the paper's; after: L_ft(θ2) alone (plain MAML).
-    To first order the difference is −lr_ft·‖∇L_ft(θ1)‖², which does not reward a mask that
-    makes θ1 better at the task; `after` does (see the tests)."""
+    outer_loss: Literal["difference", "after"] = "after"
+    """after: L_ft(θ2), the fine-tuning loss after the inner steps (plain MAML; the default:
+    the only form measured to learn, bench/meta_signal.py); difference: L_ft(θ2) − L_ft(θ1),
+    the paper's. To first order the difference is −lr_ft·‖∇L_ft(θ1)‖²: it rewards masks that
+    leave θ1 *worse* at the task, and measured it pushed the policy away from answers."""
     target_prefix_space: bool = False
     """Encode answers as " answer", with the tokens they have inside the context."""
     backend: Literal["higher", "func"] = "higher"
@@ -106,11 +151,17 @@ class MetaConfig:
         if self.backend not in ("higher", "func"):
             raise ValueError(f"backend must be higher or func, got {self.backend!r}")
         for key in ("steps", "batch_size", "hidden", "max_length", "max_source_length",
-                    "max_target_length"):  # fmt: skip
+                    "max_target_length", "log_every"):  # fmt: skip
             if getattr(self, key) < 1:
                 raise ValueError(f"{key} must be >= 1")
         if self.tau <= 0 or not 0 <= self.gamma <= 1 or self.eps < 0:
             raise ValueError("tau must be > 0, gamma in [0, 1], eps >= 0")
+        if self.budget not in ("expected", "sampled"):
+            raise ValueError(f"budget must be expected or sampled, got {self.budget!r}")
+        if self.beta_scale not in ("fixed", "meta"):
+            raise ValueError(f"beta_scale must be fixed or meta, got {self.beta_scale!r}")
+        if self.inner_steps < 1 or self.beta_warmup < 0 or self.probe_examples < 0 or self.beta < 0:
+            raise ValueError("inner_steps must be >= 1; beta, beta_warmup, probe_examples >= 0")
 
 
 def make_batch(tok, examples, max_length: int, prefix_space: bool = False,
@@ -137,86 +188,88 @@ def make_batch(tok, examples, max_length: int, prefix_space: bool = False,
     }
 
 
-def _mixed_embeddings(embed, ids, d, mask_id):
-    """(1 - d) E[x] + d E[<mask>] with the given (possibly fast) embedding module."""
-    ex = embed(ids)
-    em = embed(torch.full_like(ids, mask_id))
-    return (1 - d)[..., None] * ex + d[..., None] * em
-
-
 def _outer(cfg: MetaConfig, l_ft1, l_ft2):
     return l_ft2 - l_ft1 if cfg.outer_loss == "difference" else l_ft2
 
 
-def meta_step(model, masker, batch, cfg: MetaConfig, mask_id: int, gen: torch.Generator):
-    """One step of Algorithm 1. Leaves gradients on the policy's parameters,
-    sets the model to theta(p,1), and returns the logged quantities."""
+def _norm(grads) -> float:
+    return float(torch.sqrt(sum((g.float() ** 2).sum() for g in grads if g is not None)))
+
+
+def _policy_mask(masker, batch: dict, cfg: MetaConfig, noise: torch.Tensor):
+    """(hard mask d, mask probabilities, L_reg) of the policy on the batch's contexts."""
     from policies.networks import budget_regulariser, gumbel_mask
 
     logits = masker(batch["ctx"])
-    d = gumbel_mask(logits, cfg.tau, gen) * batch["content"]
-    rate = d.sum() / batch["content"].sum()
-    reg = budget_regulariser(d, batch["content"], cfg.gamma, cfg.eps)
-    row_rate = d.sum(1) / batch["content"].sum(1).clamp_min(1)
-    ft_inputs = {"input_ids": batch["q"], "attention_mask": batch["q_att"], "labels": batch["a"]}
-    if cfg.backend == "higher":
-        import higher
+    content = batch["content"]
+    d = gumbel_mask(logits, cfg.tau, noise=noise) * content
+    probs = torch.softmax(logits, dim=-1)[..., 1] * content
+    counted = probs if cfg.budget == "expected" else d
+    return d, probs, budget_regulariser(counted, content, cfg.gamma, cfg.eps)
 
-        inner = torch.optim.SGD(model.parameters(), lr=cfg.pretrain_lr)
-        with higher.innerloop_ctx(model, inner, copy_initial_weights=False) as (fmodel, diffopt):
-            embeds = _mixed_embeddings(fmodel.model.encoder.embed_tokens, batch["ctx"], d, mask_id)
-            l_pre = fmodel(inputs_embeds=embeds, attention_mask=batch["ctx_att"],
-                           labels=batch["ctx_labels"]).loss  # fmt: skip
-            diffopt.step(l_pre)
-            l_ft1 = fmodel(**ft_inputs).loss
-            diffopt.step(l_ft1, override={"lr": [cfg.finetune_lr]})
-            l_ft2 = fmodel(**ft_inputs).loss
-            meta = _outer(cfg, l_ft1, l_ft2) + cfg.beta * reg
-            meta.backward()
-            theta1 = [p.detach().clone() for p in fmodel.parameters(time=1)]
+
+def meta_step(model, masker, batch, cfg: MetaConfig, mask_id: int, gen: torch.Generator,
+              frozen=None, beta: float | None = None) -> dict:  # fmt: skip
+    """One step of Algorithm 1. Leaves gradients on the policy's parameters,
+    sets the model to theta(p,k), and returns the logged quantities.
+    `frozen` (a copy of the initial policy): also the outer loss its mask
+    gives at the same θ, batch and Gumbel noise (`outer_frozen`), the
+    baseline that says whether the policy's masks beat a blind one's.
+    `beta` overrides cfg.beta (the warm-up's ramp)."""
+    from policies.networks import gumbel_noise
+    from train.meta_inner import BACKENDS
+
+    beta = cfg.beta if beta is None else beta
+    inner = BACKENDS[cfg.backend]
+    args = (mask_id, cfg.inner_steps, cfg.pretrain_lr, cfg.finetune_lr)
+    noise = gumbel_noise((*batch["ctx"].shape, 2), gen)
+    rec: dict = {}
+    if frozen is not None:
+        state = torch.random.get_rng_state()
         with torch.no_grad():
-            for p, new in zip(model.parameters(), theta1, strict=True):
-                p.copy_(new)
-    else:
-        from torch.func import functional_call
-
-        names = [n for n, _ in model.named_parameters()]
-        params = dict(model.named_parameters())
-
-        def sgd(theta, loss, lr):
-            grads = torch.autograd.grad(loss, list(theta.values()), create_graph=True,
-                                        allow_unused=True)  # fmt: skip
-            return {
-                n: p if g is None else p - lr * g
-                for (n, p), g in zip(theta.items(), grads, strict=True)
-            }
-
-        scale = getattr(model.model.encoder.embed_tokens, "embed_scale", 1.0)
-        w = params["model.shared.weight"]
-
-        def embed(ids):
-            return torch.nn.functional.embedding(ids, w) * scale
-
-        embeds = _mixed_embeddings(embed, batch["ctx"], d, mask_id)
-        l_pre = functional_call(model, params, (), {"inputs_embeds": embeds,
-                                "attention_mask": batch["ctx_att"],
-                                "labels": batch["ctx_labels"]}).loss  # fmt: skip
-        theta1 = sgd(params, l_pre, cfg.pretrain_lr)
-        l_ft1 = functional_call(model, theta1, (), ft_inputs).loss
-        theta2 = sgd(theta1, l_ft1, cfg.finetune_lr)
-        l_ft2 = functional_call(model, theta2, (), ft_inputs).loss
-        meta = _outer(cfg, l_ft1, l_ft2) + cfg.beta * reg
-        meta.backward()
-        with torch.no_grad():
-            for n in names:
-                params[n].copy_(theta1[n].detach())
+            d0, _, _ = _policy_mask(frozen, batch, cfg, noise)
+        r0 = inner(model, batch, d0, *args, create_graph=False)
+        rec["outer_frozen"] = _outer(cfg, r0.l_ft1, r0.l_ft2).item()
+        torch.random.set_rng_state(state)  # the same dropout draws for the policy's pass
+    d, probs, reg = _policy_mask(masker, batch, cfg, noise)
+    trained = [p for p in masker.parameters() if p.requires_grad]
+    reg_grads = torch.autograd.grad(reg, trained, retain_graph=True, allow_unused=True)
+    r = inner(model, batch, d, *args)
+    outer = _outer(cfg, r.l_ft1, r.l_ft2)
+    outer.backward()
+    meta_norm = _norm([p.grad for p in trained])
+    reg_norm = _norm(reg_grads)
+    scale = beta
+    if cfg.beta_scale == "meta" and reg_norm > 0:
+        scale = beta * meta_norm / reg_norm  # β·L_reg's gradient is β times the meta gradient's
+    for p, g in zip(trained, reg_grads, strict=True):
+        if g is not None:
+            p.grad = scale * g if p.grad is None else p.grad + scale * g
+    with torch.no_grad():
+        for p, new in zip(model.parameters(), r.theta, strict=True):
+            p.copy_(new)
     model.zero_grad(set_to_none=True)
-    grad_norm = torch.sqrt(sum((p.grad**2).sum() for p in masker.parameters()
-                               if p.grad is not None))  # fmt: skip
-    return {"meta_loss": meta.item(), "l_pre": l_pre.item(), "l_ft1": l_ft1.item(),
-            "l_ft2": l_ft2.item(), "reg": reg.item(), "mask_rate": rate.item(),
-            "policy_grad_norm": grad_norm.item(), "mask": d.detach(),
-            "rows_in_budget": ((row_rate - cfg.gamma).abs() <= cfg.eps).float().mean().item()}  # fmt: skip
+    content = batch["content"]
+    length = content.sum(1).clamp_min(1)
+
+    def in_band(count: torch.Tensor) -> float:
+        return ((count / length - cfg.gamma).abs() <= cfg.eps).float().mean().item()
+
+    if "outer_frozen" in rec:
+        rec["meta_gain"] = rec["outer_frozen"] - outer.item()
+    rec.update({
+        "meta_loss": outer.item() + scale * reg.item(), "outer": outer.item(),
+        "l_pre": r.l_pre.item(), "l_ft1": r.l_ft1.item(), "l_ft2": r.l_ft2.item(),
+        "l_diff": (r.l_ft2 - r.l_ft1).item(), "reg": reg.item(), "beta_reg": scale * reg.item(),
+        "beta_effective": scale,
+        "mask_rate": (d.sum() / content.sum()).item(),
+        "expected_rate": (probs.sum() / content.sum()).item(),
+        "grad_norm_meta": meta_norm, "grad_norm_reg": scale * reg_norm,
+        "policy_grad_norm": _norm([p.grad for p in trained]),
+        "rows_in_budget": in_band(d.sum(1)), "rows_in_budget_expected": in_band(probs.sum(1)),
+        "mask": d.detach(),
+    })  # fmt: skip
+    return rec
 
 
 def load_models(cfg: MetaConfig):
@@ -229,37 +282,90 @@ def load_models(cfg: MetaConfig):
     torch.manual_seed(cfg.seed)
     emb = model.get_input_embeddings().weight
     masker = MetaMasker(emb, hidden=cfg.hidden, pad_id=tok.pad_token_id)
+    if cfg.start_at_budget:
+        masker.start_at(cfg.gamma)
     args = {"embedding_shape": list(emb.shape), "hidden": cfg.hidden, "pad_id": tok.pad_token_id}
     return tok, model, masker, args
 
 
-def train(cfg: MetaConfig, progress: bool = True) -> dict:
-    from tqdm import tqdm
-
-    from maskpt.core.seeding import stable_rng, stable_seed
-    from policies import checkpoint
+def load_data(cfg: MetaConfig) -> tuple[list, list, Counter]:
+    """(training examples, probe examples held out of them, drop counts)."""
+    from train.meta_probe import split_probe
     from train.policy_sources import load_examples
+    from train.tasks import TaskDataError
 
     dropped: Counter = Counter()
     examples = load_examples(cfg.examples, cfg.task, cfg.data_dir, cfg.knowledge_source, dropped)
     dropped["no_source"] += sum(1 for e in examples if not e.source)
     examples = [e for e in examples if e.source]
-    if not examples:
-        raise ValueError(f"{cfg.examples or cfg.task}: no usable (context, source, target) "
-                         f"example (dropped: {dict(+dropped)})")  # fmt: skip
+    held = min(cfg.probe_examples, len(examples) // 4)  # never more than a quarter
+    train_set, probe = split_probe(examples, held, cfg.seed)
+    if not train_set:
+        raise TaskDataError(f"{cfg.examples or cfg.task}: no usable (context, source, target) "
+                            f"example (dropped: {dict(+dropped)})")  # fmt: skip
+    return train_set, probe, dropped
+
+
+class MetaLog:
+    """train_log.jsonl and TensorBoard events (OUT/runs/) of the logged steps."""
+
+    def __init__(self, out: Path):
+        from torch.utils.tensorboard import SummaryWriter
+
+        self.file = (out / "train_log.jsonl").open("w")
+        self.tb = SummaryWriter(str(out / "runs"))
+
+    def write(self, rec: dict) -> None:
+        self.file.write(json.dumps(rec) + "\n")
+        self.file.flush()
+        for key, value in rec.items():
+            if key != "step" and isinstance(value, int | float):
+                self.tb.add_scalar(f"meta/{key}", value, rec["step"])
+
+    def close(self) -> None:
+        self.file.close()
+        self.tb.close()
+
+
+def _window_mean(window: list[dict]) -> dict:
+    keys = {k for r in window for k, v in r.items() if isinstance(v, int | float)}
+    return {k: float(np.mean([r[k] for r in window if k in r])) for k in sorted(keys)}
+
+
+def train(cfg: MetaConfig, progress: bool = True) -> dict:
+    """Algorithm 1 for cfg.steps; returns the last logged record (means over
+    its window of steps, the probe at that step) and saves the checkpoint."""
+    import copy
+
+    from tqdm import tqdm
+
+    from maskpt.core.seeding import stable_rng, stable_seed
+    from policies import checkpoint
+    from train.meta_probe import build_probe, probe_ratio
+
+    examples, held, dropped = load_data(cfg)
     tok, model, masker, args = load_models(cfg)
+    frozen = copy.deepcopy(masker).requires_grad_(False)
+    probe = build_probe(tok, held, cfg.max_length)
+    start_probe = probe_ratio(masker, probe) if probe else {}
     params = sum(p.numel() for p in masker.parameters())
     trainable = sum(p.numel() for p in masker.parameters() if p.requires_grad)
     if progress:
         print(f"meta_v1 policy: {params / 1e6:.1f} M parameters ({trainable / 1e6:.2f} M trained, "
               f"the embedding frozen); {len(examples)} examples, dropped {dict(+dropped)}")  # fmt: skip
+        print(f"answer probe: {probe['examples']} held-out contexts, ratio at the start "
+              f"{start_probe['probe_ratio']:.3f}" if probe else
+              "answer probe: none (fewer than 8 held-out examples have their target in the "
+              "context: the probe needs extractive data)")  # fmt: skip
     model.train()
     opt = torch.optim.Adam([p for p in masker.parameters() if p.requires_grad], lr=cfg.policy_lr)
     gen = torch.Generator().manual_seed(stable_seed("meta-gumbel", cfg.seed))
     out = Path(cfg.output_dir)
     out.mkdir(parents=True, exist_ok=True)
-    log = (out / "train_log.jsonl").open("w")
+    log = MetaLog(out)
     last: dict = {}
+    window: list[dict] = []
+    diffs: list[float] = []
     for step in tqdm(range(cfg.steps), desc="train meta_v1", disable=not progress):
         rng = stable_rng("meta-batch", cfg.seed, step)
         pick = rng.choice(len(examples), size=min(cfg.batch_size, len(examples)), replace=False)
@@ -268,22 +374,34 @@ def train(cfg: MetaConfig, progress: bool = True) -> dict:
                            cfg.max_target_length)  # fmt: skip
         torch.manual_seed(stable_seed("meta-dropout", cfg.seed, step))
         opt.zero_grad(set_to_none=True)
-        rec = meta_step(model, masker, batch, cfg, tok.mask_token_id, gen)
+        logged = step == 0 or (step + 1) % cfg.log_every == 0 or step + 1 == cfg.steps
+        beta = cfg.beta * min(1.0, (step + 1) / cfg.beta_warmup) if cfg.beta_warmup else cfg.beta
+        rec = meta_step(model, masker, batch, cfg, tok.mask_token_id, gen,
+                        frozen if logged else None, beta)  # fmt: skip
         rec.pop("mask")
         if not np.isfinite(rec["meta_loss"]):
             from train.distributed import NonFiniteLoss
 
             raise NonFiniteLoss(f"non-finite meta loss at step {step + 1}: {rec}")
         opt.step()
-        last = {"step": step + 1, **rec}
-        if (step + 1) % cfg.log_every == 0 or step + 1 == cfg.steps:
-            log.write(json.dumps(last) + "\n")
-            log.flush()
+        window.append(rec)
+        diffs.append(rec["l_diff"])
+        if logged:
+            last = {"step": step + 1, **_window_mean(window)}
+            if probe:
+                last.update(probe_ratio(masker, probe))
+                last["probe_ratio_frozen"] = start_probe["probe_ratio"]
+            log.write(last)
+            window = []
     log.close()
-    checkpoint.save(out, "meta_v1", masker, args, tok,
-                    {**last, "examples": len(examples), "dropped": dict(+dropped),
-                     "parameters": params})  # fmt: skip
-    return last
+    if float(np.mean(diffs)) >= 0:
+        print(f"warning: the inner fine-tuning step did not lower the fine-tuning loss on "
+              f"average (mean l_ft2 - l_ft1 = {np.mean(diffs):+.4f}): the inner steps are too "
+              "large for this model; lower pretrain_lr and finetune_lr", file=sys.stderr)  # fmt: skip
+    summary = {**last, "mean_l_diff": float(np.mean(diffs)), "examples": len(examples), "probe_examples": probe["examples"] if probe
+               else 0, "dropped": dict(+dropped), "parameters": params}  # fmt: skip
+    checkpoint.save(out, "meta_v1", masker, args, tok, summary)
+    return summary
 
 
 def config_args():
@@ -295,8 +413,15 @@ def config_args():
 def main(argv=None) -> int:
     def run(cfg: MetaConfig, _) -> int:
         last = train(cfg)
-        print(f"meta_v1 checkpoint in {cfg.output_dir}: last meta loss {last['meta_loss']:.4f}, "
-              f"mask rate {last['mask_rate']:.3f}")  # fmt: skip
+        print(f"meta_v1 checkpoint in {cfg.output_dir}: outer loss {last['outer']:.4f} "
+              f"(L' = l_ft2 - l_ft1 {last['l_diff']:.4f}), mask rate {last['mask_rate']:.3f}, "
+              f"rows in the band {last['rows_in_budget']:.2f}")  # fmt: skip
+        if "probe_ratio" in last:
+            print(f"answer probe on {last['probe_examples']} held-out contexts: p(mask) on "
+                  f"answers / on other tokens = {last['probe_ratio']:.3f} (at the start "
+                  f"{last['probe_ratio_frozen']:.3f}; above 1: the policy prefers answers)")  # fmt: skip
+        else:
+            print("answer probe: none (the targets do not occur in the held-out contexts)")
         return 0
 
     return config_args().main(argv, run)

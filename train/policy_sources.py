@@ -9,6 +9,7 @@ files, with c the dataset's own context:
 | ropes | the background paragraph | train-v1.0.json |
 | wiqa | the process steps | train.jsonl |
 | quartz | the paragraph | train.jsonl |
+| synth | an article about the person asked about | the world's policy_examples.jsonl, in DIR or its parent (DIR: the world's `qa/`, as fine-tuning takes it, or the world folder) |
 
 s and t are the fine-tuning source and target (the same text the
 fine-tuning recipe trains on). The knowledge source is KILT's
@@ -38,7 +39,8 @@ from pathlib import Path
 from train.policy_data import PolicyExample, locate, read_jsonl
 from train.tasks import TaskDataError, find_file, load_split
 
-POLICY_TASKS = ("nq", "tqa", "zsre", "wow", "ropes", "wiqa", "quartz")
+POLICY_TASKS = ("nq", "tqa", "zsre", "wow", "ropes", "wiqa", "quartz", "synth")
+SYNTH_EXAMPLES = "policy_examples.jsonl"
 DPR_FILES = {"nq": "biencoder-nq-train.json", "tqa": "biencoder-trivia-train.json"}
 KILT_TRAIN = {"zsre": "structured_zeroshot-train-kilt.jsonl", "wow": "wow-train-kilt.jsonl"}
 KNOWLEDGE_SOURCE = "kilt_knowledgesource.json"
@@ -66,8 +68,12 @@ def task_examples(
             f"no policy-training reader for task {task!r}; tasks: {', '.join(POLICY_TASKS)} "
             "(or write a JSONL of context, source, target and pass it as examples)"
         )
+    if task == "synth" and not (folder / "synth-dev.jsonl").exists() and (folder / "qa").is_dir():
+        folder = folder / "qa"  # the world folder given: its fine-tuning files are in qa/
     held_out = finetune_eval_keys(task, folder)
-    if task in DPR_FILES:
+    if task == "synth":
+        examples = read_jsonl(_synth_examples(folder), dropped)
+    elif task in DPR_FILES:
         examples = _closed_book(task, folder, dropped)
     elif task in KILT_TRAIN:
         ks = Path(knowledge_source) if knowledge_source else folder / KNOWLEDGE_SOURCE
@@ -82,6 +88,14 @@ def task_examples(
         else:
             kept.append(e)
     return kept
+
+
+def _synth_examples(qa: Path) -> Path:
+    for path in (qa / SYNTH_EXAMPLES, qa.parent / SYNTH_EXAMPLES):
+        if path.is_file():
+            return path
+    raise TaskDataError(f"synth: no {SYNTH_EXAMPLES} in {qa} or {qa.parent} (`maskpt world` "
+                        "writes it beside the world's qa/ folder)")  # fmt: skip
 
 
 def normalise(text: str) -> str:

@@ -72,8 +72,14 @@ def _inspect_parser() -> argparse.ArgumentParser:
 def main_inspect(argv) -> int:
     from rich.console import Console
 
-    args = _inspect_parser().parse_args(argv)
+    parser = _inspect_parser()
+    args = parser.parse_args(argv)
     console = Console(highlight=False, soft_wrap=True)
+    if (args.epoch is not None or args.policy) and args.show is None and not args.id:
+        parser.error(
+            "--epoch and --policy apply to --show N / --id (the summary describes the stored "
+            "epoch-0 masks); for epoch E's mask statistics: maskpt analyze FOLDER --epoch E"
+        )
     if args.verify:
         return _verify(args, console)
     if args.show is not None or args.id:

@@ -19,7 +19,7 @@ def test_help_lists_subcommands(capsys):
         (["finetune"], "Label smoothing of the token cross-entropy."),
         (["preprocess"], "docs_per_unit = 500"),
         (["train-policy", "supervised"], "max_span_length = 10"),
-        (["train-policy", "meta"], "outer_loss = 'difference'"),
+        (["train-policy", "meta"], "outer_loss = 'after'"),
         (["sweep"], "finetune = {}"),
         (["world"], "background_people = 120"),
         (["demo"], "world.people = 120"),

@@ -37,6 +37,22 @@ def test_tiny_demo_end_to_end_then_resume(tmp_path, capsys):
     ids = [json.loads(x)["id"] for x in (out / "policies" / "transfer_examples.jsonl")
            .read_text().splitlines()]  # fmt: skip
     assert ids and {i.split("-")[1] for i in ids} == {"birth_year", "birthplace"}
+    # each learned policy trained with 2 seeds; pre-training run k uses policy seed k mod 2
+    import yaml
+
+    for name in ("sup", "meta", "sup_transfer", "meta_transfer"):
+        a, b = out / "policies" / name, out / "policies" / f"{name}-seed1"
+        assert (a / "DONE").exists() and (b / "DONE").exists(), name
+        assert (a / "model.safetensors").read_bytes() != (b / "model.safetensors").read_bytes()
+    for row in ("sup_v1", "meta_v1_transfer"):
+        for k, folder in ((0, row), (1, f"{row}-policy_seed1")):
+            spec = yaml.safe_load(
+                (out / "pretrain" / row / f"seed{k}" / "pretrain.yaml").read_text()
+            )
+            assert spec["data"]["shards"] == [str(out / "shards" / folder)]
+    assert spec["data"]["shards"] != [str(out / "shards" / "ssm_v1")]
+    ssm = yaml.safe_load((out / "pretrain" / "ssm_v1" / "seed1" / "pretrain.yaml").read_text())
+    assert ssm["data"]["shards"] == [str(out / "shards" / "ssm_v1")]  # heuristics: one folder
     md = (out / "results.md").read_text()
     assert "+ ssm" in md and "no intermediate pre-training" in md
     for plot in ("em.png", "loss.png", "analysis/pos.png", "analysis/freq.png"):

@@ -134,6 +134,17 @@ def test_inspect_shows_any_epoch(folders, capsys):
     assert "rand_v1" in capsys.readouterr().out
 
 
+def test_inspect_refuses_epoch_without_show(folders, capsys):
+    # the summary holds the stored epoch-0 masks: --epoch alone used to print it silently
+    from maskpt.cli import main
+
+    for extra in (["--epoch", "3"], ["--policy", "rand_v1"]):
+        with pytest.raises(SystemExit) as exc:
+            main(["inspect", str(folders["orig_v1"]), *extra])
+        assert exc.value.code == 2
+        assert "maskpt analyze FOLDER --epoch E" in capsys.readouterr().err
+
+
 @pytest.fixture(scope="module")
 def wiki(shared_data, tmp_path_factory):
     """Segments of the real Wikipedia sample with a tokenizer trained on it."""

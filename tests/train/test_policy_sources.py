@@ -22,7 +22,23 @@ from train.policy_sources import (
 from train.tasks import TaskDataError, load_split
 
 
-@pytest.mark.parametrize("task", POLICY_TASKS)
+def test_synth_examples_from_the_world_folder_or_its_qa_folder(tmp_path):
+    from maskpt.world import WorldConfig, generate
+
+    generate(WorldConfig(people=8, background_people=0, repeats=1), tmp_path / "w")
+    for folder in (tmp_path / "w" / "qa", tmp_path / "w"):
+        dropped = Counter()
+        examples = task_examples("synth", folder, "", dropped)
+        assert len(examples) == 32 and not dropped  # 4 train people x 8 questions
+        held = {normalise(e.source) for s in ("dev", "test")
+                for e in load_split("synth", tmp_path / "w" / "qa", s)}  # fmt: skip
+        assert not {normalise(e.source) for e in examples} & held
+        assert all(e.target in e.context for e in examples)
+    with pytest.raises(TaskDataError, match="synth"):
+        task_examples("synth", tmp_path / "elsewhere", "", Counter())
+
+
+@pytest.mark.parametrize("task", [t for t in POLICY_TASKS if t != "synth"])
 def test_policy_data_never_holds_a_finetuning_dev_or_test_question(tmp_path, task):
     folder = write_task(task, tmp_path / task, overlap=2)
     dropped = Counter()
