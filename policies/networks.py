@@ -114,13 +114,12 @@ def gumbel_noise(shape, generator: torch.Generator | None = None) -> torch.Tenso
     return -torch.log((-torch.log(u.clamp(1e-10, 1.0))).clamp_min(1e-10))
 
 
-def gumbel_mask(logits: torch.Tensor, tau: float, generator: torch.Generator | None = None,
-                noise: torch.Tensor | None = None):  # fmt: skip
+def gumbel_mask(logits: torch.Tensor, tau: float, noise: torch.Tensor) -> torch.Tensor:
     """Straight-through hard Gumbel-softmax: a 0/1 mask [B, L] in the forward
-    pass whose gradient is that of the soft sample. `noise` (from
-    `gumbel_noise`) replaces a fresh draw, e.g. to compare two policies."""
-    g = gumbel_noise(logits.shape, generator) if noise is None else noise
-    soft = torch.softmax((logits + g.to(logits.device)) / tau, dim=-1)
+    pass whose gradient is that of the soft sample. `noise` comes from
+    `gumbel_noise(logits.shape, ...)`, drawn by the caller so that two
+    policies can be compared on the same draws."""
+    soft = torch.softmax((logits + noise.to(logits.device)) / tau, dim=-1)
     hard = torch.nn.functional.one_hot(soft.argmax(-1), 2).to(soft.dtype)
     return (hard - soft.detach() + soft)[..., 1]
 

@@ -202,7 +202,7 @@ def _policy_mask(masker, batch: dict, cfg: MetaConfig, noise: torch.Tensor):
 
     logits = masker(batch["ctx"])
     content = batch["content"]
-    d = gumbel_mask(logits, cfg.tau, noise=noise) * content
+    d = gumbel_mask(logits, cfg.tau, noise) * content
     probs = torch.softmax(logits, dim=-1)[..., 1] * content
     counted = probs if cfg.budget == "expected" else d
     return d, probs, budget_regulariser(counted, content, cfg.gamma, cfg.eps)
@@ -341,7 +341,7 @@ def train(cfg: MetaConfig, progress: bool = True) -> dict:
 
     from maskpt.core.seeding import stable_rng, stable_seed
     from policies import checkpoint
-    from train.meta_probe import build_probe, probe_ratio
+    from train.meta_probe import PROBE_MIN, build_probe, probe_ratio
 
     examples, held, dropped = load_data(cfg)
     tok, model, masker, args = load_models(cfg)
@@ -355,8 +355,8 @@ def train(cfg: MetaConfig, progress: bool = True) -> dict:
               f"the embedding frozen); {len(examples)} examples, dropped {dict(+dropped)}")  # fmt: skip
         print(f"answer probe: {probe['examples']} held-out contexts, ratio at the start "
               f"{start_probe['probe_ratio']:.3f}" if probe else
-              "answer probe: none (fewer than 8 held-out examples have their target in the "
-              "context: the probe needs extractive data)")  # fmt: skip
+              f"answer probe: none (fewer than {PROBE_MIN} held-out examples have their target "
+              "in the context: the probe needs extractive data)")  # fmt: skip
     model.train()
     opt = torch.optim.Adam([p for p in masker.parameters() if p.requires_grad], lr=cfg.policy_lr)
     gen = torch.Generator().manual_seed(stable_seed("meta-gumbel", cfg.seed))
