@@ -14,7 +14,10 @@
 #    plain loop at the paper's shape (micro-batch 128, 8 per optimizer step;
 #    ZeRO-0 and 2; tokens/s, MFU), learned-policy inference and meta steps,
 #    fine-tuning and generation examples/s, then one micro-batch per step
-#    (the optimizer step's own cost) with torch.compile.
+#    (the optimizer step's own cost) with torch.compile; then issue 26's
+#    variant run: the LM head's GEMMs at 50,265 vs 50,304, and the recipe
+#    itself on shards (as is; + length bucketing; + torch.compile) against a
+#    plain loop and a compiled plain loop, in real tokens/s.
 # Everything goes to $OUT (default gpu_check_out/), in five files: summary.txt,
 # env.txt (device, versions, install log), gpu_tests.log, gpu_tests.xml and
 # bench.txt. Each step has a time limit and the whole check a deadline
@@ -84,8 +87,13 @@ if [ "$REHEARSAL" = "1" ]; then
     step policy 300 "$B" "$PY" -m bench.policy_throughput --device cpu --model tiny --batch 16 --steps 2
     step finetune 300 "$B" "$PY" -m bench.finetune_throughput --device cpu --size tiny --steps 4 --batch 8 --repeats 1
     step pretrain-compile 300 "$B" "$PY" -m bench.pretrain_gpu --rehearse --micro-batch 8 --steps 6 --warmup 2 --compile
+    step pretrain-variants 600 "$B" "$PY" -m bench.pretrain_throughput --variants recipe,bucket --rounds 1 --steps 8 --warmup 2 --no-reader
+    step lm-head 60 "$B" "$PY" -m bench.pretrain_gpu --rehearse --lm-head --micro-batch 8 --steps 6 --warmup 2
 else
     step pretrain-accum 90 "$B" "$PY" -m bench.pretrain_gpu --micro-batch 128 --accum 8 --steps 48 --warmup 16 --zero-stages 0,2
+    step lm-head 30 "$B" "$PY" -m bench.pretrain_gpu --lm-head --micro-batch 128 --steps 30 --warmup 10
+    step pretrain-variants 240 "$B" "$PY" -m bench.pretrain_throughput --gpu --variants recipe,bucket,all \
+        --rounds 1 --steps 10 --warmup 4 --no-reader
     step policy 90 "$B" "$PY" -m bench.policy_throughput --device cuda --model base --batch 256 --steps 5
     step finetune 120 "$B" "$PY" -m bench.finetune_throughput --device cuda --size base --precision bf16 \
         --steps 40 --batch 32 --repeats 1
@@ -94,7 +102,7 @@ fi
 
 {
     grep -E "^(PASSED|FAILED|ERROR|SKIPPED)|passed|failed" "$OUT/gpu_tests.log"
-    grep -E "tokens/s|plain loop|^\{" "$B"
+    grep -E "tokens/s|plain loop|LM head|vocabulary|^\{" "$B"
 } >>"$OUT/summary.txt" 2>/dev/null
 echo "total: $((SECONDS - START)) s, exit $rc" >>"$OUT/summary.txt"
 cat "$OUT/summary.txt"

@@ -70,10 +70,15 @@ def main() -> None:
     ap.add_argument(
         "--compile", action="store_true", help="also time the plain loop with torch.compile(model)"
     )
+    ap.add_argument("--lm-head", action="store_true",
+                    help="only time the LM head's GEMMs (forward + both backward) at the "
+                         "vocabulary 50,265 against 50,304 (padded to 64)")  # fmt: skip
     ap.add_argument("--rehearse", action="store_true",
                     help="without CUDA: a tiny model in fp32 on CPU over gloo (checks the script)")  # fmt: skip
     args = ap.parse_args()
 
+    if args.lm_head:
+        return lm_head(args)
     import deepspeed
     import torch
     from transformers import BartConfig, BartForConditionalGeneration
@@ -158,6 +163,35 @@ def main() -> None:
               f"x {args.seq_len}{accum}: {tps:,.0f} tokens/s{mfu}")  # fmt: skip
     for label, secs in recipes:
         print(f"{label} = {plain / secs:.2f}x the plain loop (goal >= 0.95x)")
+
+
+def lm_head(args) -> None:
+    """The LM head's three GEMMs per micro-batch (logits, d hidden, d weight)
+    at BART-base's vocabulary and at it padded to a multiple of 64."""
+    import torch
+
+    cuda = torch.cuda.is_available()
+    device, dtype = ("cuda", torch.bfloat16) if cuda else ("cpu", torch.float32)
+    sync = torch.cuda.synchronize if cuda else (lambda: None)
+    rows, d = args.micro_batch * args.seq_len, 768 if cuda else 64
+    hidden = torch.randn(rows, d, device=device, dtype=dtype)
+    times = {}
+    for vocab in (50265, 50304) if cuda else (1000, 1024):
+        weight = torch.randn(vocab, d, device=device, dtype=dtype)
+        grad = torch.randn(rows, vocab, device=device, dtype=dtype)
+
+        def gemms(weight=weight, grad=grad):
+            hidden @ weight.T  # logits
+            grad @ weight  # d hidden
+            grad.T @ hidden  # d weight
+
+        times[vocab] = _timed(gemms, args.steps, args.warmup, sync)
+    (v0, t0), (v1, t1) = times.items()
+    flops = 3 * 2 * rows * d
+    for vocab, secs in times.items():
+        tflops = flops * vocab * (args.steps - args.warmup) / secs / 1e12
+        print(f"LM head GEMMs, {rows} rows x {d} x vocab {vocab:,}: {secs / (args.steps - args.warmup) * 1e3:.2f} ms per micro-batch, {tflops:.0f} TFLOP/s")  # fmt: skip
+    print(f"vocabulary {v1:,} vs {v0:,}: {t0 / t1:.2f}x the speed per micro-batch")
 
 
 if __name__ == "__main__":

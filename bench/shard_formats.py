@@ -35,7 +35,8 @@ run_preprocess(PreprocessConfig(inputs=(inp,), output=out, policy="rand_v1", tok
 """
 READ = """
 import sys, time
-from train.data import PretrainStream, collate, open_source
+from train.batches import collate_micro as collate
+from train.data import PretrainStream, open_source
 folder, steps = sys.argv[1], int(sys.argv[2])
 src = open_source(folder)
 stream = PretrainStream([src], 32, 0, 1, seed=0)

@@ -8,9 +8,13 @@ folders are interleaved by weight with a deterministic schedule, each keeping
 its own epochs. Global batch number g of the stream is cut into
 world_size x micro-batches: rank r takes micro-batch r of each micro-step, and
 dataloader worker w of that rank takes every W-th of the rank's micro-batches,
-so PyTorch's round-robin over workers yields them in order. Every example is
-seen exactly once per epoch across ranks and workers (nothing dropped, nothing
-padded), and the state is one number: how many micro-steps the job consumed.
+so PyTorch's round-robin over workers yields them in order. With length
+bucketing (`data.bucket`) a global batch's positions are first sorted by
+their stored lengths, then cut the same way (`train/batches.py`). Every
+example is seen exactly once per epoch across ranks and workers (nothing
+dropped, nothing padded), and the state is one number: how many micro-steps
+the job consumed. The workers also collate: what reaches the training
+process is three tensors and a few counts per micro-batch.
 
 Shards are read in the folder's first format of arrow (memory-mapped when
 local), parquet and webdataset, through fsspec for any URL. The folder's
@@ -31,13 +35,13 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from maskpt.core.batching import pad_seq2seq
 from maskpt.core.errors import UserError
 from maskpt.core.seeding import stable_rng
 from maskpt.core.storage import Storage
 from preprocess.index import ShardEntry, ShardIndex, load_index
 from preprocess.remask import Remasker
 from preprocess.shards import ShardError, check_row, read_table
+from train.batches import bucket_plan, collate_micro
 
 
 class DataError(UserError, ValueError):
@@ -130,6 +134,11 @@ class ShardRows:
     def __len__(self) -> int:
         return len(self.ids)
 
+    def stored_length(self, i: int) -> tuple[int, int]:
+        """(input length, label length) of row i, from the offsets alone."""
+        ins, labs = self.lists["input_ids"][0], self.lists["labels"][0]
+        return int(ins[i + 1] - ins[i]), int(labs[i + 1] - labs[i])
+
     def row(self, i: int) -> dict:
         out = {"id": self.ids[i], "doc_id": self.doc_ids[i]}
         for name, (offsets, values) in self.lists.items():
@@ -144,8 +153,8 @@ class ShardStream:
         self.src, self.seed, self.shuffle = src, seed, shuffle
         self.storage = src.storage
         self._epoch = None
-        self._table_cache: dict[str, object] = {}
-        self._rows_perm: tuple = (None, None)
+        self._table_cache: dict[str, ShardRows] = {}
+        self._perms: dict[tuple, np.ndarray] = {}
 
     def _epoch_order(self, epoch: int):
         if self._epoch == epoch:
@@ -159,7 +168,8 @@ class ShardStream:
         return self._order
 
     def _rows(self, shard: ShardEntry) -> ShardRows:
-        """The shard's rows (one shard in memory at a time): Arrow streams
+        """The shard's rows (the last two shards in memory, so that a global
+        batch across a shard boundary reads each once): Arrow streams
         memory-mapped when local, Parquet and WebDataset decoded whole."""
         rows = self._table_cache.get(shard.path)
         if rows is None:
@@ -174,10 +184,11 @@ class ShardStream:
                     f"{self.storage.url(shard.path)}: {len(rows)} rows, index.json says "
                     f"{shard.examples}; the folder is inconsistent (rewrite it)"
                 )
-            self._table_cache = {shard.path: rows}
+            self._table_cache = {**dict(list(self._table_cache.items())[-1:]), shard.path: rows}
         return rows
 
-    def example(self, position: int) -> dict:
+    def _locate(self, position: int) -> tuple[int, ShardEntry, int]:
+        """(epoch, shard, row in that shard) of a stream position."""
         n = self.src.size
         epoch, offset = divmod(position, n)
         shards, cum = self._epoch_order(epoch)
@@ -185,13 +196,22 @@ class ShardStream:
         shard = shards[k]
         row_in_shard = offset - (cum[k - 1] if k else 0)
         if self.shuffle:
-            stem = shard.stem  # the same order in every format
-            key = (epoch, stem)
-            if self._rows_perm[0] != key:
-                rng = stable_rng(self.seed, "rows", epoch, stem)
-                self._rows_perm = (key, rng.permutation(shard.examples))
-            row_in_shard = int(self._rows_perm[1][row_in_shard])
-        row = self._rows(shard).row(row_in_shard)
+            key = (epoch, shard.stem)  # the same order in every format
+            perm = self._perms.get(key)
+            if perm is None:
+                perm = stable_rng(self.seed, "rows", *key).permutation(shard.examples)
+                self._perms = {**dict(list(self._perms.items())[-1:]), key: perm}
+            row_in_shard = int(perm[row_in_shard])
+        return epoch, shard, row_in_shard
+
+    def stored_length(self, position: int) -> tuple[int, int]:
+        """(input length, label length) of the stored row at `position`."""
+        _, shard, i = self._locate(position)
+        return self._rows(shard).stored_length(i)
+
+    def example(self, position: int) -> dict:
+        epoch, shard, i = self._locate(position)
+        row = self._rows(shard).row(i)
         return self.src.remasker.draw(row, epoch) if self.src.remasker else row
 
 
@@ -215,10 +235,14 @@ class Mixture:
 
 
 class PretrainStream(torch.utils.data.IterableDataset):
-    """Yields this rank's micro-batches (dicts of lists), in order, forever.
+    """Yields this rank's micro-batches, in order, forever: collated into
+    tensors (`train/batches.py`) when `pad_id` is given, else as row lists.
 
+    With `bucket`, each global batch (`micro_batch x world_size x accum`
+    positions) is sorted by stored length before it is cut into micro-batches
+    (`bucket_plan`); the global batch holds the same examples either way.
     `state_dict()` / `load_state_dict()` carry the number of micro-steps the
-    job has consumed; pass `start_micro_step` after a resume.
+    job has consumed.
     """
 
     def __init__(
@@ -231,13 +255,21 @@ class PretrainStream(torch.utils.data.IterableDataset):
         shuffle: bool = True,
         vocab_size: int | None = None,
         max_length: int | None = None,
+        *,
+        accum: int = 1,
+        bucket: bool = False,
+        pad_id: int | None = None,
+        pad_to_multiple_of: int = 1,
     ):
         self.mix = Mixture(sources, seed, shuffle)
         self.micro, self.rank, self.world = micro_batch, rank, world_size
         self.vocab_size, self.max_length = vocab_size, max_length
+        self.accum, self.bucket = accum, bucket
+        self.pad_id, self.pad_to_multiple_of = pad_id, pad_to_multiple_of
         self.micro_steps_done = 0
         self._source_counts = [0] * len(sources)  # positions consumed per source
         self._counted_upto = 0
+        self._plan: tuple = (None, None, 0)  # (global batch, sorted positions, label tokens)
 
     # -- state -------------------------------------------------------------------
     def state_dict(self) -> dict:
@@ -254,6 +286,8 @@ class PretrainStream(torch.utils.data.IterableDataset):
     # -- positions ---------------------------------------------------------------
     def _source_positions(self, start: int, stop: int) -> list[tuple[int, int]]:
         """(source, position in that source) for mixed positions [start, stop)."""
+        if len(self.mix.streams) == 1:
+            return [(0, p) for p in range(start, stop)]
         if start < self._counted_upto:  # going back (a new iterator): recount
             self._source_counts, self._counted_upto = [0] * len(self.mix.streams), 0
         counts = self._source_counts
@@ -267,20 +301,40 @@ class PretrainStream(torch.utils.data.IterableDataset):
         self._counted_upto = stop
         return out
 
+    def _global_plan(self, g: int) -> tuple[list[tuple[int, int]], int]:
+        """Global batch g's positions sorted by stored length, and its stored
+        label tokens (cached: the micro-batches of one global batch share it)."""
+        if self._plan[0] != g:
+            size = self.micro * self.world * self.accum
+            pos = self._source_positions(g * size, (g + 1) * size)
+            lengths = [self.mix.streams[s].stored_length(p) for s, p in pos]
+            order = bucket_plan(lengths)
+            self._plan = (g, [pos[i] for i in order], sum(n for _, n in lengths))
+        return self._plan[1], self._plan[2]
+
+    def _positions(self, micro_step: int) -> tuple[list[tuple[int, int]], int]:
+        if not self.bucket:
+            start = (micro_step * self.world + self.rank) * self.micro
+            return self._source_positions(start, start + self.micro), 0
+        g, k = divmod(micro_step, self.accum)
+        plan, label_tokens = self._global_plan(g)
+        slot = k * self.world + self.rank  # neighbouring slots: similar lengths on every rank
+        return plan[slot * self.micro : (slot + 1) * self.micro], label_tokens
+
     def micro_batch(self, micro_step: int) -> list[dict]:
         """The rows of this rank's micro-batch at global micro-step `micro_step`."""
-        start = (micro_step * self.world + self.rank) * self.micro
-        if len(self.mix.streams) == 1:
-            pos = [(0, p) for p in range(start, start + self.micro)]
-        else:
-            pos = self._source_positions(start, start + self.micro)
-        rows = [self.mix.streams[s].example(p) for s, p in pos]
+        return self._micro_batch(micro_step)[0]
+
+    def _micro_batch(self, micro_step: int) -> tuple[list[dict], int]:
+        pos, label_tokens = self._positions(micro_step)
+        fetched = {sp: self.mix.streams[sp[0]].example(sp[1]) for sp in sorted(pos)}
+        rows = [fetched[sp] for sp in pos]
         if self.vocab_size is not None:
             for r in rows:
                 why = check_row(r, self.vocab_size, self.max_length or 10**9)
                 if why:
                     raise DataError(f"example {r['id']}: {why}")
-        return rows
+        return rows, label_tokens
 
     def __iter__(self):
         info = torch.utils.data.get_worker_info()
@@ -288,11 +342,9 @@ class PretrainStream(torch.utils.data.IterableDataset):
         step = self.micro_steps_done
         while True:
             if (step - self.micro_steps_done) % nw == wid or nw == 1:
-                yield self.micro_batch(step)
+                rows, label_tokens = self._micro_batch(step)
+                if self.pad_id is None:
+                    yield rows
+                else:
+                    yield collate_micro(rows, self.pad_id, self.pad_to_multiple_of, label_tokens)
             step += 1
-
-
-def collate(rows: list[dict], pad_id: int) -> dict:
-    """Pad a micro-batch: input_ids (+ attention_mask) and labels (-100 padding)."""
-    batch = pad_seq2seq([r["input_ids"] for r in rows], [r["labels"] for r in rows], pad_id)
-    return {**batch, "ids": [r["id"] for r in rows]}

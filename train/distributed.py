@@ -90,18 +90,20 @@ def finish_distributed() -> None:
         dist.destroy_process_group()
 
 
-def all_reduce(values: list[float], op: str = "sum") -> list[float]:
-    """Sum (or min) a few scalars over all ranks; a no-op in one process. The
-    tensor lives on the GPU under NCCL (which cannot reduce CPU tensors)."""
+def all_reduce(values, op: str = "sum") -> list[float]:
+    """Sum (or min) a few scalars over all ranks and bring them to the host: a
+    list (put on the GPU under NCCL, which cannot reduce CPU tensors) or a 1-d
+    tensor already on the rank's device. In one process only the copy."""
     import torch
     import torch.distributed as dist
 
     if not (dist.is_initialized() and dist.get_world_size() > 1):
-        return list(values)
-    device = f"cuda:{torch.cuda.current_device()}" if dist.get_backend() == "nccl" else "cpu"
-    t = torch.tensor(values, dtype=torch.float64, device=device)
-    dist.all_reduce(t, op=dist.ReduceOp.SUM if op == "sum" else dist.ReduceOp.MIN)
-    return t.tolist()
+        return values.tolist() if torch.is_tensor(values) else list(values)
+    if not torch.is_tensor(values):
+        device = f"cuda:{torch.cuda.current_device()}" if dist.get_backend() == "nccl" else "cpu"
+        values = torch.tensor(values, dtype=torch.float64, device=device)
+    dist.all_reduce(values, op=dist.ReduceOp.SUM if op == "sum" else dist.ReduceOp.MIN)
+    return values.tolist()
 
 
 def check_finite(loss, what: str) -> None:

@@ -68,7 +68,7 @@ def export_checkpoint(path: str | Path, out: str | Path) -> Path:
     from transformers import BartConfig, BartForConditionalGeneration
 
     from maskpt.core.tokenizer import load_tokenizer
-    from train.model import export_pretrained
+    from train.model import export_pretrained, fit_vocab
 
     run, ckpts, tag = find_step(Path(path))
     out = Path(out)
@@ -80,7 +80,7 @@ def export_checkpoint(path: str | Path, out: str | Path) -> Path:
     ds = json.loads((run / "deepspeed_config.json").read_text())
     stage = int(ds.get("zero_optimization", {}).get("stage", 0))
     model = BartForConditionalGeneration(BartConfig.from_pretrained(str(skeleton)))
-    load_into(model, state_dict(ckpts, tag, stage), f"{ckpts / tag}")
+    load_into(model, fit_vocab(state_dict(ckpts, tag, stage), model), f"{ckpts / tag}")
     export_pretrained(model, load_tokenizer(str(skeleton)), out)
     return out
 

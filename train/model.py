@@ -76,11 +76,59 @@ def build_model(cfg: ModelConfig, tokenizer, seed: int):
     return model
 
 
+PADDED_LOGIT_BIAS = -1e9
+"""The bias of the padded vocabulary's logits: exp() of it is 0, so the
+softmax over the real tokens (and the loss) is what it is unpadded."""
+
+
+def pad_vocab(model, multiple: int):
+    """Pad the embeddings and LM head to a multiple of `multiple` rows (an
+    aligned GEMM width: 50,265 -> 50,304 at 64), the extra logits biased to
+    `PADDED_LOGIT_BIAS`; `model.unpadded_vocab_size` keeps the real size."""
+    import torch
+
+    n = model.config.vocab_size
+    model.unpadded_vocab_size = n
+    padded = -(-n // multiple) * multiple
+    if padded != n:
+        model.resize_token_embeddings(padded, mean_resizing=False)
+        with torch.no_grad():
+            model.final_logits_bias[:, n:] = PADDED_LOGIT_BIAS
+    return model
+
+
+def unpadded_config(model):
+    """The model's config with the vocabulary size it has outside training."""
+    import copy
+
+    config = copy.deepcopy(model.config)
+    config.vocab_size = getattr(model, "unpadded_vocab_size", config.vocab_size)
+    return config
+
+
+def fit_vocab(weights: dict, model) -> dict:
+    """`weights` with the rows of a padded vocabulary cut to `model`'s size
+    (a dimension is cut only where the model's is its vocabulary size)."""
+    n = model.config.vocab_size
+    shapes = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    out = {}
+    for key, value in weights.items():
+        want = shapes.get(key)
+        if want is not None and len(want) == value.dim() and tuple(value.shape) != want:
+            for d, (have, size) in enumerate(zip(value.shape, want, strict=True)):
+                if size == n and have > n:
+                    value = value.narrow(d, 0, n)
+            value = value.clone()
+        out[key] = value
+    return out
+
+
 def save_skeleton(model, tokenizer, folder: Path) -> None:
     """The model's config and the tokenizer, without weights: what `maskpt
     export` needs to turn a checkpoint into a Hugging Face folder."""
-    model.config.save_pretrained(str(folder))
-    save_tokenizer(tokenizer, folder, model.config)
+    config = unpadded_config(model)
+    config.save_pretrained(str(folder))
+    save_tokenizer(tokenizer, folder, config)
 
 
 def save_tokenizer(tokenizer, folder: Path, config) -> None:
@@ -97,10 +145,16 @@ def save_tokenizer(tokenizer, folder: Path, config) -> None:
 
 
 def export_pretrained(model, tokenizer, folder: str | Path) -> Path:
-    """`save_pretrained` of model (safetensors) and tokenizer into `folder`,
-    the tokenizer's `model_max_length` set to the model's positions so that
+    """`save_pretrained` of model (safetensors, a padded vocabulary cut back)
+    and tokenizer into `folder`, the tokenizer's `model_max_length` set to the model's positions so that
     `truncation=True` keeps inputs the model can take."""
     folder = Path(folder)
+    config = unpadded_config(model)
+    if config.vocab_size != model.config.vocab_size:  # trained padded: save the real rows
+        unpadded = type(model)(config).to(next(model.parameters()).dtype)
+        unpadded.load_state_dict(fit_vocab(model.state_dict(), unpadded))
+        unpadded.tie_weights()
+        model = unpadded
     model.save_pretrained(str(folder), safe_serialization=True)
     save_tokenizer(tokenizer, folder, model.config)
     return folder

@@ -19,6 +19,15 @@ fine-tuning; `maskpt export` makes the same folder from any checkpoint
 rate, grad norm, mask ratio and tokens/s go to log.jsonl and to DeepSpeed's
 monitor (TensorBoard under OUTPUT/monitor by default; `train/monitor.py`).
 
+The step is built to keep a GPU busy (issue 26): one host sync per optimizer
+step (losses, finiteness, counts and the stop request reduced together,
+before the update is applied), micro-batches collated in the DataLoader
+workers and copied pinned and non-blocking, optional length bucketing inside
+each global batch (`data.bucket`, the loss then normalised over the global
+batch's tokens), the vocabulary padded to a multiple of 64 for training (cut
+back on export), `compile: true` for torch.compile, and ZeRO stage 0 in one
+process (`zero_stage: auto`).
+
 The recipe in phases: `prepare` (everything that can fail on bad input,
 before any distributed set-up), `setup` (engine, stream, run folder),
 `restore` (a checkpoint's weights and data position), `train_step` (one
@@ -39,10 +48,11 @@ import torch
 
 from maskpt.core.errors import UserError
 from maskpt.core.interrupts import Interrupted
-from train.data import DataError, PretrainStream, collate, open_source
+from train.batches import TENSORS, keep_as_is
+from train.data import DataError, PretrainStream, open_source
 from train.distributed import (
+    NonFiniteLoss,
     all_reduce,
-    check_finite,
     dist_env,
     finish_distributed,
     full_parameters,
@@ -50,9 +60,9 @@ from train.distributed import (
     split_batch,
     zero_config,
 )
-from train.model import build_model, export_pretrained, save_skeleton
+from train.model import build_model, export_pretrained, pad_vocab, save_skeleton
 from train.monitor import deepspeed_config, monitor_sections, write_scalars
-from train.pretrain_config import PretrainConfig, lr_lambda
+from train.pretrain_config import PretrainConfig, lr_lambda, resolve_zero_stage
 
 
 @dataclass
@@ -74,6 +84,9 @@ class Run:
     ids_log: object = None
     bar: object = None
     mask_ratio: float = 0.0
+    grad_norm: float | None = None
+    own_grad_norm: bool = False
+    """Measure the gradient norm here: DeepSpeed reports none at fp32 ZeRO stage 0."""
 
     @property
     def ckpt_dir(self) -> Path:
@@ -117,7 +130,7 @@ def data_record(cfg: PretrainConfig, sources, world: int) -> dict:
             "shuffle": cfg.data.shuffle, "global_batch": cfg.global_batch,
             "micro_batch": cfg.micro_batch, "world_size": world,
             "remask": cfg.data.remask, "policy": cfg.data.policy,
-            "mask_seed": cfg.data.mask_seed}  # fmt: skip
+            "mask_seed": cfg.data.mask_seed, "bucket": cfg.data.bucket}  # fmt: skip
 
 
 def claim_output(out: Path, resume: bool, overwrite: bool) -> bool:
@@ -162,20 +175,26 @@ def setup(cfg: PretrainConfig, resume: bool, overwrite: bool = False) -> Run:
         if rank == 0:
             clear_output(out)
         dist.barrier()
-    model = build_model(cfg.model, tok, cfg.seed)
+    model = pad_vocab(build_model(cfg.model, tok, cfg.seed), cfg.pad_vocab_to_multiple_of)
+    if cfg.compile:
+        model.compile(
+            **cfg.compile_options
+        )  # in place: the parameter names (and checkpoints) stay the model's
     o = cfg.optim
     optimizer = torch.optim.AdamW(model.parameters(), lr=o.lr, betas=tuple(o.betas), eps=o.eps,
                                   weight_decay=o.weight_decay)  # fmt: skip
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(cfg))
     accum = split_batch(cfg.global_batch, cfg.micro_batch, world)
     computed = {**zero_config(cfg.global_batch, cfg.micro_batch, accum, o.grad_clip,
-                              cfg.zero_stage, bf16),
+                              resolve_zero_stage(cfg.zero_stage, world), bf16),
                 **monitor_sections(cfg.report_to, out, "pretrain")}  # fmt: skip
     ds_config = deepspeed_config(computed, cfg.deepspeed)
     engine, _, _, _ = deepspeed.initialize(model=model, optimizer=optimizer,
                                            lr_scheduler=scheduler, config=ds_config)  # fmt: skip
     stream = PretrainStream(sources, cfg.micro_batch, rank, world, cfg.seed, cfg.data.shuffle,
-                            len(tok), cfg.max_length)  # fmt: skip
+                            len(tok), cfg.max_length, accum=accum, bucket=cfg.data.bucket,
+                            pad_id=tok.pad_token_id,
+                            pad_to_multiple_of=cfg.data.pad_to_multiple_of)  # fmt: skip
     if rank == 0:
         from maskpt.core.config import to_dict
 
@@ -183,8 +202,9 @@ def setup(cfg: PretrainConfig, resume: bool, overwrite: bool = False) -> Run:
         (out / "config.json").write_text(json.dumps(to_dict(cfg), indent=2) + "\n")
         (out / "deepspeed_config.json").write_text(json.dumps(ds_config, indent=2) + "\n")
         save_skeleton(model, tok, out / "model")  # what `maskpt export` builds a checkpoint into
+    own_norm = not bf16 and engine.zero_optimization_stage() == 0
     return Run(cfg, rank, world, tok, engine, stream, accum, out,
-               data=data_record(cfg, sources, world))  # fmt: skip
+               data=data_record(cfg, sources, world), own_grad_norm=own_norm)  # fmt: skip
 
 
 def _agree(ok: bool) -> bool:
@@ -251,39 +271,77 @@ def open_logs(run: Run) -> None:
         run.ids_log = (run.out / f"example_ids.rank{run.rank}.jsonl").open("a")
 
 
-def train_step(run: Run, batches) -> tuple[float, float]:
-    """One optimizer step over `accum` micro-batches; (mean loss, tokens) over all ranks."""
+def train_step(run: Run, batches, stop_requested: bool = False) -> tuple[float, float, bool]:
+    """One optimizer step over `accum` micro-batches with one host sync: every
+    rank's losses, finiteness flags, counts and stop request are reduced
+    together after the last backward and before the update is applied, so a
+    non-finite step is never applied. Returns (mean loss, tokens, stop) over
+    all ranks: the loss is the mean over label tokens with `data.bucket`
+    (the gradient too), else the mean of the micro-batches' means."""
     from maskpt.core.seeding import micro_seed
 
-    engine, step = run.engine, run.step
-    loss_sum, tokens, masked, original = 0.0, 0, 0, 0
-    for micro in range(run.accum):
-        rows = next(batches)
-        masked += sum(sum(r["masked"]) for r in rows)
-        original += sum(len(r["masked"]) for r in rows)
-        batch = collate(rows, run.tok.pad_token_id)
-        ids = batch.pop("ids")
+    engine, step, accum, bucket = run.engine, run.step, run.accum, run.cfg.data.bucket
+    losses, finite, ids = [], [], []
+    counts = [0, 0, 0, 0]  # tokens, label tokens, masked, original
+    for micro in range(accum):
+        b = next(batches)
+        ids.append(b["ids"])
         if run.ids_log is not None:
-            run.ids_log.write(json.dumps({"step": step, "micro": micro, "ids": ids}) + "\n")
+            run.ids_log.write(json.dumps({"step": step, "micro": micro, "ids": b["ids"]}) + "\n")
         torch.manual_seed(micro_seed(run.cfg.seed, step, micro, run.rank))
-        batch = {k: v.to(engine.device) for k, v in batch.items()}
-        loss = engine(**batch).loss
-        check_finite(loss, f"at step {step + 1}, micro-step {micro} (examples {ids})")
+        loss = engine(**{k: b[k].to(engine.device, non_blocking=True) for k in TENSORS}).loss
+        finite.append(torch.isfinite(loss.detach()))
+        if bucket:  # sum over tokens / the global batch's tokens (DeepSpeed divides by
+            # accumulation and averages ranks: multiply both back)
+            losses.append(loss.detach() * b["label_tokens"])
+            loss = loss * (b["label_tokens"] * accum * run.world / b["norm_tokens"])
+        else:
+            losses.append(loss.detach())
         engine.backward(loss)
-        engine.step()
-        run.stream.advance()
-        loss_sum += loss.item()
-        tokens += int(batch["attention_mask"].sum()) + int((batch["labels"] != -100).sum())
-    mean_loss, all_tokens, masked, original = all_reduce(
-        [loss_sum / run.accum, float(tokens), float(masked), float(original)]
-    )
+        for i, key in enumerate(("tokens", "label_tokens", "masked", "original")):
+            counts[i] += b[key]
+        if micro < accum - 1:
+            engine.step()  # no update before the accumulation boundary
+            run.stream.advance()
+    flags = (~torch.stack(finite)).double()
+    norm = _grad_norm(engine) if run.own_grad_norm else flags.new_zeros(())
+    local = torch.cat([torch.stack(losses).double().sum().reshape(1), norm.double().reshape(1), flags,
+                       torch.tensor([*counts, float(stop_requested)], dtype=torch.float64,
+                                    device=flags.device)])  # fmt: skip
+    total = all_reduce(local)  # the step's one host sync
+    loss_sum, run.grad_norm, bad = total[0], total[1] / run.world, total[2 : 2 + accum]
+    tokens, label_tokens, masked, original, stops = total[2 + accum :]
+    if any(bad):
+        _refuse_non_finite(run, bad, flags.tolist(), ids, torch.stack(losses).tolist())
+    engine.step()
+    run.stream.advance()
     run.mask_ratio = masked / max(original, 1.0)
-    return mean_loss / run.world, all_tokens
+    mean = loss_sum / max(label_tokens, 1.0) if bucket else loss_sum / (accum * run.world)
+    return mean, tokens, stops > 0
+
+
+def _grad_norm(engine):
+    """The gradients' 2-norm as a device tensor (no sync), for the case where
+    DeepSpeed keeps none (fp32 at ZeRO stage 0); the same on every rank, as
+    the gradients are averaged by then."""
+    grads = [p.grad for p in engine.module.parameters() if p.grad is not None]
+    return torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads)))
+
+
+def _refuse_non_finite(run: Run, bad: list, mine: list, ids: list, losses: list) -> None:
+    """Stop every rank (nothing of the step applied or saved), naming the first
+    micro-step with a non-finite loss and this rank's examples there."""
+    micro = next(i for i, n in enumerate(bad) if n)
+    where = f"rank {run.rank}: loss {losses[micro]}" if mine[micro] else "another rank"
+    raise NonFiniteLoss(
+        f"non-finite loss at step {run.step + 1}, micro-step {micro} (examples {ids[micro]}) "
+        f"on some rank ({where}); stopping without saving"
+    )
 
 
 def log_step(run: Run, loss: float, tokens: float, seconds: float) -> None:
     """One line of log.jsonl and the progress bar's numbers (rank 0)."""
-    norm = run.engine.get_global_grad_norm()
+    norm = run.grad_norm if run.own_grad_norm else run.engine.get_global_grad_norm()
     rec = {
         "step": run.step,
         "loss": loss,
@@ -359,15 +417,18 @@ def train(cfg: PretrainConfig, resume: bool = False, overwrite: bool = False,
     run = setup(cfg, resume, overwrite)
     if resume:
         restore(run, allow_data_change)
-    loader = torch.utils.data.DataLoader(run.stream, batch_size=None,
-                                         num_workers=cfg.data.num_workers)  # fmt: skip
+    workers = cfg.data.num_workers
+    loader = torch.utils.data.DataLoader(
+        run.stream, batch_size=None, collate_fn=keep_as_is, num_workers=workers,
+        pin_memory=torch.cuda.is_available(),
+        prefetch_factor=cfg.data.prefetch_factor if workers else None)  # fmt: skip
     batches = iter(loader)
     open_logs(run)
     last = min(cfg.total_steps, run.step + cfg.stop_after) if cfg.stop_after else cfg.total_steps
     t0, tokens_since = time.perf_counter(), 0.0
     with stop_requests() as stop:
         while run.step < last:
-            loss, tokens = train_step(run, batches)
+            loss, tokens, stopping = train_step(run, batches, stop.requested)
             run.step += 1
             run.history.append(loss)
             tokens_since += tokens
@@ -376,7 +437,6 @@ def train(cfg: PretrainConfig, resume: bool = False, overwrite: bool = False,
                     log_step(run, loss, tokens_since, time.perf_counter() - t0)
                     t0, tokens_since = time.perf_counter(), 0.0
                 run.bar.update(1)
-            stopping = not _agree(not stop.requested)
             if (cfg.save_every and run.step % cfg.save_every == 0) or run.step == last or stopping:
                 save(run)
             if stopping:

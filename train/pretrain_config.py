@@ -32,6 +32,15 @@ class DataConfig:
     mask_seed: int | None = None
     """Seed of the per-epoch draws (default: each folder's masking seed, so epoch 0 is the
     stored rows)."""
+    bucket: bool = False
+    """Length bucketing: sort each global batch by stored row length before cutting it into
+    micro-batches (less padding; the same examples per step), with the loss normalised over
+    the global batch's label tokens so the update does not depend on the grouping."""
+    pad_to_multiple_of: int = 1
+    """Pad each micro-batch's length to a multiple of this (8 or 16 keep a compiled model to
+    a few shapes)."""
+    prefetch_factor: int = 4
+    """Micro-batches each DataLoader worker prepares ahead (with num_workers > 0)."""
 
 
 @dataclass(frozen=True)
@@ -74,8 +83,19 @@ class PretrainConfig:
     """Examples per rank per forward pass; accumulation = global / (micro x world)."""
     total_steps: int = 100_000
     """Optimizer steps (the paper: 100,000)."""
-    zero_stage: int = 2
-    """DeepSpeed ZeRO stage (0-3; a `deepspeed:` config may set it too)."""
+    zero_stage: int | Literal["auto"] = "auto"
+    """DeepSpeed ZeRO stage 0-3 (a `deepspeed:` config may set it too); auto = 0 in one
+    process (nothing to partition; ZeRO's per-parameter hooks only cost), 2 with several."""
+    compile: bool = False
+    """Compile the model with torch.compile before DeepSpeed wraps it (`nn.Module.compile`:
+    same parameter names, so checkpoints, export and resume are unchanged)."""
+    compile_options: dict[str, Any] = field(default_factory=dict)
+    """Keyword arguments of torch.compile, e.g. {mode: max-autotune} or {backend: aot_eager}
+    (no code generation: what the CPU tests use)."""
+    pad_vocab_to_multiple_of: int = 64
+    """Train with the vocabulary padded to a multiple of this (an LM head of aligned
+    width; the extra logits get a -1e9 bias, so the loss is unchanged); exports and
+    `model/` keep the tokenizer's size. 1 = off."""
     deepspeed: dict[str, Any] = field(default_factory=dict)
     """Your own DeepSpeed config (as in a ds_config.json: zero_optimization with offload,
     communication, monitors, ...), merged over the one the recipe computes; batch sizes in
@@ -119,11 +139,23 @@ class PretrainConfig:
             raise ValueError(
                 f"global_batch {self.global_batch} is not a multiple of micro_batch {self.micro_batch}"
             )
-        if self.zero_stage not in (0, 1, 2, 3):
-            raise ValueError(f"zero_stage must be 0-3, got {self.zero_stage}")
+        if self.zero_stage not in (0, 1, 2, 3, "auto"):
+            raise ValueError(f"zero_stage must be 0-3 or auto, got {self.zero_stage}")
+        for key, value in (("data.pad_to_multiple_of", self.data.pad_to_multiple_of),
+                           ("data.prefetch_factor", self.data.prefetch_factor),
+                           ("pad_vocab_to_multiple_of", self.pad_vocab_to_multiple_of)):  # fmt: skip
+            if value < 1:
+                raise ValueError(f"{key} must be >= 1, got {value}")
         for key in ("save_every", "stop_after", "keep_last"):
             if getattr(self, key) < 0:
                 raise ValueError(f"{key} must be >= 0, got {getattr(self, key)}")
+
+
+def resolve_zero_stage(stage: int | str, world: int) -> int:
+    """The ZeRO stage to run: `auto` is 0 in one process, 2 with several."""
+    if stage == "auto":
+        return 0 if world == 1 else 2
+    return int(stage)
 
 
 def lr_lambda(cfg: PretrainConfig):

@@ -97,7 +97,7 @@ def test_rows_straight_into_bart_give_the_trainers_loss(shards, tokenizer, tiny_
     from transformers import BartForConditionalGeneration, DataCollatorForSeq2Seq
 
     from preprocess.index import load_index
-    from train.data import collate
+    from train.batches import TENSORS, collate_micro
 
     shard = load_index(shards).shards_of("arrow")[0]
     rows = Dataset.from_file(str(shards / shard.path)).select(range(6))
@@ -105,8 +105,8 @@ def test_rows_straight_into_bart_give_the_trainers_loss(shards, tokenizer, tiny_
     hf = DataCollatorForSeq2Seq(tokenizer, model=model)(
         [{"input_ids": r["input_ids"], "labels": r["labels"]} for r in rows]
     )
-    ours = collate(list(rows), tokenizer.pad_token_id)
-    ours.pop("ids")
+    batch = collate_micro(list(rows), tokenizer.pad_token_id)
+    ours = {k: batch[k] for k in TENSORS}
     with torch.no_grad():
         assert model(**hf).loss.item() == pytest.approx(model(**ours).loss.item(), rel=1e-6)
     # the model input is the masked sequence, not the original
