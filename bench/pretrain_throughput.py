@@ -172,27 +172,30 @@ def plain_rate(cfg, tok, batches, steps: int, warmup: int, compiled: bool = Fals
 
 
 def reader_rates(src, tok, micro: int, seed: int) -> dict[str, float]:
-    """Examples/s of the reader alone (rows read, drawn and collated), from epoch 1 on."""
+    """Examples/s of the reader alone (rows read, drawn and collated), from epoch 1
+    on, with each shard's sha256 checked when it is opened (the default) and not."""
     from dataclasses import replace
 
     from maskpt.core.tokenizer import TokenizerInfo
     from preprocess.remask import Remasker
     from train.data import PretrainStream
 
-    readers = {"stored masks (remask: fixed)": None}
+    info = TokenizerInfo.from_tokenizer(tok)
+    readers = {"stored masks (remask: fixed)": (None, True),
+               "stored masks, shards not re-checked": (None, False)}  # fmt: skip
     for policy in ("rand_v1", "orig_v1"):
-        readers[f"drawn per epoch, {policy}"] = Remasker(src.index, TokenizerInfo.from_tokenizer(tok),
-                                                         policy)  # fmt: skip
-    rates = {}
-    for name, remasker in readers.items():
-        stream = PretrainStream([replace(src, remasker=remasker)], micro, 0, 1, seed + 1,
-                                pad_id=tok.pad_token_id)  # fmt: skip
-        stream.load_state_dict({"micro_steps_done": src.size // micro})  # every mask a fresh draw
-        it, n_micro = iter(stream), 300
-        t = time.perf_counter()
-        for _ in range(n_micro):
-            next(it)
-        rates[name] = n_micro * micro / (time.perf_counter() - t)
+        readers[f"drawn per epoch, {policy}"] = (Remasker(src.index, info, policy), True)
+    rates = {name: 0.0 for name in readers}
+    for _ in range(3):  # alternated, best of three: this VM's noise is larger than the check
+        for name, (remasker, verify) in readers.items():
+            stream = PretrainStream([replace(src, remasker=remasker, verify=verify)], micro, 0, 1,
+                                    seed + 1, pad_id=tok.pad_token_id)  # fmt: skip
+            stream.load_state_dict({"micro_steps_done": src.size // micro})  # fresh draws
+            it, n_micro = iter(stream), 3 * src.size // micro  # 3 epochs: each shard opened 3x
+            t = time.perf_counter()
+            for _ in range(n_micro):
+                next(it)
+            rates[name] = max(rates[name], n_micro * micro / (time.perf_counter() - t))
     return rates
 
 
@@ -253,8 +256,14 @@ def main() -> None:
     n_tokens = sum(b["tokens"] for b in batches) / (len(batches) * cfg.micro_batch)
     train_eps = statistics.median(rates[names[0]]) / n_tokens
     print(f"training consumes {train_eps:,.0f} examples/s; the reader alone delivers:")
-    for name, eps in reader_rates(src, tok, cfg.micro_batch, cfg.seed).items():
-        print(f"  {name:30s} {eps:10,.0f} examples/s -> {eps / train_eps:.1f}x (target >= 20x)")
+    readers = reader_rates(src, tok, cfg.micro_batch, cfg.seed)
+    for name, eps in readers.items():
+        print(f"  {name:36s} {eps:10,.0f} examples/s -> {eps / train_eps:.1f}x (target >= 20x)")
+    checked, unchecked = list(readers.values())[:2]
+    print(
+        f"  the shard check at every open costs {1 - checked / unchecked:.1%} of the reader's "
+        "time (goal <= 5%)"
+    )
 
 
 if __name__ == "__main__":

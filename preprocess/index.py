@@ -213,7 +213,7 @@ def load_index(folder) -> ShardIndex:
     if not storage.exists():
         raise InputNotFound(f"{storage.root_url}: no such shard folder")
     try:
-        text = storage.read_bytes(INDEX).decode("utf-8")
+        raw = storage.read_bytes(INDEX)
     except FileNotFoundError:
         hint = (
             " (a run is unfinished: _progress/ exists; rerun `maskpt preprocess` to finish it)"
@@ -224,7 +224,7 @@ def load_index(folder) -> ShardIndex:
             f"{storage.root_url} has no {INDEX}: not a complete shard folder{hint}"
         ) from None
     try:
-        data = json.loads(text)
+        data = json.loads(raw.decode("utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise ShardIndexError(f"{where}: not valid JSON: {exc}") from None
     return ShardIndex.from_dict(data, where=where, folder=storage.root_url)

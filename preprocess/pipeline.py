@@ -32,7 +32,7 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
-from maskpt.core.errors import InputNotFound
+from maskpt.core.errors import InputNotFound, UserError
 from maskpt.core.interrupts import Interrupted
 from maskpt.core.storage import Storage, input_path
 from maskpt.core.tokenizer import TokenizerInfo, load_tokenizer, tokenizer_fingerprint
@@ -110,6 +110,8 @@ def make_spec(cfg: PreprocessConfig, tok, policy) -> ShardIndex:
     paths = [input_path(p) for p in cfg.inputs]
     inputs = []
     for p in paths:
+        if isinstance(p, Path) and p.is_dir():
+            raise UserError(f"input {p} is a folder; give the files in it")
         with p.open("rb") as f:
             inputs.append(InputRef(str(p.resolve()), p.stat().st_size, sha256_stream(f)))
     return ShardIndex(

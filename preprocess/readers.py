@@ -24,6 +24,22 @@ from maskpt.core.storage import input_path, open_input
 from preprocess.wikipedia import read_wikipedia_dump, read_wikipedia_pages
 
 
+class InputError(UserError, ValueError):
+    """An input file that cannot be read to its end (truncated, corrupt)."""
+
+
+def _decompression_errors() -> tuple[type[BaseException], ...]:
+    import zlib
+
+    import zstandard
+
+    return (EOFError, zlib.error, zstandard.ZstdError, OSError)
+
+
+_DECOMPRESSION_ERRORS = _decompression_errors()
+"""What gzip and zstandard raise for a stream that ends early or fails its check."""
+
+
 def _open_lines(path):
     name = path.name.lower()
     if name.endswith(".gz"):
@@ -49,35 +65,38 @@ def read_jsonl(
     """The records of a JSONL file, or of its lines in bytes [start, end)
     (numbered from `first_line` in messages)."""
     path = input_path(path)
-    with _open_lines(path) as f:
-        for lineno, raw in enumerate(_lines(f, start, end), first_line):
-            where = f"{path}:{lineno}"
-            if not raw.strip():
-                continue
-            try:
-                line = raw.decode("utf-8")
-            except UnicodeDecodeError as exc:
-                yield Skip(
-                    where, "invalid_utf8", f"{where}: not UTF-8 ({exc.reason} at byte {exc.start})"
-                )
-                continue
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as exc:
-                yield Skip(where, "invalid_json", f"{where}: {exc.msg} (column {exc.colno})")
-                continue
-            if not isinstance(obj, dict):
-                yield Skip(
-                    where, "invalid_json", f"{where}: expected an object, got {type(obj).__name__}"
-                )
-                continue
-            bad = _bad_field(obj)
-            if bad:
-                yield Skip(
-                    where, f"missing_field:{bad}", f"{where}: field {bad!r} missing or not a string"
-                )
-                continue
-            yield _document(obj, where)
+    lineno = first_line - 1
+    try:
+        with _open_lines(path) as f:
+            for lineno, raw in enumerate(_lines(f, start, end), first_line):
+                yield from _jsonl_record(raw, f"{path}:{lineno}")
+    except _DECOMPRESSION_ERRORS as exc:
+        raise InputError(f"{path}: truncated or corrupt compressed file after line "
+                         f"{lineno}: {exc}") from exc  # fmt: skip
+
+
+def _jsonl_record(raw: bytes, where: str) -> Iterator[Document | Skip]:
+    """The document on one JSONL line, a Skip saying why not, or nothing (blank)."""
+    if not raw.strip():
+        return
+    try:
+        line = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        yield Skip(where, "invalid_utf8", f"{where}: not UTF-8 ({exc.reason} at byte {exc.start})")
+        return
+    try:
+        obj = json.loads(line)
+    except json.JSONDecodeError as exc:
+        yield Skip(where, "invalid_json", f"{where}: {exc.msg} (column {exc.colno})")
+        return
+    if not isinstance(obj, dict):
+        yield Skip(where, "invalid_json", f"{where}: expected an object, got {type(obj).__name__}")
+        return
+    bad = _bad_field(obj)
+    if bad:
+        yield Skip(where, f"missing_field:{bad}", f"{where}: field {bad!r} missing or not a string")
+        return
+    yield _document(obj, where)
 
 
 def _document(obj: dict, where: str) -> Document | Skip:
@@ -120,11 +139,22 @@ def _parquet_rows(pf, path, row_groups) -> Iterator[Document | Skip]:
     if missing:
         raise UserError(f"input {path}: Parquet column(s) {', '.join(missing)} missing "
                         f"(has {', '.join(sorted(names))})")  # fmt: skip
+    import pyarrow as pa
+
     columns = ["id", "text"] + (["title"] if "title" in names else [])
+    for c in columns[1:]:
+        kind = pf.schema_arrow.field(c).type
+        if not (pa.types.is_string(kind) or pa.types.is_large_string(kind)):
+            raise UserError(f"input {path}: Parquet column {c!r} holds {kind}, not strings")
     groups = range(pf.metadata.num_row_groups) if row_groups is None else row_groups
     first = sum(pf.metadata.row_group(g).num_rows for g in range(groups[0])) if groups else 0
     for g in groups:
-        for k, obj in enumerate(pf.read_row_group(g, columns=columns).to_pylist(), first):
+        try:
+            rows = pf.read_row_group(g, columns=columns).to_pylist()
+        except (OSError, pa.ArrowException) as exc:  # a corrupt page, a bad compression block
+            raise InputError(f"{path}: row group {g} (rows from {first}) cannot be read: "
+                             f"{exc}") from exc  # fmt: skip
+        for k, obj in enumerate(rows, first):
             where = f"{path}:row {k}"
             bad = _bad_field(obj)
             if bad:

@@ -28,7 +28,11 @@ class PolicyNotServed(UserError, ValueError):
 def mixture_of(spec) -> dict[str, float]:
     """`"orig_v1"` or `{"ssm_v1": 0.5, "orig_v1": 0.5}` -> {name: weight}, checked."""
     mix = {spec: 1.0} if isinstance(spec, str) else dict(spec)
-    if not mix or any(w <= 0 for w in mix.values()):
+    squeezed = [k for k, w in mix.items() if w is None and ":" in str(k)]
+    if squeezed:  # YAML reads {ssm_v1:0.5} as the key "ssm_v1:0.5" with no value
+        raise UserError(f"data.policy: {squeezed[0]!r} has no weight; write a space after "
+                        "each colon, e.g. '{ssm_v1: 0.5, rand_v1: 0.5}'")  # fmt: skip
+    if not mix or any(not isinstance(w, int | float) or w <= 0 for w in mix.values()):
         raise UserError(f"data.policy: give a policy or policies with weights > 0, got {spec!r}")
     return mix
 

@@ -4,11 +4,14 @@ resume from.
     OUTPUT/checkpoints/step00000400/      DeepSpeed's files (all ranks save)
         maskpt-complete.rank<r>.json      written by each rank after the save:
                                           the step, the data record, every file
-                                          in the folder with its size
+                                          in the folder with its size, and
+                                          the sha256 of this rank's share
 
 A checkpoint is intact when every rank's completion file is there and every
 file it lists has its size: a save cut short (a full disk, a kill) never
-counts. `--resume` loads the newest intact checkpoint, saying so when it
+counts. The completion files also hold each file's sha256 (the ranks share
+the hashing); a resume and `maskpt export` check them too, so a file
+corrupted in place at the same size is passed over like a torn one. `--resume` loads the newest intact checkpoint, saying so when it
 passes over a torn one; if loading it still fails, the one before.
 
 The data record says what the stream position means: each shard folder's
@@ -37,19 +40,30 @@ def tags(ckpt_dir: Path) -> list[str]:
                   reverse=True)  # fmt: skip
 
 
-def mark_complete(ckpt_dir: Path, tag: str, rank: int, step: int, data: dict) -> None:
-    """Record, after the save, the files this rank sees and their sizes."""
-    from maskpt.core.io import write_json_atomic
+def mark_complete(ckpt_dir: Path, tag: str, rank: int, step: int, data: dict,
+                  world: int = 1) -> None:  # fmt: skip
+    """Record, after the save, the files this rank sees and their sizes, and
+    the sha256 of its share of them (file i when i % world == rank), so the
+    ranks hash the checkpoint once between them."""
+    from maskpt.core.io import sha256_file, write_json_atomic
 
     folder = ckpt_dir / tag
-    files = {str(p.relative_to(folder)): p.stat().st_size for p in sorted(folder.rglob("*"))
-             if p.is_file() and not p.name.startswith("maskpt-complete")}  # fmt: skip
+    paths = [p for p in sorted(folder.rglob("*"))
+             if p.is_file() and not p.name.startswith("maskpt-complete")]  # fmt: skip
+    files = {str(p.relative_to(folder)): p.stat().st_size for p in paths}
+    hashes = {str(p.relative_to(folder)): sha256_file(p)
+              for i, p in enumerate(paths) if i % world == rank}  # fmt: skip
     write_json_atomic(folder / MARK.format(rank=rank), {"step": step, "data": data,
-                                                        "files": files})  # fmt: skip
+                                                        "files": files, "sha256": hashes})  # fmt: skip
 
 
-def intact(ckpt_dir: Path, tag: str, rank: int) -> str:
-    """Why this rank cannot resume from `tag` ("" when it can)."""
+def intact(ckpt_dir: Path, tag: str, rank: int, content: bool = False) -> str:
+    """Why this rank cannot resume from `tag` ("" when it can): its save did not
+    finish, or a file is missing or of another size; with `content`, also a
+    file (of this rank's share) whose sha256 differs from the one recorded
+    (corrupted in place at the same size)."""
+    from maskpt.core.io import sha256_file
+
     folder = ckpt_dir / tag
     try:
         mark = json.loads((folder / MARK.format(rank=rank)).read_text())
@@ -63,6 +77,23 @@ def intact(ckpt_dir: Path, tag: str, rank: int) -> str:
             return f"{name} is missing"
         if path.stat().st_size != size:
             return f"{name} has {path.stat().st_size} bytes, {size} when saved"
+    if content:
+        for name, digest in mark.get("sha256", {}).items():
+            if sha256_file(folder / name) != digest:
+                return f"{name} differs from what was saved (sha256; corrupted in place)"
+    return ""
+
+
+def intact_on_every_rank(ckpt_dir: Path, tag: str) -> str:
+    """`intact` with content for every rank that saved (a one-process reader
+    such as `maskpt export` checks all the shares)."""
+    marks = sorted((ckpt_dir / tag).glob(MARK.format(rank="*")))
+    if not marks:
+        return "its save did not finish"
+    for mark in marks:
+        why = intact(ckpt_dir, tag, int(mark.stem.rsplit("rank", 1)[1]), content=True)
+        if why:
+            return why
     return ""
 
 

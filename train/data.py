@@ -58,6 +58,8 @@ class Source:
     shards: list[ShardEntry]
     remasker: Remasker | None = None
     """Draws each example's mask for its epoch (None: the stored epoch-0 masks)."""
+    verify: bool = True
+    """Check a shard's size and sha256 against index.json each time it is opened."""
 
     @property
     def index_checksum(self) -> str:
@@ -109,7 +111,7 @@ def open_source(
                 )
     if weight <= 0:
         raise DataError(f"{folder}: weight must be > 0, got {weight}")
-    return Source(folder, weight, index, shards)
+    return Source(folder, weight, index, shards, verify=verify)
 
 
 LIST_COLUMNS = ("input_ids", "labels", "original_ids", "masked", "word_starts",
@@ -153,7 +155,7 @@ class ShardStream:
         self.src, self.seed, self.shuffle = src, seed, shuffle
         self.storage = src.storage
         self._epoch = None
-        self._table_cache: dict[str, ShardRows] = {}
+        self._table_cache: dict[tuple[int, str], ShardRows] = {}
         self._perms: dict[tuple, np.ndarray] = {}
 
     def _epoch_order(self, epoch: int):
@@ -167,12 +169,15 @@ class ShardStream:
         self._epoch, self._order = epoch, (shards, cum)
         return self._order
 
-    def _rows(self, shard: ShardEntry) -> ShardRows:
+    def _rows(self, shard: ShardEntry, epoch: int) -> ShardRows:
         """The shard's rows (the last two shards in memory, so that a global
         batch across a shard boundary reads each once): Arrow streams
         memory-mapped when local, Parquet and WebDataset decoded whole."""
-        rows = self._table_cache.get(shard.path)
+        key = (epoch, shard.path)  # opened (and checked) anew in each epoch
+        rows = self._table_cache.get(key)
         if rows is None:
+            if self.src.verify:
+                self._check(shard)
             try:
                 rows = ShardRows(read_table(self.storage, shard.path, shard.format))
             except (ShardError, UnicodeDecodeError) as exc:
@@ -184,8 +189,23 @@ class ShardStream:
                     f"{self.storage.url(shard.path)}: {len(rows)} rows, index.json says "
                     f"{shard.examples}; the folder is inconsistent (rewrite it)"
                 )
-            self._table_cache = {**dict(list(self._table_cache.items())[-1:]), shard.path: rows}
+            self._table_cache = {**dict(list(self._table_cache.items())[-1:]), key: rows}
         return rows
+
+    def _check(self, shard: ShardEntry) -> None:
+        """The shard is still the one index.json lists (checked at every open,
+        so a shard rewritten during the run is caught when it is next read)."""
+        url = self.storage.url(shard.path)
+        try:
+            same = (self.storage.size(shard.path) == shard.bytes
+                    and self.storage.sha256(shard.path) == shard.sha256)  # fmt: skip
+        except FileNotFoundError:
+            raise DataError(f"{url}: shard listed in index.json is gone") from None
+        if not same:
+            raise DataError(
+                f"{url}: size or sha256 differs from index.json: the shard changed after the "
+                "folder was written (rewritten during the run?); nothing of it was trained on"
+            )
 
     def _locate(self, position: int) -> tuple[int, ShardEntry, int]:
         """(epoch, shard, row in that shard) of a stream position."""
@@ -206,12 +226,12 @@ class ShardStream:
 
     def stored_length(self, position: int) -> tuple[int, int]:
         """(input length, label length) of the stored row at `position`."""
-        _, shard, i = self._locate(position)
-        return self._rows(shard).stored_length(i)
+        epoch, shard, i = self._locate(position)
+        return self._rows(shard, epoch).stored_length(i)
 
     def example(self, position: int) -> dict:
         epoch, shard, i = self._locate(position)
-        row = self._rows(shard).row(i)
+        row = self._rows(shard, epoch).row(i)
         return self.src.remasker.draw(row, epoch) if self.src.remasker else row
 
 

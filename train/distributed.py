@@ -6,9 +6,12 @@ from __future__ import annotations
 
 import os
 
+from maskpt.core.errors import UserError
 
-class NonFiniteLoss(FloatingPointError):
-    """A NaN or infinite loss on some rank: every rank stops, saving nothing."""
+
+class NonFiniteLoss(UserError, FloatingPointError):
+    """A NaN or infinite loss on some rank: every rank stops, saving nothing
+    (one line, exit 2: most often a learning rate that diverges)."""
 
 
 def dist_env() -> tuple[int, int, int]:

@@ -28,13 +28,13 @@ def find_step(path: Path) -> tuple[Path, Path, str]:
     if not path.is_dir():
         raise UserError(f"{path}: no such checkpoint folder")
     if path.name.startswith("step") and path.parent.name == "checkpoints":
-        why = checkpoints.intact(path.parent, path.name, 0)
+        why = checkpoints.intact_on_every_rank(path.parent, path.name)
         if why:
             raise UserError(f"{path}: not an intact checkpoint ({why})")
         return path.parent.parent, path.parent, path.name
     ckpts = path if path.name == "checkpoints" else path / "checkpoints"
     for tag in checkpoints.tags(ckpts):
-        if not checkpoints.intact(ckpts, tag, 0):
+        if not checkpoints.intact_on_every_rank(ckpts, tag):
             return ckpts.parent, ckpts, tag
     raise UserError(f"{path}: no intact checkpoint in {ckpts}")
 

@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
 import sys
 import time
 from dataclasses import dataclass, field
@@ -46,7 +47,7 @@ from pathlib import Path
 
 import torch
 
-from maskpt.core.errors import UserError
+from maskpt.core.errors import UserError, disk_full
 from maskpt.core.interrupts import Interrupted
 from train.batches import TENSORS, keep_as_is
 from train.data import DataError, PretrainStream, open_source
@@ -151,7 +152,6 @@ def claim_output(out: Path, resume: bool, overwrite: bool) -> bool:
 
 def clear_output(out: Path) -> None:
     """What a run left in `out`: checkpoints, export and log (for --overwrite)."""
-    import shutil
 
     for name in ("checkpoints", "hf", "log.jsonl", "monitor", "exports", "model"):
         target = out / name
@@ -218,7 +218,7 @@ def restore(run: Run, allow_data_change: bool = False) -> None:
     from train import checkpoints
 
     for tag in checkpoints.tags(run.ckpt_dir):
-        why = checkpoints.intact(run.ckpt_dir, tag, run.rank)
+        why = checkpoints.intact(run.ckpt_dir, tag, run.rank, content=True)
         if not _agree(not why):
             _warn(run, f"checkpoint {tag} is not intact ({why or 'on another rank'}); "
                        "trying the one before")  # fmt: skip
@@ -335,7 +335,8 @@ def _refuse_non_finite(run: Run, bad: list, mine: list, ids: list, losses: list)
     where = f"rank {run.rank}: loss {losses[micro]}" if mine[micro] else "another rank"
     raise NonFiniteLoss(
         f"non-finite loss at step {run.step + 1}, micro-step {micro} (examples {ids[micro]}) "
-        f"on some rank ({where}); stopping without saving"
+        f"on some rank ({where}); stopping without saving (a diverging learning rate? lower "
+        "optim.lr or raise optim.warmup_steps; or look at these examples)"
     )
 
 
@@ -368,11 +369,20 @@ def save(run: Run) -> None:
     from train import checkpoints
 
     tag = f"step{run.step:08d}"
-    run.engine.save_checkpoint(str(run.ckpt_dir), tag=tag,
-                               client_state={"step": run.step, "data": run.stream.state_dict(),
-                                             "record": run.data})  # fmt: skip
+    try:
+        run.engine.save_checkpoint(str(run.ckpt_dir), tag=tag,
+                                   client_state={"step": run.step, "data": run.stream.state_dict(),
+                                                 "record": run.data})  # fmt: skip
+    except (OSError, RuntimeError) as exc:  # torch's zip writer says "unexpected pos ..."
+        if not disk_full(exc) and shutil.disk_usage(run.ckpt_dir).free > 1 << 30:
+            raise
+        raise UserError(
+            f"saving checkpoint {tag} in {run.ckpt_dir}: no space left on its disk "
+            f"({shutil.disk_usage(run.ckpt_dir).free:,} bytes free); the checkpoints before it "
+            "are intact (this one is not marked complete): free space, then rerun with --resume"
+        ) from exc
     dist.barrier()
-    checkpoints.mark_complete(run.ckpt_dir, tag, run.rank, run.step, run.data)
+    checkpoints.mark_complete(run.ckpt_dir, tag, run.rank, run.step, run.data, run.world)
     dist.barrier()
     if checkpoints.prune_allowed(run.rank):
         checkpoints.prune(run.ckpt_dir, run.cfg.keep_last, run.rank)

@@ -130,6 +130,10 @@ class PretrainConfig:
             raise ValueError(
                 "data.policy: drawing with another policy needs data.remask: per_epoch"
             )
+        if self.data.policy:
+            from preprocess.remask import mixture_of
+
+            mixture_of(self.data.policy)  # weights checked before anything starts
         if self.data.weights and len(self.data.weights) != len(self.data.shards):
             raise ValueError("data.weights: one weight per shard folder")
         for key in ("global_batch", "micro_batch", "total_steps", "log_every"):

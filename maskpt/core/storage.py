@@ -219,6 +219,47 @@ def input_path(name):
     return RemotePath(name) if is_url(name) else Path(name)
 
 
+class _ZstdFrames(io.RawIOBase):
+    """Zstandard frames decompressed as read, one after another; a stream
+    that ends inside a frame raises EOFError (as gzip and bz2 do), where
+    zstandard's own `stream_reader` just stops."""
+
+    CHUNK = 1 << 20
+
+    def __init__(self, raw, decompressor):
+        self._raw, self._dctx = raw, decompressor
+        self._obj, self._fed = decompressor.decompressobj(), False
+        self._out, self._pos = b"", 0
+
+    def readable(self) -> bool:
+        return True
+
+    def _fill(self) -> bool:
+        """Decompress more into `_out`; False at the end of the input."""
+        self._out, self._pos = b"", 0
+        while not self._out:
+            data = self._raw.read(self.CHUNK)
+            if not data:
+                if self._fed and not self._obj.eof:
+                    raise EOFError("zstd stream ended inside a frame (truncated)")
+                return False
+            while data:
+                if self._obj.eof:  # the next frame
+                    self._obj, self._fed = self._dctx.decompressobj(), False
+                self._fed = True
+                self._out += self._obj.decompress(data)
+                data = self._obj.unused_data if self._obj.eof else b""
+        return True
+
+    def readinto(self, buffer) -> int:
+        if self._pos >= len(self._out) and not self._fill():
+            return 0
+        n = min(len(buffer), len(self._out) - self._pos)
+        buffer[:n] = self._out[self._pos : self._pos + n]
+        self._pos += n
+        return n
+
+
 class _Layered(io.BufferedReader):
     """A decompressing reader that closes the file under it too."""
 
@@ -251,7 +292,7 @@ def open_input(path, compression: str | None = None) -> BinaryIO:
         elif compression == "zstd":
             import zstandard
 
-            stream = zstandard.ZstdDecompressor().stream_reader(raw, closefd=False)
+            stream = _ZstdFrames(raw, zstandard.ZstdDecompressor())
         else:
             raise ValueError(f"unknown compression {compression!r}")
     except BaseException:

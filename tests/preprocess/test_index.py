@@ -64,3 +64,10 @@ def test_errors_name_the_folder_and_say_what_to_do(folder, tmp_path):
     (bad / "index.json").write_text("{not json")
     with pytest.raises(ShardIndexError, match="not valid JSON"):
         load_index(bad)
+
+
+def test_a_binary_index_is_a_one_line_error(tmp_path):
+    """Not UTF-8 (was a UnicodeDecodeError traceback in `inspect` and `pretrain`)."""
+    (tmp_path / "index.json").write_bytes(b"\xff\xfe\x00\x81binary")
+    with pytest.raises(ShardIndexError, match="index.json: not valid JSON"):
+        load_index(tmp_path)

@@ -92,3 +92,85 @@ def test_parquet_gz_zst_give_the_same_shards_as_jsonl(tmp_path, tokenizer_dir):
     for name in ("gz", "zst", "parquet"):
         assert indexes[name].counts == c, name
         assert shards[name] == shards["jsonl"], name
+
+
+def _jsonl_bytes(n=20):
+    return b"".join(json.dumps({"id": f"d{i}", "text": "word " * 300}).encode() + b"\n"
+                    for i in range(n))  # fmt: skip
+
+
+@pytest.mark.parametrize("suffix", [".jsonl.zst", ".jsonl.gz"])
+def test_truncated_or_corrupt_compressed_jsonl_is_refused(tmp_path, suffix, tokenizer_dir):
+    """A stream cut short or failing its check stops with the file named (zstd's
+    own stream reader just stopped: 7 of 20 documents and exit 0), and no
+    shard folder is completed from it."""
+    import gzip
+
+    import zstandard
+
+    from preprocess.config import PreprocessConfig
+    from preprocess.pipeline import run_preprocess
+    from preprocess.readers import InputError
+
+    data = (zstandard.ZstdCompressor(write_checksum=True).compress if suffix.endswith("zst")
+            else gzip.compress)(_jsonl_bytes())  # fmt: skip
+    whole, cut, bad = (tmp_path / f"{n}{suffix}" for n in ("whole", "cut", "bad"))
+    whole.write_bytes(data)
+    cut.write_bytes(data[: len(data) // 2])
+    flipped = bytearray(data)
+    flipped[len(data) // 2 : len(data) // 2 + 4] = bytes(
+        b ^ 0xFF for b in flipped[len(data) // 2 : len(data) // 2 + 4]
+    )
+    bad.write_bytes(bytes(flipped))
+    assert len(list(read_jsonl(whole))) == 20
+    for path in (cut, bad):
+        with pytest.raises(InputError, match=rf"{path.name}: truncated or corrupt compressed"):
+            list(read_jsonl(path))
+    cfg = PreprocessConfig(inputs=(str(cut),), output=str(tmp_path / "o"), policy="rand_v1",
+                           tokenizer=tokenizer_dir, docs_per_unit=50)  # fmt: skip
+    with pytest.raises(InputError, match="truncated"):
+        run_preprocess(cfg, progress=False, use_ray=False)
+    assert not (tmp_path / "o" / "index.json").exists()
+
+
+def test_zstd_of_several_frames_reads_whole(tmp_path):
+    import zstandard
+
+    data, c = _jsonl_bytes(), zstandard.ZstdCompressor()
+    path = tmp_path / "frames.jsonl.zst"
+    path.write_bytes(c.compress(data[:5000]) + c.compress(data[5000:]))
+    assert [d.id for d in read_jsonl(path)] == [f"d{i}" for i in range(20)]
+
+
+def test_a_folder_given_as_input_is_a_one_line_error(tmp_path, tokenizer_dir):
+    """Refused by name before the input hashing (which raised IsADirectoryError)."""
+    from preprocess.config import PreprocessConfig
+    from preprocess.pipeline import run_preprocess
+
+    (tmp_path / "dump").mkdir()
+    cfg = PreprocessConfig(inputs=(str(tmp_path / "dump"),), output=str(tmp_path / "o"),
+                           policy="rand_v1", tokenizer=tokenizer_dir)  # fmt: skip
+    with pytest.raises(UserError, match="dump is a folder; give the files in it"):
+        run_preprocess(cfg, progress=False, use_ray=False)
+
+
+def test_parquet_with_a_corrupt_row_group_or_a_wrong_column_type_is_named(tmp_path):
+    """A corrupt snappy block was an OSError traceback; a `text` column of
+    integers was counted as `missing_field:text` on every row."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from preprocess.readers import InputError, read_parquet
+
+    texts = ["some words here " * 20 + str(i) for i in range(2000)]
+    pq.write_table(pa.table({"id": [f"d{i}" for i in range(2000)], "text": texts}),
+                   tmp_path / "a.parquet", row_group_size=500, compression="snappy")  # fmt: skip
+    data = bytearray((tmp_path / "a.parquet").read_bytes())
+    for i in range(len(data) // 2, len(data) // 2 + 200):
+        data[i] ^= 0x5A
+    (tmp_path / "bad.parquet").write_bytes(bytes(data))
+    with pytest.raises(InputError, match=r"bad.parquet: row group \d \(rows from \d+\) cannot"):
+        list(read_parquet(tmp_path / "bad.parquet"))
+    pq.write_table(pa.table({"id": ["a"], "text": [3]}), tmp_path / "ints.parquet")
+    with pytest.raises(UserError, match="column 'text' holds int64, not strings"):
+        list(read_parquet(tmp_path / "ints.parquet"))

@@ -214,3 +214,21 @@ def test_ssm_masks_one_whole_entity_chosen_uniformly(wiki):
             chi += ((counts - expected) ** 2 / expected).sum()
             dof += len(a.spans) - 1
     assert stats.chi2.sf(chi, dof) > 0.001, (chi, dof)
+
+
+def test_a_policy_mixture_written_without_spaces_is_refused_with_the_fix():
+    """`data.policy={ssm_v1:0.5,rand_v1:0.5}` (YAML: keys with no values) was a TypeError."""
+    from pathlib import Path
+
+    from maskpt.core.config import load_config
+    from maskpt.core.errors import UserError
+    from preprocess.remask import mixture_of
+    from train.pretrain_config import PretrainConfig
+
+    tiny = Path(__file__).resolve().parents[2] / "configs" / "pretrain" / "tiny_cpu.yaml"
+
+    over = ["data.shards=[x]", "model.tokenizer=t", "data.policy={ssm_v1:0.5,rand_v1:0.5}"]
+    with pytest.raises(UserError, match="write a space after each colon"):
+        load_config(PretrainConfig, tiny, over)
+    with pytest.raises(UserError, match="weights > 0"):
+        mixture_of({"ssm_v1": "half"})

@@ -45,3 +45,17 @@ def test_other_data_is_refused_by_name_unless_allowed():
     ck.check_data(saved, dict(saved), "checkpoint step2", allow=False)
     with pytest.raises(UserError, match="micro_batch: checkpoint 4, this run 2"):
         ck.check_data(saved, {**saved, "micro_batch": 2}, "checkpoint step2", allow=False)
+
+
+def test_content_check_finds_a_file_corrupted_at_its_size(tmp_path):
+    folder = tmp_path / "step00000002"
+    folder.mkdir()
+    for i in range(3):
+        (folder / f"f{i}.pt").write_bytes(bytes(range(20)))
+    for rank in range(2):  # two ranks: each hashes its share
+        ck.mark_complete(tmp_path, "step00000002", rank, 2, {"seed": 0}, world=2)
+    (folder / "f1.pt").write_bytes(bytes(range(1, 21)))  # same size, other bytes
+    assert ck.intact(tmp_path, "step00000002", 0) == ""  # sizes alone: looks fine
+    assert ck.intact(tmp_path, "step00000002", 0, content=True) == ""  # f1 is rank 1's share
+    assert "f1.pt differs" in ck.intact(tmp_path, "step00000002", 1, content=True)
+    assert "f1.pt differs" in ck.intact_on_every_rank(tmp_path, "step00000002")

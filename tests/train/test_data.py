@@ -132,3 +132,21 @@ def test_the_trainer_trusts_shards_not_the_index_counts(shards, tmp_path):
     stream = PretrainStream([open_source(str(copy))], 4, 0, 1, seed=0, shuffle=False)
     with pytest.raises(DataError, match="rows, index.json says"):
         stream.micro_batch(0)
+
+
+def test_a_shard_rewritten_during_the_run_is_refused_when_next_opened(shards, tmp_path):
+    """Valid Arrow with other content put in place of a shard after the run
+    started: the next epoch's open of that shard stops with it named (before
+    this check, later epochs trained on it silently)."""
+    copy = tmp_path / "copy"
+    shutil.copytree(shards, copy)
+    src = open_source(str(copy))
+    stream = PretrainStream([src], 4, 0, 1, seed=0)
+    epoch = -(-src.size // 4)
+    for k in range(epoch):  # the first epoch: every shard opened and checked once
+        stream.micro_batch(k)
+    first, second = sorted(copy.glob("arrow/*.arrow"))[:2]
+    first.write_bytes(second.read_bytes())
+    with pytest.raises(DataError, match=rf"{first.name}: size or sha256 differs"):
+        for k in range(epoch, 3 * epoch):
+            stream.micro_batch(k)

@@ -183,8 +183,9 @@ def _steps(folder):
     return [json.loads(x)["step"] for x in (folder / "log.jsonl").read_text().splitlines()]
 
 
+@pytest.mark.parametrize("damage", ["cut short", "corrupted in place"])
 def test_torn_latest_checkpoint_falls_back_and_the_log_keeps_each_step_once(
-    tmp_path, shards, tokenizer
+    tmp_path, shards, tokenizer, damage
 ):
     common = dict(total_steps=6, global_batch=8, micro_batch=4, save_every=2)
     full, part = tmp_path / "full", tmp_path / "part"
@@ -195,10 +196,18 @@ def test_torn_latest_checkpoint_falls_back_and_the_log_keeps_each_step_once(
     torn = max(
         (part / "checkpoints" / "step00000004").rglob("*.pt"), key=lambda p: p.stat().st_size
     )
-    torn.write_bytes(torn.read_bytes()[: torn.stat().st_size // 2])  # a save cut short
+    data = torn.read_bytes()
+    if damage == "cut short":  # a save cut short
+        torn.write_bytes(data[: len(data) // 2])
+    else:  # the same size, other bytes in the middle (a bad disk, a stray write)
+        middle = len(data) // 2
+        torn.write_bytes(data[:middle] + bytes(b ^ 0x55 for b in data[middle : middle + 64])
+                         + data[middle + 64 :])  # fmt: skip
     proc = run_main(["--config", str(TINY), "--resume",
                      *run_cfg(part, shards, tokenizer, **common)], tmp_path)  # fmt: skip
     assert "checkpoint step00000004 is not intact" in proc.stderr
+    reason = "bytes" if damage == "cut short" else "differs from what was saved"
+    assert reason in proc.stderr
     assert _steps(part) == [1, 2, 3, 4, 5, 6]  # steps 3 and 4 trained again, logged once
     assert (part / "param_sha256.rank0.txt").read_text() == (
         full / "param_sha256.rank0.txt"
