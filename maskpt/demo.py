@@ -159,7 +159,7 @@ def run_demo(cfg: DemoConfig, out: Path) -> dict:
     from maskpt.demo_results import analysis, results
     from maskpt.demo_stages import LEARNED, TRANSFER, Demo, policy_of
 
-    console = Console(highlight=False)
+    console = Console(highlight=False, emoji=False)
     out = Path(out)
     _claim(out, cfg)
     d = Demo(cfg, out, console)

@@ -69,12 +69,46 @@ def zero_config(global_batch: int, micro_batch: int, accum: int, grad_clip: floa
     }
 
 
+STALE_LOCK_S = 300
+"""A JIT-build lock whose folder saw no write for this long has lost its builder."""
+
+
+def stale_jit_locks() -> list:
+    """Lock files left under torch's extensions cache by a JIT build that was
+    killed (PyTorch's file baton never expires: every later build of that op,
+    such as DeepSpeed's shm op at each CPU start, waits on it forever)."""
+    import time
+    from pathlib import Path
+
+    from torch.utils.cpp_extension import get_default_build_root
+
+    root = os.environ.get("TORCH_EXTENSIONS_DIR") or get_default_build_root()  # as torch does
+    now, stale = time.time(), []
+    for lock in Path(root).glob("*/*/lock"):
+        newest = max(p.stat().st_mtime for p in lock.parent.iterdir())
+        if now - newest > STALE_LOCK_S:
+            stale.append(lock)
+    return stale
+
+
+def check_jit_locks() -> None:
+    """Refuse to start on a stale JIT-build lock, naming the file to delete."""
+    stale = stale_jit_locks()
+    if stale:
+        raise UserError(
+            f"{stale[0]} is left by a JIT build that was killed mid-way (no write in its folder "
+            f"for {STALE_LOCK_S // 60} minutes); DeepSpeed would wait on it forever: delete it "
+            f"(rm {' '.join(map(str, stale))}) and rerun"
+        )
+
+
 def init_deepspeed(precision: str) -> bool:
     """Distributed init from the launcher's environment (NCCL on GPU, gloo on
     CPU); returns whether to train in bf16 (`auto` = on GPU)."""
     import deepspeed
     import torch
 
+    check_jit_locks()
     single_process_env()
     _, local_rank, _ = dist_env()
     use_cuda = torch.cuda.is_available()

@@ -278,6 +278,9 @@ def training_arguments(cfg: FinetuneConfig, metric: str, world: int):
             )
         single_process_env()  # the environment DeepSpeed expects
     if cfg.deepspeed:
+        from train.distributed import check_jit_locks
+
+        check_jit_locks()  # DeepSpeed's start would wait forever on a killed build's lock
         ds = {"train_batch_size": cfg.batch_size, "train_micro_batch_size_per_gpu": micro,
               "gradient_accumulation_steps": accum, "gradient_clipping": cfg.grad_clip,
               "zero_optimization": {"stage": cfg.zero_stage}, "bf16": {"enabled": bf16},

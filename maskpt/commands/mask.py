@@ -84,7 +84,7 @@ def main_mask(argv) -> int:
     info = TokenizerInfo.from_tokenizer(tok, cfg.tokenizer, fingerprint=True)
     policy = policies.create(cfg.policy, info, cfg.policy_config)
     counts = Counts()
-    console = Console(stderr=cfg.json, highlight=False, soft_wrap=True)
+    console = Console(stderr=cfg.json, highlight=False, soft_wrap=True, emoji=False)
     shown = 0
     masked = mask_documents(_documents(cfg), tok, policy, cfg.seed, counts, cfg.max_length,
                             epoch=cfg.epoch)  # fmt: skip

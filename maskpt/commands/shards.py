@@ -74,7 +74,7 @@ def main_inspect(argv) -> int:
 
     parser = _inspect_parser()
     args = parser.parse_args(argv)
-    console = Console(highlight=False, soft_wrap=True)
+    console = Console(highlight=False, soft_wrap=True, emoji=False)
     if (args.epoch is not None or args.policy) and args.show is None and not args.id:
         parser.error(
             "--epoch and --policy apply to --show N / --id (the summary describes the stored "

@@ -90,13 +90,16 @@ def test_lone_surrogate_is_skipped_and_counted(tmp_path, tokenizer_dir, capsys):
     inp = _lines(tmp_path / "in.jsonl", [
         json.dumps({"id": "ok", "text": bundled_texts()[0]}),
         '{"id": "s", "text": "lone \\ud800 x."}',
+        json.dumps({"text": "no id here."}),
     ])  # fmt: skip
     index = run_preprocess(cfg(inp, tmp_path / "out", tokenizer_dir), progress=False,
                            use_ray=False)  # fmt: skip
-    assert index.counts.skipped_documents == {"invalid_text": 1}
+    assert index.counts.skipped_documents == {"invalid_text": 1, "missing_field:id": 1}
     assert main(["mask", "--policy", "rand_v1", "--tokenizer", tokenizer_dir,
                  "--input", str(inp), "--show", "0"]) == 0  # fmt: skip
-    assert "invalid_text: 1" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "invalid_text: 1" in out
+    assert "missing_field:id" in out  # not rich's emoji for ":id:"
 
 
 def test_empty_input_is_an_error_not_a_complete_folder(tmp_path, tokenizer_dir):

@@ -26,3 +26,25 @@ def test_zero_config_has_the_batch_arithmetic():
     c = zero_config(64, 8, 4, 1.0, 2, False)
     assert c["train_batch_size"] == 64 and c["gradient_accumulation_steps"] == 4
     assert c["zero_optimization"] == {"stage": 2} and c["bf16"] == {"enabled": False}
+
+
+def test_a_stale_jit_build_lock_is_named_instead_of_waited_on(tmp_path, monkeypatch):
+    """A lock left by a killed JIT build (no write in its folder for 5 minutes)
+    is refused with the file to delete; a fresh one (a build under way) is not."""
+    import os
+    import time
+
+    from maskpt.core.errors import UserError
+    from train.distributed import check_jit_locks
+
+    monkeypatch.setenv("TORCH_EXTENSIONS_DIR", str(tmp_path))
+    op = tmp_path / "py311_cpu" / "deepspeed_shm_comm"
+    op.mkdir(parents=True)
+    (op / "build.ninja").write_text("rule cxx\n")
+    (op / "lock").write_text("")
+    check_jit_locks()  # a build under way: its files are fresh
+    old = time.time() - 3600
+    for f in op.iterdir():
+        os.utime(f, (old, old))
+    with pytest.raises(UserError, match=r"deepspeed_shm_comm/lock is left by a JIT build .*\(rm "):
+        check_jit_locks()
