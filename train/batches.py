@@ -4,7 +4,7 @@
 reads (`input_ids`, `attention_mask`, `labels`) plus the few numbers the step
 logs (example ids, token and mask counts), in the DataLoader worker that read
 the rows, so that only those cross to the training process and nothing
-there waits on Python lists. Padding is NumPy (one slice copy per row),
+there waits on Python lists. Padding (`maskpt/core/batching.py`) is NumPy,
 optionally to a multiple of `pad_to_multiple_of` so that a compiled model
 sees a few shapes only.
 
@@ -19,23 +19,10 @@ The global batch's stored label-token count travels with each micro-batch
 
 from __future__ import annotations
 
-import numpy as np
-import torch
+from maskpt.core.batching import pad, pad_ids
 
 IGNORE = -100
 """Label id the loss ignores (padding)."""
-
-
-def _pad(seqs: list, value: int, width: int) -> np.ndarray:
-    out = np.full((len(seqs), width), value, dtype=np.int64)
-    for i, s in enumerate(seqs):
-        out[i, : len(s)] = s
-    return out
-
-
-def _width(seqs: list, multiple: int) -> int:
-    longest = max(len(s) for s in seqs)
-    return -(-longest // multiple) * multiple
 
 
 def collate_micro(rows: list[dict], pad_id: int, pad_to_multiple_of: int = 1,
@@ -47,16 +34,12 @@ def collate_micro(rows: list[dict], pad_id: int, pad_to_multiple_of: int = 1,
     (the global batch's label tokens when bucketing, else 0) as plain values."""
     sources = [r["input_ids"] for r in rows]
     targets = [r["labels"] for r in rows]
-    ids = _pad(sources, pad_id, _width(sources, pad_to_multiple_of))
-    att = np.zeros_like(ids)
-    for i, s in enumerate(sources):
-        att[i, : len(s)] = 1
-    labels = _pad(targets, IGNORE, _width(targets, pad_to_multiple_of))
+    ids, att = pad_ids(sources, pad_id, pad_to_multiple_of)
     n_in, n_lab = sum(map(len, sources)), sum(map(len, targets))
     return {
-        "input_ids": torch.from_numpy(ids),
-        "attention_mask": torch.from_numpy(att),
-        "labels": torch.from_numpy(labels),
+        "input_ids": ids,
+        "attention_mask": att,
+        "labels": pad(targets, IGNORE, pad_to_multiple_of),
         "ids": [r["id"] for r in rows],
         "tokens": n_in + n_lab,
         "label_tokens": n_lab,

@@ -1,28 +1,32 @@
 """Padding token-id lists into batch tensors: one helper for the
-pre-training stream, fine-tuning, and the learned policies."""
+pre-training stream (`train/batches.py`), fine-tuning, and the learned
+policies."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
+import numpy as np
 import torch
 
 
-def pad(seqs: Sequence[Sequence[int]], value: int) -> torch.Tensor:
-    """[len(seqs), longest] long tensor, each row left-aligned and filled with `value`."""
-    out = torch.full((len(seqs), max(len(s) for s in seqs)), value, dtype=torch.long)
+def pad(seqs: Sequence[Sequence[int]], value: int, multiple: int = 1) -> torch.Tensor:
+    """[len(seqs), longest rounded up to `multiple`] long tensor, each row
+    left-aligned and filled with `value` (NumPy: one slice copy per row)."""
+    width = -(-max(len(s) for s in seqs) // multiple) * multiple
+    out = np.full((len(seqs), width), value, dtype=np.int64)
     for i, s in enumerate(seqs):
-        out[i, : len(s)] = torch.as_tensor(s, dtype=torch.long)
-    return out
+        out[i, : len(s)] = s
+    return torch.from_numpy(out)
 
 
-def pad_ids(seqs: Sequence[Sequence[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+def pad_ids(seqs: Sequence[Sequence[int]], pad_id: int,
+            multiple: int = 1) -> tuple[torch.Tensor, torch.Tensor]:  # fmt: skip
     """(input ids padded with `pad_id`, attention mask of 1s over the real tokens)."""
-    ids = pad(seqs, pad_id)
-    att = torch.zeros_like(ids)
-    for i, s in enumerate(seqs):
-        att[i, : len(s)] = 1
-    return ids, att
+    ids = pad(seqs, pad_id, multiple)
+    lengths = np.array([len(s) for s in seqs])
+    att = np.arange(ids.shape[1])[None, :] < lengths[:, None]
+    return ids, torch.from_numpy(att.astype(np.int64))
 
 
 def pad_seq2seq(sources, targets, pad_id: int) -> dict[str, torch.Tensor]:
