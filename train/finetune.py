@@ -239,7 +239,9 @@ def load_model(cfg: FinetuneConfig):
     from maskpt.core.hub import check_local_or_hub
     from train.model import load_pretrained
 
-    check_local_or_hub(cfg.tokenizer or cfg.model, "tokenizer")
+    check_local_or_hub(cfg.model, "model")  # named as the model, not as its tokenizer
+    if cfg.tokenizer:
+        check_local_or_hub(cfg.tokenizer, "tokenizer")
     try:
         tok = AutoTokenizer.from_pretrained(cfg.tokenizer or cfg.model)
     except OSError as exc:

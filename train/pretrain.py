@@ -100,9 +100,12 @@ class Run:
 def prepare(cfg: PretrainConfig, world: int, rank: int = 0):
     """Everything that can fail on bad input, before any training: tokenizer,
     shard folders (complete, intact, same tokenizer, same max_length), batch split."""
+    from maskpt.core.hub import check_local_or_hub
     from maskpt.core.tokenizer import load_tokenizer, tokenizer_fingerprint
 
     split_batch(cfg.global_batch, cfg.micro_batch, world)
+    if not cfg.model.config:  # a missing model folder is named as the model, not its tokenizer
+        check_local_or_hub(cfg.model.name_or_path, "model")
     tok = load_tokenizer(cfg.model.tokenizer_name)
     sha = tokenizer_fingerprint(tok)
     weights = cfg.data.weights or (1.0,) * len(cfg.data.shards)

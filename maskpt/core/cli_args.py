@@ -27,6 +27,7 @@ from typing import Any
 from maskpt.core.config import (
     ConfigError,
     Raw,
+    blaming_overrides,
     build_dataclass,
     describe_fields,
     merge,
@@ -169,4 +170,8 @@ class ConfigArgs:
             raise ConfigError(f"{self.prog}: {bad[0]!r} is neither an option nor KEY=VALUE")
         data = merge(merge(data, flags), parse_overrides([*moved, *ns.overrides, *ns.set]))
         where = ns.config or self.prog
-        return build_dataclass(self.cls, data, where=where), ns
+        items = [*moved, *ns.overrides, *ns.set]
+        items += [f"{k}={getattr(ns, d)}" for d, (k, _) in self.flag_keys.items()
+                  if getattr(ns, d) is not None]  # fmt: skip
+        return blaming_overrides(lambda: build_dataclass(self.cls, data, where=where), where,
+                                 items), ns  # fmt: skip

@@ -184,7 +184,10 @@ def build_dataclass(cls, data: dict | None, overrides=(), where: str = "config",
     except (ValueError, TypeError) as exc:
         if isinstance(exc, ConfigError):
             raise
-        raise ConfigError(f"{where}: {prefix}{exc}" if prefix else f"{where}: {exc}") from exc
+        message = str(exc)
+        if prefix and not message.startswith(prefix):  # a nested check may name its path itself
+            message = prefix + message
+        raise ConfigError(f"{where}: {message}") from exc
 
 
 def read_yaml_mapping(path: str | Path) -> dict:
@@ -205,7 +208,28 @@ def read_yaml_mapping(path: str | Path) -> dict:
 def load_config(cls, path: str | Path | None = None, overrides=()):
     """Load a YAML file (may be None) into `cls`, then apply overrides."""
     data = read_yaml_mapping(path) if path is not None else {}
-    return build_dataclass(cls, data, overrides, where=str(path) if path else "config")
+    where = str(path) if path else "config"
+    return blaming_overrides(lambda: build_dataclass(cls, data, overrides, where=where), where,
+                             [str(o) for o in overrides])  # fmt: skip
+
+
+def blaming_overrides(build, where: str, items: list[str]):
+    """`build()`; a ConfigError that names a key the command line set (`KEY=VALUE`
+    in `items`) blames that item instead of the file `where`."""
+    import re
+
+    try:
+        return build()
+    except ConfigError as exc:
+        message = str(exc).removeprefix(f"{where}: ")
+        keys = [(item, item.split("=", 1)[0].strip()) for item in items]
+        named = [
+            (i, k) for i, k in keys if k and re.search(rf"(?<![\w.]){re.escape(k)}\b", message)
+        ]
+        first = [(i, k) for i, k in named if message.startswith(k)]
+        for item, _ in first or named:
+            raise ConfigError(f"command line {item}: {message}") from exc
+        raise
 
 
 def to_dict(cfg) -> dict:

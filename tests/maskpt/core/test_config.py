@@ -76,3 +76,20 @@ def test_field_docs_and_describe_fields():
     rows = {k: (d, doc) for k, d, doc in describe_fields(Outer)}
     assert rows["inner.lr"] == ("0.0001", "learning rate")
     assert rows["steps"][0] == "10" and rows["tags"][0] == "()"
+
+
+def test_errors_name_a_nested_key_once_and_blame_the_command_line_for_its_values(tmp_path):
+    """`model.model.tokenizer` was printed for a nested check, and values set by
+    KEY=VALUE were blamed on the YAML file."""
+    from pathlib import Path
+
+    from train.pretrain_config import PretrainConfig
+
+    tiny = Path(__file__).resolve().parents[3] / "configs" / "pretrain" / "tiny_cpu.yaml"
+    with pytest.raises(ConfigError, match=r"tiny_cpu.yaml: model.tokenizer: give") as info:
+        load_config(PretrainConfig, tiny, ["data.shards=[x]"])
+    assert "model.model" not in str(info.value)
+    with pytest.raises(ConfigError, match=r"^command line optim.lr=-1: optim.lr must be > 0"):
+        load_config(PretrainConfig, tiny, ["data.shards=[x]", "model.tokenizer=t", "optim.lr=-1"])
+    with pytest.raises(ConfigError, match=r"^command line micro_batch=3: global_batch 16"):
+        load_config(PretrainConfig, tiny, ["data.shards=[x]", "model.tokenizer=t", "micro_batch=3"])
