@@ -34,7 +34,7 @@ from pathlib import Path
 
 from maskpt.core.errors import InputNotFound, UserError
 from maskpt.core.interrupts import Interrupted
-from maskpt.core.storage import Storage, input_path
+from maskpt.core.storage import Storage, input_path, missing_input
 from maskpt.core.tokenizer import TokenizerInfo, load_tokenizer, tokenizer_fingerprint
 from maskpt.core.worker_tokenizer import WorkerTokenizer
 from preprocess.config import PreprocessConfig
@@ -152,7 +152,7 @@ def run_preprocess(
 
     for p in cfg.inputs:
         if not input_path(p).exists():
-            raise InputNotFound(f"input {p} does not exist")
+            raise InputNotFound(missing_input(p))
     out = Storage(cfg.output)  # an unknown scheme or an unwritable folder fails here, first
     if not out.exists(INDEX):
         out.check_writable()

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from maskpt.core.errors import InputNotFound, UserError
-from maskpt.core.storage import input_path
+from maskpt.core.storage import input_path, missing_input
 
 
 @dataclass(frozen=True)
@@ -79,7 +79,7 @@ def plan_units(inputs, docs_per_unit: int, warn=None) -> Iterator[Unit]:
     for i, name in enumerate(inputs):
         path = input_path(name)
         if not path.exists():
-            raise InputNotFound(f"input {path} does not exist")
+            raise InputNotFound(missing_input(path))
         if path.is_dir():
             raise UserError(f"input {path} is a folder; give the files in it")
         kind = splittable(path)

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from maskpt.core.errors import InputNotFound, UserError
 from maskpt.core.records import Document, Skip
-from maskpt.core.storage import input_path, open_input
+from maskpt.core.storage import input_path, missing_input, open_input
 from preprocess.wikipedia import read_wikipedia_dump, read_wikipedia_pages
 
 
@@ -219,7 +219,7 @@ def read_any(path: str | Path, raw: bool = False) -> Iterator:
     `RawPage`s whose wikitext is cleaned later (`RawPage.to_document`)."""
     p = input_path(path)
     if not p.exists():
-        raise InputNotFound(f"input {p} does not exist")
+        raise InputNotFound(missing_input(p))
     name = p.name.lower()
     if name.endswith((".jsonl", ".json", ".jsonl.gz", ".jsonl.zst")):
         return read_jsonl(p)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 
+from maskpt.core.errors import UserError
+
 PREPROCESS_DOC = """Read Wikipedia dumps (.xml/.xml.bz2), JSONL or text; segment, mask with a
 policy on a Ray actor pool (embedded local Ray unless --address), and write
 shards, index.json last. Reruns resume; a folder made by another run is refused."""
@@ -36,6 +38,10 @@ def main_preprocess(argv) -> int:
     from preprocess.pipeline import run_preprocess
 
     cfg, ns = preprocess_args().parse(argv)
+    if str(cfg.output).startswith("memory://"):  # fsspec's in-process store: gone at exit
+        raise UserError(f"--output {cfg.output}: memory:// lives in this process only and the "
+                        "shards would be gone when the command ends; give a path or a "
+                        "persistent URL (s3://, gs://, ...)")  # fmt: skip
     index = run_preprocess(cfg, progress=not ns.quiet, use_ray=not ns.no_ray)
     c = index.counts
     per_format = ", ".join(f"{len(index.shards_of(f))} {f}" for f in index.formats)

@@ -206,6 +206,23 @@ class RemotePath:
         return self
 
 
+def missing_input(name) -> str:
+    """Why an input that `exists()` denies is not there: "does not exist", or,
+    for an http(s) URL whose server does not answer, that it cannot be reached
+    (fsspec reports both as a missing file)."""
+    import socket
+    import urllib.parse
+
+    url = urllib.parse.urlparse(str(name))
+    if url.scheme in ("http", "https") and url.hostname:
+        port = url.port or (443 if url.scheme == "https" else 80)
+        try:
+            socket.create_connection((url.hostname, port), timeout=5).close()
+        except OSError as exc:
+            return f"input {name}: cannot reach {url.hostname}:{port} ({exc.strerror or exc})"
+    return f"input {name} does not exist"
+
+
 def input_path(name):
     """A local input (a path or a `file://` URL) as a `pathlib.Path`, any other
     URL as a `RemotePath`."""

@@ -42,3 +42,13 @@ def test_bad_values_are_one_line_errors(tmp_path, capsys):
     assert main(["pretrain", "data.shards=[x]", "optim.lr=-1", "model.tokenizer=t"]) == 2
     assert "optim.lr must be > 0" in capsys.readouterr().err
     assert main(["--version"]) == 0
+
+
+def test_preprocess_refuses_an_in_process_memory_output(tmp_path, capsys):
+    """memory:// was accepted, and the shards were gone when the command ended."""
+    inp = tmp_path / "in.jsonl"
+    inp.write_text('{"id": "a", "text": "A line."}\n')
+    args = ["preprocess", f"inputs=[{inp}]", "output=memory://shards", "policy=rand_v1",
+            "tokenizer=./tok"]  # fmt: skip
+    assert main(args) == 2
+    assert "memory:// lives in this process only" in capsys.readouterr().err

@@ -136,3 +136,20 @@ def test_remote_parquet_files_are_closed_after_planning_and_reading(remote, monk
     assert len(units) > 1 and len(rows) == 30
     assert list(read_parquet(f"{base}/w.parquet"))
     assert opened and all(id(f) in closed for f in opened)
+
+
+def test_an_unreachable_http_input_says_so_not_that_it_does_not_exist(tmp_path, tokenizer_dir):
+    """fsspec reports a server that does not answer as a missing file."""
+    import socket
+
+    from preprocess.config import PreprocessConfig
+    from preprocess.pipeline import run_preprocess
+
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    url = f"http://127.0.0.1:{port}/dump.jsonl"
+    cfg = PreprocessConfig(inputs=(url,), output=str(tmp_path / "o"), policy="rand_v1",
+                           tokenizer=tokenizer_dir)  # fmt: skip
+    with pytest.raises(InputNotFound, match=rf"cannot reach 127.0.0.1:{port}"):
+        run_preprocess(cfg, progress=False, use_ray=False)

@@ -262,3 +262,15 @@ def test_paper_yaml_is_table_5_and_nothing_more():
         1e-5, 32, 500, 0.1, 0.01, 0.1, 0.1)  # fmt: skip
     cfg = FinetuneConfig(task="nq", data_dir="x", **{k: v for k, v in paper.items()})
     assert cfg.patience == 0 and cfg.eval_every == 0
+
+
+def test_a_folder_with_unrelated_files_is_refused(tmp_path, tiny_bart, tiny_qa, capsys):
+    """Fine-tuning into it appended its logs to the files there."""
+    out = tmp_path / "mine"
+    out.mkdir()
+    (out / "log.jsonl").write_text('{"my": "notes"}\n')
+    args = ["--task", "zsre", "--data-dir", tiny_qa, "--model", tiny_bart, "--output-dir",
+            str(out), "batch_size=8", "max_steps=2", *FAST]  # fmt: skip
+    assert finetune_main(args) == 2
+    assert "is not empty and holds no fine-tuning run (log.jsonl)" in capsys.readouterr().err
+    assert (out / "log.jsonl").read_text() == '{"my": "notes"}\n'
