@@ -362,7 +362,13 @@ class PretrainStream(torch.utils.data.IterableDataset):
         step = self.micro_steps_done
         while True:
             if (step - self.micro_steps_done) % nw == wid or nw == 1:
-                rows, label_tokens = self._micro_batch(step)
+                try:
+                    rows, label_tokens = self._micro_batch(step)
+                except DataError as exc:  # to the trainer as data: a worker's own raise
+                    if self.pad_id is None:  # would reach it wrapped in a traceback
+                        raise
+                    yield {"data_error": str(exc)}
+                    return
                 if self.pad_id is None:
                     yield rows
                 else:

@@ -288,6 +288,9 @@ def train_step(run: Run, batches, stop_requested: bool = False) -> tuple[float, 
     counts = [0, 0, 0, 0]  # tokens, label tokens, masked, original
     for micro in range(accum):
         b = next(batches)
+        if "data_error" in b:  # a shard that cannot be read (changed, corrupt): stop, one line
+            raise DataError(f"at step {step + 1}: {b['data_error']}; nothing of this step was "
+                            f"applied, the checkpoints in {run.ckpt_dir} are kept")  # fmt: skip
         ids.append(b["ids"])
         if run.ids_log is not None:
             run.ids_log.write(json.dumps({"step": step, "micro": micro, "ids": b["ids"]}) + "\n")

@@ -150,3 +150,20 @@ def test_a_shard_rewritten_during_the_run_is_refused_when_next_opened(shards, tm
     with pytest.raises(DataError, match=rf"{first.name}: size or sha256 differs"):
         for k in range(epoch, 3 * epoch):
             stream.micro_batch(k)
+
+
+def test_a_shard_error_in_a_loader_worker_reaches_the_trainer_as_one_line(shards, tmp_path):
+    """A DataLoader worker's exception arrives wrapped in its traceback text; the
+    stream hands the error over as data instead, for a one-line stop."""
+    from train.batches import keep_as_is
+
+    copy = tmp_path / "copy"
+    shutil.copytree(shards, copy)
+    src = open_source(str(copy))
+    for shard in copy.glob("arrow/*.arrow"):
+        shard.write_bytes(shard.read_bytes()[:-7])  # every shard now differs
+    stream = PretrainStream([src], 4, 0, 1, seed=0, pad_id=1)
+    loader = torch.utils.data.DataLoader(stream, batch_size=None, collate_fn=keep_as_is,
+                                         num_workers=1)  # fmt: skip
+    first = next(iter(loader))
+    assert "\n" not in first["data_error"] and "size or sha256 differs" in first["data_error"]
