@@ -141,6 +141,10 @@ class FinetuneConfig:
 
         if self.task not in TASKS:
             raise ValueError(f"task: {self.task!r} is not one of {', '.join(TASKS)}")
+        if "wandb" in self.report_to:  # the Trainer's own reporters: only this one checked here
+            from train.monitor import check_reporters
+
+            check_reporters(("wandb",))
         if not self.data_dir:
             raise ValueError("data_dir: give the folder with the task's files")
         for key in ("batch_size", "max_epochs", "num_beams", "max_gen_length", "eval_batch",

@@ -27,11 +27,23 @@ _SECTION = {"tensorboard": "tensorboard", "csv": "csv_monitor", "wandb": "wandb"
 BATCH_KEYS = ("train_batch_size", "train_micro_batch_size_per_gpu", "gradient_accumulation_steps")
 
 
-def monitor_sections(report_to, out: Path, job: str) -> dict:
-    """DeepSpeed monitor sections for `report_to` (tensorboard, csv, wandb, none)."""
+def check_reporters(report_to) -> None:
+    """Known reporter names, and the package each needs installed: checked when
+    the config is parsed, before any work (a missing `wandb` otherwise fails
+    after the whole start-up, in a traceback per rank)."""
+    import importlib.util
+
     bad = [r for r in report_to if r not in REPORTERS]
     if bad:
         raise ConfigError(f"report_to: unknown {bad} (choose from {', '.join(REPORTERS)})")
+    if "wandb" in report_to and importlib.util.find_spec("wandb") is None:
+        raise ConfigError("report_to: wandb needs the wandb package: pip install 'maskpt[wandb]' "
+                          "(or drop wandb from report_to)")  # fmt: skip
+
+
+def monitor_sections(report_to, out: Path, job: str) -> dict:
+    """DeepSpeed monitor sections for `report_to` (tensorboard, csv, wandb, none)."""
+    check_reporters(report_to)
     sections = {}
     for name in report_to:
         if name == "none":

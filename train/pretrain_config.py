@@ -130,6 +130,9 @@ class PretrainConfig:
             raise ValueError(
                 "data.policy: drawing with another policy needs data.remask: per_epoch"
             )
+        from train.monitor import check_reporters
+
+        check_reporters(self.report_to)
         if self.data.policy:
             from preprocess.remask import mixture_of
 

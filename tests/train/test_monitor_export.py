@@ -111,3 +111,21 @@ def test_zero3_with_cpu_offload_from_a_user_config_matches_zero1(tmp_path, shard
     assert all(z1[k].allclose(z3[k], atol=1e-5) for k in z1)
     loss = lambda d: [json.loads(x)["loss"] for x in (d / "log.jsonl").read_text().splitlines()]  # noqa: E731
     assert loss(tmp_path / "z3") == pytest.approx(loss(tmp_path / "z1"), rel=1e-4)
+
+
+def test_report_to_wandb_without_the_package_is_refused_when_parsed(monkeypatch):
+    """One line before any work (was a 48-line traceback per rank after start-up)."""
+    import importlib.util
+
+    from maskpt.core.config import load_config
+    from train.finetune import FinetuneConfig
+    from train.pretrain_config import PretrainConfig
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name == "wandb" else real(name, *a))  # fmt: skip
+    with pytest.raises(ConfigError, match=r"pip install 'maskpt\[wandb\]'"):
+        load_config(PretrainConfig, TINY, ["data.shards=[x]", "model.tokenizer=t",
+                                           "report_to=[tensorboard,wandb]"])  # fmt: skip
+    with pytest.raises(ConfigError, match="wandb needs the wandb package"):
+        load_config(FinetuneConfig, None, ["task=nq", "data_dir=d", "model=m", "report_to=[wandb]"])

@@ -41,6 +41,13 @@ def test_maskpt_pretrain_runs_exports_and_generates(tmp_path, shards, tokenizer)
         num_beams=2,
     )
     assert out.shape[0] == 1 and out.shape[1] > 1
+    readme = (ROOT / "README.md").read_text()  # the README's snippet, on this export
+    snippet = readme.split("<!-- use-the-model -->\n```python\n")[1].split("```")[0]
+    snippet = snippet.replace('"runs/pretrain/tiny/hf"', repr(str(tmp_path / "hf")))
+    proc = subprocess.run([sys.executable, "-c", snippet], capture_output=True, text=True,
+                          timeout=300)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.startswith("[") and proc.stdout.strip().endswith("]")
 
 
 @pytest.mark.slow  # the torn-checkpoint test resumes to the same weights in the fast loop
