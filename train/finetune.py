@@ -198,10 +198,9 @@ def claim_output(cfg: FinetuneConfig, out: Path) -> None:
     from maskpt.core.io import claim_spec
 
     ours = (out / "config.json").exists() or (out / RESULT).exists()
-    others = (
-        sorted(p.name for p in out.iterdir() if p.name != "config.yaml") if out.is_dir() else []
-    )
-    if not ours and others:  # would be written into and mixed (config.yaml: `maskpt sweep`'s)
+    launcher = {"config.yaml", "log.txt"}  # what `maskpt sweep` writes before a run starts
+    others = sorted(p.name for p in out.iterdir() if p.name not in launcher) if out.is_dir() else []
+    if not ours and others:  # would be written into and mixed
         found = ", ".join(others[:5])
         raise UserError(f"{out} is not empty and holds no fine-tuning run ({found}); give a new "
                         "or empty output_dir")  # fmt: skip
