@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import bisect
 import math
+import os
 from dataclasses import dataclass
 
 import numpy as np
@@ -59,7 +60,7 @@ class Source:
     remasker: Remasker | None = None
     """Draws each example's mask for its epoch (None: the stored epoch-0 masks)."""
     verify: bool = True
-    """Check a shard's size and sha256 against index.json each time it is opened."""
+    """Check each shard against index.json each time it is opened (`ShardStream._check`)."""
 
     @property
     def index_checksum(self) -> str:
@@ -157,6 +158,7 @@ class ShardStream:
         self._epoch = None
         self._table_cache: dict[tuple[int, str], ShardRows] = {}
         self._perms: dict[tuple, np.ndarray] = {}
+        self._verified: dict[str, tuple] = {}  # shard path -> file status when it hashed right
 
     def _epoch_order(self, epoch: int):
         if self._epoch == epoch:
@@ -193,10 +195,17 @@ class ShardStream:
         return rows
 
     def _check(self, shard: ShardEntry) -> None:
-        """The shard is still the one index.json lists (checked at every open,
-        so a shard rewritten during the run is caught when it is next read)."""
+        """The shard is still the one index.json lists, checked at every open so
+        that a shard rewritten during the run is caught when it is next read:
+        its sha256 the first time this process opens it, then its file status
+        (size, mtime, ctime, inode: any write changes ctime, which no tool
+        sets back) unless that changed, when it is hashed again. On remote
+        storage every open hashes."""
         url = self.storage.url(shard.path)
         try:
+            sig = self._signature(shard)
+            if sig is not None and self._verified.get(shard.path) == sig:
+                return
             same = (self.storage.size(shard.path) == shard.bytes
                     and self.storage.sha256(shard.path) == shard.sha256)  # fmt: skip
         except FileNotFoundError:
@@ -206,6 +215,14 @@ class ShardStream:
                 f"{url}: size or sha256 differs from index.json: the shard changed after the "
                 "folder was written (rewritten during the run?); nothing of it was trained on"
             )
+        if sig is not None:
+            self._verified[shard.path] = sig  # taken before hashing: a write since shows
+
+    def _signature(self, shard: ShardEntry) -> tuple | None:
+        if not self.storage.local:
+            return None
+        st = os.stat(self.storage.path(shard.path))
+        return st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino
 
     def _locate(self, position: int) -> tuple[int, ShardEntry, int]:
         """(epoch, shard, row in that shard) of a stream position."""

@@ -152,6 +152,29 @@ def test_a_shard_rewritten_during_the_run_is_refused_when_next_opened(shards, tm
             stream.micro_batch(k)
 
 
+def test_a_shard_changed_at_its_size_with_its_mtime_put_back_is_still_refused(shards, tmp_path):
+    """After its first open a shard is re-hashed only when its file status
+    changed; a write changes ctime, which `touch -r` / os.utime cannot set back."""
+    import os
+
+    copy = tmp_path / "copy"
+    shutil.copytree(shards, copy)
+    src = open_source(str(copy))
+    stream = PretrainStream([src], 4, 0, 1, seed=0)
+    epoch = -(-src.size // 4)
+    for k in range(epoch):
+        stream.micro_batch(k)
+    shard = sorted(copy.glob("arrow/*.arrow"))[0]
+    before = shard.stat()
+    data = bytearray(shard.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    shard.write_bytes(bytes(data))
+    os.utime(shard, ns=(before.st_atime_ns, before.st_mtime_ns))
+    with pytest.raises(DataError, match=rf"{shard.name}: size or sha256 differs"):
+        for k in range(epoch, 3 * epoch):
+            stream.micro_batch(k)
+
+
 def test_a_shard_error_in_a_loader_worker_reaches_the_trainer_as_one_line(shards, tmp_path):
     """A DataLoader worker's exception arrives wrapped in its traceback text; the
     stream hands the error over as data instead, for a one-line stop."""
