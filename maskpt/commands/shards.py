@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
-
-from maskpt.core.errors import UserError
+import sys
 
 PREPROCESS_DOC = """Read Wikipedia dumps (.xml/.xml.bz2), JSONL or text; segment, mask with a
 policy on a Ray actor pool (embedded local Ray unless --address), and write
@@ -39,9 +38,9 @@ def main_preprocess(argv) -> int:
 
     cfg, ns = preprocess_args().parse(argv)
     if str(cfg.output).startswith("memory://"):  # fsspec's in-process store: gone at exit
-        raise UserError(f"--output {cfg.output}: memory:// lives in this process only and the "
-                        "shards would be gone when the command ends; give a path or a "
-                        "persistent URL (s3://, gs://, ...)")  # fmt: skip
+        print(f"maskpt preprocess: warning: --output {cfg.output}: memory:// lives in this "
+              "process only; the shards are gone when it ends unless this process uses them "
+              "(give a path or a persistent URL such as s3:// to keep them)", file=sys.stderr)  # fmt: skip
     index = run_preprocess(cfg, progress=not ns.quiet, use_ray=not ns.no_ray)
     c = index.counts
     per_format = ", ".join(f"{len(index.shards_of(f))} {f}" for f in index.formats)

@@ -186,7 +186,8 @@ def test_missing_folders_say_so(tmp_path, tokenizer_dir, capsys):
     assert "tokenizer './no/such/tok': no such folder" in capsys.readouterr().err
     assert time.monotonic() - t0 < 10  # no Hub retries for a path
     for cmd in (["pretrain", f"data.shards=[{tmp_path}]", "model.name_or_path=./missing"],
-                ["finetune", "--task", "nq", "--data-dir", str(tmp_path), "--model", "./missing"]):  # fmt: skip
+                ["finetune", "--task", "nq", "--data-dir", str(tmp_path), "--model", "./missing",
+                 "--output-dir", str(tmp_path / "ft")]):  # fmt: skip
         assert main(cmd) == 2  # the model named as the model, not as a missing tokenizer
         assert "model './missing': no such folder" in capsys.readouterr().err
 
