@@ -149,6 +149,12 @@ class ShardRows:
         return out
 
 
+def _last_two(cache: dict, key, value) -> dict:
+    """`cache` with `key` added, keeping only the entry added before it: a
+    global batch across a shard boundary needs two shards at hand, not more."""
+    return {**dict(list(cache.items())[-1:]), key: value}
+
+
 class ShardStream:
     """Random access to the shuffled example stream of one source."""
 
@@ -191,7 +197,7 @@ class ShardStream:
                     f"{self.storage.url(shard.path)}: {len(rows)} rows, index.json says "
                     f"{shard.examples}; the folder is inconsistent (rewrite it)"
                 )
-            self._table_cache = {**dict(list(self._table_cache.items())[-1:]), key: rows}
+            self._table_cache = _last_two(self._table_cache, key, rows)
         return rows
 
     def _check(self, shard: ShardEntry) -> None:
@@ -237,7 +243,7 @@ class ShardStream:
             perm = self._perms.get(key)
             if perm is None:
                 perm = stable_rng(self.seed, "rows", *key).permutation(shard.examples)
-                self._perms = {**dict(list(self._perms.items())[-1:]), key: perm}
+                self._perms = _last_two(self._perms, key, perm)
             row_in_shard = int(perm[row_in_shard])
         return epoch, shard, row_in_shard
 
