@@ -3,7 +3,7 @@
 For each shard folder, a deterministic sample of rows (a row is kept when a
 hash of (seed, row id) falls under `--sample`) is decoded back to text with
 the folder's tokenizer and tagged with spaCy. A word counts as masked when any
-of its BPE tokens is masked (`mask` in the row). Two views:
+of its BPE tokens is masked (`masked` in the row). Two views:
 
 - part of speech of the masked words, grouped as in Fig. 3: noun, propn, num,
   verb, adj, adp, adv, other (AUX, PRON, DET, PUNCT, ... go to other);
@@ -109,12 +109,12 @@ def analyze_folder(folder: Path, label: str, sample: float, seed: int, nlp, prog
     """The stats of one folder's stored masks, or of the masks the trainer
     draws in `epoch` (from the rows' annotations)."""
     from maskpt.core.tokenizer import TokenizerInfo, load_tokenizer
-    from preprocess.index import load_index
+    from preprocess.index import load_index, tokenizer_source
     from preprocess.inspection import iter_rows
     from preprocess.remask import Remasker
 
     index = load_index(folder)
-    tok = load_tokenizer(index.tokenizer.name)
+    tok = load_tokenizer(tokenizer_source(index))
     remasker = None if epoch is None else Remasker(index, TokenizerInfo.from_tokenizer(tok))
     stats = FolderStats(label)
     texts, aligned = [], []
@@ -210,8 +210,11 @@ def run_analysis(folders, out, sample: float = 0.01, seed: int = 0, progress: bo
     out.mkdir(parents=True, exist_ok=True)
     nlp = load_tagger()
     stats = []
+    from preprocess.index import load_index
+
     for folder, label in zip(folders, labels_for(folders), strict=True):
-        with tqdm(desc=f"analyze {label}", unit="row", disable=not progress) as bar:
+        rows = load_index(folder).examples
+        with tqdm(desc=f"analyze {label}", unit="row", total=rows, disable=not progress) as bar:
             stats.append(analyze_folder(folder, label, sample, seed, nlp, bar.update, epoch))
     with (out / "pos.csv").open("w", newline="") as f:
         w = csv.writer(f)

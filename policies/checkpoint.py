@@ -21,6 +21,7 @@ from pathlib import Path
 import torch
 
 from maskpt.core.errors import UserError
+from maskpt.core.tokenizer import save_tokenizer_files
 
 FORMAT = 1
 META = "policy.json"
@@ -52,7 +53,7 @@ def save(folder, policy: str, network, args: dict, tokenizer, info: dict | None 
     folder.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().cpu().contiguous() for k, v in network.state_dict().items()}
     save_file(state, str(folder / WEIGHTS))
-    tokenizer.save_pretrained(str(folder))
+    save_tokenizer_files(tokenizer, folder)
     meta = {
         "format": FORMAT,
         "policy": policy,

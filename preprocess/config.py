@@ -28,7 +28,9 @@ def parse_formats(text: str) -> list[str]:
 @dataclass(frozen=True)
 class PreprocessConfig:
     inputs: tuple[str, ...] = ()
-    """Input files: Wikipedia dumps (.xml, .xml.bz2), JSONL ({"id","title","text"}) or .txt."""
+    """Input files or fsspec URLs: Wikipedia dumps (.xml, .xml.bz2 with its -index.txt.bz2
+    beside it to be split), JSONL ({"id","title","text"}; .jsonl, .jsonl.gz, .jsonl.zst),
+    Parquet (id, text[, title] columns) or .txt (blank-line separated documents)."""
     output: str = ""
     """Shard folder to write: a local path or any fsspec URL (s3://, gs://, file://); on a
     cluster, storage every node shares. index.json appears when it is complete."""

@@ -10,8 +10,9 @@ to rewrite it), and checks every field's type. The JSON layout (format 2):
     policy: {name, config, target_format[, checkpoint_sha256]}
     seed, max_length, formats, shard_size, docs_per_unit, units
     annotations: [kind, ...]                   what the rows' annotation holds
-    tokenizer: {name, vocab_size, sha256}      (sha256 of its serialized definition)
-    inputs: [{path, bytes, sha256}]
+    tokenizer: {name, vocab_size, sha256}      (sha256 of its serialized definition; name:
+                                               the hub id, or a local folder's name)
+    inputs: [{path, bytes, sha256}]            (path: a URL, or a local file's name)
     counts: documents_read, documents_written, skipped_documents{reason: n},
             segments, segments_written, skipped_segments{reason: n},
             tokens_written, masked_tokens, content_tokens, mask_ratio
@@ -20,8 +21,11 @@ to rewrite it), and checks every field's type. The JSON layout (format 2):
     checksum                                   sha256 of all the above (canonical JSON):
                                                a changed or torn index.json is refused
 
-`index.json` is written last and atomically (`preprocess/manifest.py`): its
-presence means the folder is complete.
+The tokenizer itself is stored beside it, in `tokenizer/` (`save_pretrained`;
+`tokenizer_source` finds it), so a folder copied to another machine or an
+object store carries what its token ids mean. `index.json` is written last
+and atomically (`preprocess/manifest.py`): its presence means the folder is
+complete.
 """
 
 from __future__ import annotations
@@ -38,6 +42,7 @@ from preprocess.counts import Counts
 FORMAT_VERSION = 2
 INDEX = "index.json"
 PROGRESS = "_progress"
+TOKENIZER = "tokenizer"
 READ_PREFERENCE = ("arrow", "parquet", "webdataset")
 """The format readers use when a folder has several."""
 FORMAT_1_HINT = (
@@ -102,7 +107,8 @@ class TokenizerRef:
 @dataclass(frozen=True)
 class InputRef:
     path: str
-    """The input as given (absolute for local files); not part of its identity."""
+    """The URL of a remote input, the file name of a local one (the folder it
+    was read from is the driver's business); not part of its identity."""
     bytes: int
     sha256: str
     """sha256 of the whole file: an input is identified by its content."""
@@ -228,3 +234,21 @@ def load_index(folder) -> ShardIndex:
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise ShardIndexError(f"{where}: not valid JSON: {exc}") from None
     return ShardIndex.from_dict(data, where=where, folder=storage.root_url)
+
+
+def tokenizer_source(index: ShardIndex) -> str:
+    """Where to load the folder's tokenizer from: its stored copy (fetched into
+    a temporary folder when the shard folder is remote), else, for folders
+    written before the copy was kept, the name the index records."""
+    storage = Storage(index.folder) if index.folder else None
+    if storage is None or not storage.exists(f"{TOKENIZER}/tokenizer.json"):
+        return index.tokenizer.name
+    if storage.local:
+        return storage.path(TOKENIZER)
+    import tempfile
+
+    local = tempfile.mkdtemp(prefix="maskpt-tokenizer-")
+    for name in storage.listdir(TOKENIZER):
+        with open(f"{local}/{name}", "wb") as f:
+            f.write(storage.read_bytes(f"{TOKENIZER}/{name}"))
+    return local

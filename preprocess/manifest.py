@@ -11,8 +11,10 @@ moves (`_progress/final.json`), moves each staged shard to
 `<format>/shard-<n>.<ext>` (n counting every unit's shards in unit order, so
 the numbers have no gaps), writes `webdataset-shards.txt` and
 `webdataset-wids.json` when the folder has tars, and `index.json` last: its
-presence means the folder is complete. Every step can be redone after a
-crash without changing the result.
+presence means the folder is complete. Then `_progress/` is removed (a rerun
+removes it when a crash came between). Every step can be redone after a
+crash without changing the result. `store_tokenizer` keeps the run's
+tokenizer in `tokenizer/` beside the shards.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from maskpt.core.errors import UserError
 from maskpt.core.io import FolderInUse, spec_diff
 from maskpt.core.storage import Storage
 from preprocess.counts import merge_counts
-from preprocess.index import INDEX, PROGRESS, ShardIndex
+from preprocess.index import INDEX, PROGRESS, TOKENIZER, ShardIndex
 from preprocess.shards import ShardError, shard_name
 
 SPEC_KEYS = (
@@ -41,7 +43,7 @@ RUN = f"{PROGRESS}/run.json"
 PLAN = f"{PROGRESS}/final.json"
 WDS_LIST = "webdataset-shards.txt"
 WIDS_INDEX = "webdataset-wids.json"
-OURS = {INDEX, PROGRESS, "arrow", "parquet", "webdataset", WDS_LIST, WIDS_INDEX}
+OURS = {INDEX, PROGRESS, TOKENIZER, "arrow", "parquet", "webdataset", WDS_LIST, WIDS_INDEX}
 
 
 class SpecMismatch(FolderInUse):
@@ -92,6 +94,7 @@ def claim_folder(storage: Storage, spec: ShardIndex) -> ShardIndex | None:
     mine = spec_dict(spec)
     old = _refuse_other(storage, INDEX, mine)
     if old is not None:
+        storage.remove_tree(PROGRESS)  # left when a crash came between index.json and cleanup
         return ShardIndex.from_dict(old, where=storage.url(INDEX), folder=storage.root_url)
     others = [n for n in storage.listdir() if n not in OURS and not n.startswith(".")]
     if others and not storage.exists(RUN):
@@ -158,4 +161,19 @@ def finalize(storage: Storage, spec: ShardIndex, markers) -> ShardIndex:
             "shardlist": [{"url": s.path, "nsamples": s.examples} for s in tars],
         })  # fmt: skip
     storage.write_json(INDEX, index.as_dict())  # last: the folder is complete
+    storage.remove_tree(PROGRESS)
     return index
+
+
+def store_tokenizer(storage: Storage, tokenizer) -> None:
+    """Save `tokenizer` (`save_pretrained`) into the folder's `tokenizer/`,
+    each file whole or not at all; the same files on a rerun."""
+    import tempfile
+    from pathlib import Path
+
+    from maskpt.core.tokenizer import save_tokenizer_files
+
+    with tempfile.TemporaryDirectory(prefix="maskpt-tokenizer-") as tmp:
+        save_tokenizer_files(tokenizer, tmp)
+        for f in sorted(Path(tmp).iterdir()):
+            storage.write_bytes(f"{TOKENIZER}/{f.name}", f.read_bytes())

@@ -34,12 +34,12 @@ from pathlib import Path
 
 from maskpt.core.errors import InputNotFound, UserError
 from maskpt.core.interrupts import Interrupted
-from maskpt.core.storage import Storage, input_path, missing_input
+from maskpt.core.storage import Storage, input_path, metered, missing_input
 from maskpt.core.tokenizer import TokenizerInfo, load_tokenizer, tokenizer_fingerprint
-from maskpt.core.worker_tokenizer import WorkerTokenizer
+from maskpt.core.worker_tokenizer import TokenizerFile, WorkerTokenizer
 from preprocess.config import PreprocessConfig
-from preprocess.index import INDEX, InputRef, PolicyInfo, ShardIndex, TokenizerRef
-from preprocess.manifest import claim_folder, finalize, planned_moves
+from preprocess.index import INDEX, PROGRESS, InputRef, PolicyInfo, ShardIndex, TokenizerRef
+from preprocess.manifest import claim_folder, finalize, planned_moves, store_tokenizer
 from preprocess.plan import Unit, plan_units
 from preprocess.units import UnitMarker, process_unit, read_marker, tune_gc
 
@@ -53,15 +53,16 @@ class DriverGone(RuntimeError):
 
 
 class MaskWorker:
-    """One Ray actor: sets up the policy once (the tokenizer comes built, as a
-    `WorkerTokenizer`: no transformers or torch in a worker unless its policy
+    """One Ray actor: sets up the policy once (the tokenizer comes as a
+    `WorkerTokenizer`, or a `TokenizerFile` naming its definition in the
+    output folder: no transformers or torch in a worker unless its policy
     needs torch), processes units. When
     the driver runs on the same machine (an embedded local Ray) and has died,
     the worker writes nothing more."""
 
     def __init__(
         self,
-        tokenizer: WorkerTokenizer,
+        tokenizer: WorkerTokenizer | TokenizerFile,
         policy,
         seed: int,
         max_length: int,
@@ -74,7 +75,7 @@ class MaskWorker:
 
         import ray
 
-        self.tok = tokenizer
+        self.tok = tokenizer.load() if isinstance(tokenizer, TokenizerFile) else tokenizer
         self.policy = policy
         self.device = "cuda" if ray.get_gpu_ids() else "cpu"
         policy.setup(self.device)
@@ -105,15 +106,16 @@ def make_spec(cfg: PreprocessConfig, tok, policy) -> ShardIndex:
     from maskpt.core.config import to_dict
     from maskpt.core.io import sha256_stream
 
-    local = Path(cfg.tokenizer)
-    tok_name = str(local.resolve()) if local.is_dir() else cfg.tokenizer
+    local = Path(cfg.tokenizer)  # a folder is recorded by its name (the copy is in the output)
+    tok_name = local.resolve().name if local.is_dir() else cfg.tokenizer
     paths = [input_path(p) for p in cfg.inputs]
     inputs = []
     for p in paths:
         if isinstance(p, Path) and p.is_dir():
             raise UserError(f"input {p} is a folder; give the files in it")
         with p.open("rb") as f:
-            inputs.append(InputRef(str(p.resolve()), p.stat().st_size, sha256_stream(f)))
+            where = p.name if isinstance(p, Path) else str(p)
+            inputs.append(InputRef(where, p.stat().st_size, sha256_stream(f)))
     return ShardIndex(
         policy=PolicyInfo(policy.name, to_dict(policy.config), policy.target_format,
                           getattr(policy, "fingerprint", None) or ""),
@@ -174,26 +176,52 @@ def run_preprocess(
         markers = _run_on_ray(cfg, WorkerTokenizer.from_tokenizer(tok), policy, spec, out,
                               progress)  # fmt: skip
     else:
-        markers = _run_here(cfg, tok, policy, out)
+        markers = _run_here(cfg, tok, policy, out, progress)
+    store_tokenizer(out, tok)
     return finalize(out, spec, markers)
 
 
-def _run_here(cfg: PreprocessConfig, tok, policy, out: Storage) -> list[UnitMarker]:
+def _run_here(cfg: PreprocessConfig, tok, policy, out: Storage, progress: bool = False
+              ) -> list[UnitMarker]:  # fmt: skip
     """The units one after another in this process (`--no-ray`)."""
     policy.setup("cpu")
     tune_gc()
     moved = planned_moves(out)
-    markers: list[UnitMarker] = []
+    units, total = planned(cfg)
+    prog = _Progress(policy.name, progress, total)
     try:
-        for unit in plan_units(cfg.inputs, cfg.docs_per_unit):
-            markers.append(read_marker(out, unit.id, moved) or process_unit(
-                unit, tok, policy, cfg.seed, cfg.max_length, out, cfg.formats, cfg.shard_size))  # fmt: skip
+        with _reading(cfg, progress):
+            for unit in units:
+                prog.record(read_marker(out, unit.id, moved) or process_unit(
+                    unit, tok, policy, cfg.seed, cfg.max_length, out, cfg.formats,
+                    cfg.shard_size))  # fmt: skip
     except KeyboardInterrupt:
         raise Interrupted(
-            f"interrupted with {len(markers)} units finished; they are kept in "
+            f"interrupted with {len(prog.markers)} units finished; they are kept in "
             f"{out.root_url}: rerun the same command to resume"
         ) from None
-    return markers
+    finally:
+        prog.bar.close()
+    return prog.markers
+
+
+@contextmanager
+def _reading(cfg: PreprocessConfig, enabled: bool):
+    """A second progress bar, in bytes against the files' sizes, over the
+    inputs the driver streams (they cannot be counted in records ahead of
+    time); their reads are metered while the block runs."""
+    from preprocess.plan import splittable
+
+    streamed = [p for p in map(input_path, cfg.inputs) if splittable(p) == "records"]
+    if not streamed or not enabled:
+        yield
+        return
+    from tqdm import tqdm
+
+    total = sum(p.stat().st_size for p in streamed)
+    with tqdm(desc="reading (driver)", total=total, unit="B", unit_scale=True, position=1,
+              dynamic_ncols=True) as bar, metered(bar.update, streamed):  # fmt: skip
+        yield
 
 
 @contextmanager
@@ -317,9 +345,9 @@ def _run_units(cfg, tok, policy, spec, out: Storage, progress: bool) -> list[Uni
     remote_cls = ray.remote(MaskWorker).options(
         **actor_options(policy, resources, cfg.gpus_per_worker)
     )
-    # the tokenizer's definition (MBs for a 50k vocabulary) goes to the object store
-    # once, not once per actor
-    args = (ray.put(tok), policy, cfg.seed, cfg.max_length, out.root_url, cfg.formats,
+    # the tokenizer's definition (MBs for a 50k vocabulary) goes to the output folder once,
+    # which every worker reads (not to the object store: see maskpt/core/worker_tokenizer.py)
+    args = (tok.to_file(out, f"{PROGRESS}/tokenizer.json"), policy, cfg.seed, cfg.max_length, out.root_url, cfg.formats,
             cfg.shard_size, (socket.gethostname(), os.getpid()))  # fmt: skip
     pool = _Pool([remote_cls.remote(*args) for _ in range(n_workers)], cfg.max_in_flight, out)
     units, total = planned(cfg)
@@ -327,14 +355,15 @@ def _run_units(cfg, tok, policy, spec, out: Storage, progress: bool) -> list[Uni
     resumed = 0
     moved = planned_moves(out)
     try:
-        for unit in units:
-            marker = read_marker(out, unit.id, moved)
-            if marker is not None:
-                resumed += 1
-                prog.record(marker)
-                continue
-            for m in pool.submit(unit):
-                prog.record(m)
+        with _reading(cfg, progress):
+            for unit in units:
+                marker = read_marker(out, unit.id, moved)
+                if marker is not None:
+                    resumed += 1
+                    prog.record(marker)
+                    continue
+                for m in pool.submit(unit):
+                    prog.record(m)
         for m in pool.drain():
             prog.record(m)
     except KeyboardInterrupt:

@@ -75,7 +75,12 @@ def splittable(path: Path) -> str:
 
 def plan_units(inputs, docs_per_unit: int, warn=None) -> Iterator[Unit]:
     """Every unit of every input, in input order."""
-    warn = warn or (lambda msg: print(f"warning: {msg}", file=sys.stderr))
+    if warn is None:
+        from tqdm import tqdm
+
+        def warn(msg: str) -> None:  # above the progress bars, not inside their line
+            tqdm.write(f"warning: {msg}", file=sys.stderr)
+
     for i, name in enumerate(inputs):
         path = input_path(name)
         if not path.exists():

@@ -46,7 +46,7 @@ def _open_lines(path):
         return open_input(path, "gzip")
     if name.endswith(".zst"):
         return open_input(path, "zstd")
-    return path.open("rb")
+    return open_input(path)
 
 
 def _lines(f, start: int, end: int | None) -> Iterator[bytes]:
@@ -188,7 +188,7 @@ def read_text(path: str | Path) -> Iterator[Document | Skip]:
     buf: list[str] = []
     n = 0
     start = 1
-    with path.open("rb") as f:
+    with open_input(path) as f:
         for lineno, raw in enumerate(f, 1):
             try:
                 line = raw.decode("utf-8")

@@ -13,7 +13,10 @@ def test_cluster_config_passes_rays_validation():
     types = config["available_node_types"]
     assert {"head", "cpu_worker", "gpu_worker"} <= set(types)
     assert config["head_node_type"] == "head"
-    assert any("pip install -e ~/maskpt" in c for c in config["setup_commands"])
+    assert any('pip install -e ~/maskpt"[s3]"' in c for c in config["setup_commands"])
+    # the dashboard (and job API) stays on the head's loopback: `ray dashboard` forwards it
+    assert all("--dashboard-host=127.0.0.1" in c for c in config["head_start_ray_commands"]
+               if c.startswith("ray start"))  # fmt: skip
     assert config["file_mounts"]["~/maskpt"] == "."
     # every node runs Ray at the version this project installs (the client's)
     import ray

@@ -102,11 +102,29 @@ def check_jit_locks() -> None:
         )
 
 
+def name_cpu_accelerator() -> None:
+    """Tell DeepSpeed it runs on CPU when there is no GPU (`DS_ACCELERATOR`,
+    unless set), before it is imported: its guess warns on every start that
+    it "was unable to detect" a GPU."""
+    import os
+
+    import torch
+
+    if not torch.cuda.is_available():
+        os.environ.setdefault("DS_ACCELERATOR", "cpu")
+
+
 def init_deepspeed(precision: str) -> bool:
     """Distributed init from the launcher's environment (NCCL on GPU, gloo on
     CPU); returns whether to train in bf16 (`auto` = on GPU)."""
-    import deepspeed
+    import contextlib
+    import io
+    import sys
+
     import torch
+
+    name_cpu_accelerator()
+    import deepspeed
 
     check_jit_locks()
     single_process_env()
@@ -114,7 +132,11 @@ def init_deepspeed(precision: str) -> bool:
     use_cuda = torch.cuda.is_available()
     if use_cuda:
         torch.cuda.set_device(local_rank)
-    deepspeed.init_distributed(dist_backend="nccl" if use_cuda else "gloo", verbose=False)
+    said = io.StringIO()  # on CPU it prints "... shm_comm_op built successfully" at every start
+    with contextlib.redirect_stdout(said):
+        deepspeed.init_distributed(dist_backend="nccl" if use_cuda else "gloo", verbose=False)
+    sys.stdout.writelines(line for line in said.getvalue().splitlines(keepends=True)
+                          if not line.rstrip().endswith("built successfully"))  # fmt: skip
     return precision == "bf16" or (precision == "auto" and use_cuda)
 
 

@@ -4,6 +4,7 @@ transformers' `Seq2SeqTrainer`.
     maskpt finetune --task nq --data-dir data/nq --model runs/pretrain/hf lr=2e-5 seed=1
     maskpt finetune --config configs/finetune/paper.yaml task=nq data_dir=data/nq --train-fraction 0.01
     deepspeed --num_gpus 4 train/finetune.py --config configs/finetune/paper.yaml task=nq data_dir=data/nq deepspeed=true
+    deepspeed --num_gpus 4 train/finetune.py ... --deepspeed-config ds_zero3.json trainer_args.activation_checkpointing=true
 
 The paper's Table 5 settings are the defaults and become
 `Seq2SeqTrainingArguments`: label smoothing 0.1 (`label_smoothing_factor`),
@@ -39,9 +40,9 @@ import json
 import shutil
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from maskpt.core.errors import UserError
 
@@ -125,6 +126,14 @@ class FinetuneConfig:
     """Train under DeepSpeed ZeRO (use the deepspeed launcher for several GPUs)."""
     zero_stage: int = 1
     """ZeRO stage when deepspeed is on (0, 1 or 2)."""
+    deepspeed_config: str = ""
+    """A DeepSpeed JSON (what HF users pass as `--deepspeed ds.json`) merged key by key over
+    the built-in config; turns deepspeed on. Batch sizes in it must agree with batch_size
+    and micro_batch (or be "auto"); ZeRO-3, offload, optimizer settings come from it."""
+    trainer_args: dict[str, Any] = field(default_factory=dict)
+    """Further `Seq2SeqTrainingArguments` passed as they are (activation_checkpointing, optim,
+    push_to_hub, hub_model_id, dataloader_num_workers, ...); names the recipe sets from
+    the fields above are refused with the field to use."""
     precision: Literal["auto", "bf16", "fp32"] = "auto"
     """auto = bf16 under DeepSpeed on GPU, fp32 otherwise."""
     save_model: bool = False
@@ -163,12 +172,52 @@ class FinetuneConfig:
             raise ValueError(f"label_smoothing must be in [0, 1), got {self.label_smoothing}")
         if self.zero_stage not in (0, 1, 2):
             raise ValueError(f"zero_stage must be 0, 1 or 2, got {self.zero_stage}")
+        if self.deepspeed_config:
+            from maskpt.core.config import read_yaml_mapping  # JSON is YAML
+
+            read_yaml_mapping(self.deepspeed_config)  # a missing or broken file, named now
+        check_trainer_args(self.trainer_args)
         if self.eval_every_epochs < 1:
             raise ValueError(f"eval_every_epochs must be >= 1, got {self.eval_every_epochs}")
         for key in ("max_steps", "eval_every", "patience", "warmup_steps", "max_eval_examples",
                     "no_repeat_ngram_size"):  # fmt: skip
             if getattr(self, key) < 0:
                 raise ValueError(f"{key} must be >= 0, got {getattr(self, key)}")
+
+
+RECIPE_ARGUMENTS = {
+    "output_dir": "output_dir", "seed": "seed", "data_seed": "seed",
+    "per_device_train_batch_size": "micro_batch", "gradient_accumulation_steps": "batch_size",
+    "per_device_eval_batch_size": "eval_batch", "learning_rate": "lr",
+    "lr_scheduler_type": "warmup_steps", "warmup_steps": "warmup_steps",
+    "weight_decay": "weight_decay", "max_grad_norm": "grad_clip",
+    "label_smoothing_factor": "label_smoothing", "num_train_epochs": "max_epochs",
+    "max_steps": "max_steps", "eval_strategy": "eval_every", "save_strategy": "eval_every",
+    "eval_steps": "eval_every", "save_steps": "eval_every", "save_total_limit": "keep_checkpoints",
+    "load_best_model_at_end": "patience", "metric_for_best_model": "task",
+    "greater_is_better": "task", "predict_with_generate": "num_beams",
+    "logging_steps": "log_every", "report_to": "report_to", "bf16": "precision",
+    "deepspeed": "deepspeed_config", "use_cpu": "the device", "log_level": "the recipe",
+    "remove_unused_columns": "the recipe",
+}  # fmt: skip
+"""`Seq2SeqTrainingArguments` the recipe sets -> the config field that decides each."""
+
+
+def check_trainer_args(extra: dict) -> None:
+    """`trainer_args` names `Seq2SeqTrainingArguments` has and the recipe does not set."""
+    from dataclasses import fields
+
+    from transformers import Seq2SeqTrainingArguments
+
+    from maskpt.core.config import ConfigError
+
+    known = {f.name for f in fields(Seq2SeqTrainingArguments) if f.init}
+    for key in extra:
+        if key in RECIPE_ARGUMENTS:
+            raise ConfigError(f"trainer_args.{key}: set by the recipe from "
+                              f"{RECIPE_ARGUMENTS[key]}; set that instead")  # fmt: skip
+        if key not in known:
+            raise ConfigError(f"trainer_args.{key}: not a Seq2SeqTrainingArguments field")
 
 
 # --- phase 1: the run folder and the data ------------------------------------------------
@@ -224,6 +273,14 @@ def claim_output(cfg: FinetuneConfig, out: Path) -> None:
             shutil.rmtree(torn, ignore_errors=True)
 
 
+def _unclaim(out: Path, made_folder: bool, made_config: bool) -> None:
+    """Undo `claim_output` for a run that stopped before its first step."""
+    if made_config:
+        (out / "config.json").unlink(missing_ok=True)
+    if made_folder and out.is_dir() and not any(out.iterdir()):
+        out.rmdir()
+
+
 def load_data(cfg: FinetuneConfig, tok, limit: int):
     """(examples, encoded) per split; the train split cut to `train_fraction`."""
     from train.seq2seq import encode, subset
@@ -273,24 +330,35 @@ def load_model(cfg: FinetuneConfig):
 
 
 def training_arguments(cfg: FinetuneConfig, metric: str, world: int):
-    import torch
+    """The recipe's `Seq2SeqTrainingArguments`, with the user's `trainer_args`."""
     from transformers import Seq2SeqTrainingArguments
+
+    return Seq2SeqTrainingArguments(**recipe_arguments(cfg, metric, world), **cfg.trainer_args)
+
+
+def recipe_arguments(cfg: FinetuneConfig, metric: str, world: int) -> dict:
+    """What the recipe sets of `Seq2SeqTrainingArguments` (`RECIPE_ARGUMENTS`)."""
+    import torch
 
     from train.distributed import single_process_env, split_batch
 
     micro = cfg.micro_batch or max(1, cfg.batch_size // world)
     accum = split_batch(cfg.batch_size, micro, world, names=("batch_size", "micro_batch"))
     cuda = torch.cuda.is_available()
-    bf16 = cfg.precision == "bf16" or (cfg.precision == "auto" and cfg.deepspeed and cuda)
+    use_ds = cfg.deepspeed or bool(cfg.deepspeed_config)
+    bf16 = cfg.precision == "bf16" or (cfg.precision == "auto" and use_ds and cuda)
     ds = None
-    if cfg.deepspeed and not cuda:
+    if use_ds and not cuda:
+        from train.distributed import name_cpu_accelerator
+
+        name_cpu_accelerator()
         if world > 1:
             raise UserError(
                 "deepspeed=true on CPU works in one process only (accelerate runs DeepSpeed on "
                 "accelerators); for several CPU ranks leave deepspeed off (DDP over gloo)"
             )
         single_process_env()  # the environment DeepSpeed expects
-    if cfg.deepspeed:
+    if use_ds:
         from train.distributed import check_jit_locks
 
         check_jit_locks()  # DeepSpeed's start would wait forever on a killed build's lock
@@ -298,8 +366,14 @@ def training_arguments(cfg: FinetuneConfig, metric: str, world: int):
               "gradient_accumulation_steps": accum, "gradient_clipping": cfg.grad_clip,
               "zero_optimization": {"stage": cfg.zero_stage}, "bf16": {"enabled": bf16},
               "zero_allow_untested_optimizer": True, "steps_per_print": 10**9}  # fmt: skip
+        if cfg.deepspeed_config:
+            from maskpt.core.config import read_yaml_mapping
+            from train.monitor import deepspeed_config
+
+            user = read_yaml_mapping(cfg.deepspeed_config)
+            ds = deepspeed_config(ds, user, cfg.deepspeed_config, "batch_size, micro_batch")
     when = "steps" if cfg.eval_every else "epoch"
-    return Seq2SeqTrainingArguments(
+    return dict(
         output_dir=cfg.output_dir, seed=cfg.seed, data_seed=cfg.seed,
         per_device_train_batch_size=micro, gradient_accumulation_steps=accum,
         per_device_eval_batch_size=cfg.eval_batch, learning_rate=cfg.lr,
@@ -473,10 +547,16 @@ def finetune(cfg: FinetuneConfig) -> dict | None:
     metric = get_task(cfg.task).metric
     args = training_arguments(cfg, metric, launched_world())
     resume = resume_from(cfg, out)
+    fresh = not out.exists(), not (out / "config.json").exists()
     if args.process_index == 0:
         claim_output(cfg, out)
-    tok, model = load_model(cfg)
-    splits, encoded = load_data(cfg, tok, model.config.max_position_embeddings)
+    try:
+        tok, model = load_model(cfg)
+        splits, encoded = load_data(cfg, tok, model.config.max_position_embeddings)
+    except UserError:  # a missing model or data: leave no run folder that looks started
+        if args.process_index == 0:
+            _unclaim(out, *fresh)
+        raise
     dev_n = cfg.max_eval_examples or len(splits["dev"])
     scorer = Scorer(tok, metric, dev_n == len(splits["dev"]))
     timer = {"train_s": 0.0, "steps": 0, "mark": time.perf_counter()}

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from maskpt.core.errors import UserError
+from maskpt.core.tokenizer import save_tokenizer_files
 
 
 @dataclass(frozen=True)
@@ -139,7 +140,7 @@ def save_tokenizer(tokenizer, folder: Path, config) -> None:
     try:
         if positions:
             tokenizer.model_max_length = int(positions)
-        tokenizer.save_pretrained(str(folder))
+        save_tokenizer_files(tokenizer, folder)
     finally:
         tokenizer.model_max_length = old
 

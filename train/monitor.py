@@ -8,12 +8,18 @@ users keep them. The batch arithmetic stays checked: a batch size in the
 user's config that disagrees with global_batch / micro_batch / the world
 size is refused by name.
 
-Logging goes through DeepSpeed's own monitor (`tensorboard`, `csv_monitor`,
-`wandb` sections): `report_to` switches them on, writing under
-OUTPUT/monitor/, and the recipe writes its scalars with
-`engine.monitor.write_events` at every log step (the tags `pretrain/loss`,
-`pretrain/lr`, `pretrain/grad_norm`, `pretrain/tokens_per_s`,
-`pretrain/mask_ratio`, indexed by optimizer step).
+Logging goes through DeepSpeed's own monitor (`tensorboard`, `csv_monitor`
+sections): `report_to` switches them on, writing under OUTPUT/monitor/, and
+the recipe writes its scalars with `engine.monitor.write_events` at every log
+step (the tags `pretrain/loss`, `pretrain/lr`, `pretrain/grad_norm`,
+`pretrain/tokens_per_s`, `pretrain/mask_ratio`, indexed by optimizer step).
+W&B is the exception: DeepSpeed's wandb monitor logs its own
+`Train/Samples/*` at step = samples seen, after which W&B drops every scalar
+logged at step = optimizer step as out of order. So the `wandb` section
+(`report_to: [wandb]`, with `project`, `group`, `team` from a user's DeepSpeed
+JSON) is taken out of DeepSpeed's config and the recipe keeps its own run
+(`WandbRun`, rank 0): every scalar carries `pretrain/step`, declared with
+`define_metric` as the x-axis of `pretrain/*`.
 """
 
 from __future__ import annotations
@@ -57,14 +63,15 @@ def monitor_sections(report_to, out: Path, job: str) -> dict:
     return sections
 
 
-def deepspeed_config(computed: dict, user: dict, source: str = "deepspeed") -> dict:
+def deepspeed_config(computed: dict, user: dict, source: str = "deepspeed",
+                     batch_fields: str = "global_batch, micro_batch") -> dict:  # fmt: skip
     """The user's DeepSpeed config merged over the computed one, refusing batch
     sizes that disagree with the recipe's (which decide the data stream)."""
     for key in BATCH_KEYS:
         if key in user and user[key] not in ("auto", computed[key]):
             raise ConfigError(
                 f"{source}: {key} = {user[key]} disagrees with the recipe's {computed[key]} "
-                "(from global_batch, micro_batch and the world size); set those fields instead"
+                f"(from {batch_fields} and the world size); set those fields instead"
             )
     user = {k: v for k, v in user.items() if not (k in BATCH_KEYS and v == "auto")}
     stage = user.get("zero_optimization", {}).get("stage", computed["zero_optimization"]["stage"])
@@ -73,9 +80,39 @@ def deepspeed_config(computed: dict, user: dict, source: str = "deepspeed") -> d
     return merge(computed, user)
 
 
-def write_scalars(engine, step: int, scalars: dict[str, float]) -> None:
+def take_wandb(ds_config: dict) -> dict | None:
+    """Remove the `wandb` section from a DeepSpeed config; return it when enabled."""
+    section = ds_config.pop("wandb", None)
+    return section if section and section.get("enabled") else None
+
+
+class WandbRun:
+    """The recipe's W&B run (rank 0), files under OUTPUT/monitor/wandb."""
+
+    def __init__(self, section: dict, out: Path, config: dict):
+        import wandb
+
+        folder = out / "monitor"
+        folder.mkdir(parents=True, exist_ok=True)
+        self.run = wandb.init(project=section.get("project") or "maskpt",
+                              group=section.get("group"), entity=section.get("team"),
+                              dir=str(folder), config=config, job_type="pretrain")  # fmt: skip
+        self.run.define_metric("pretrain/step")
+        self.run.define_metric("pretrain/*", step_metric="pretrain/step")
+
+    def log(self, step: int, scalars: dict[str, float]) -> None:
+        self.run.log({**{f"pretrain/{k}": float(v) for k, v in scalars.items()},
+                      "pretrain/step": step})  # fmt: skip
+
+    def close(self) -> None:
+        self.run.finish()
+
+
+def write_scalars(engine, step: int, scalars: dict[str, float], wandb_run=None) -> None:
     """The step's scalars to every monitor DeepSpeed has enabled (its writers
-    flush each call and write on rank 0 only)."""
+    flush each call and write on rank 0 only) and to the W&B run."""
     monitor = getattr(engine, "monitor", None)
     if monitor is not None and monitor.enabled:
         monitor.write_events([(f"pretrain/{k}", float(v), step) for k, v in scalars.items()])
+    if wandb_run is not None:
+        wandb_run.log(step, scalars)

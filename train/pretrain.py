@@ -58,11 +58,12 @@ from train.distributed import (
     finish_distributed,
     full_parameters,
     init_deepspeed,
+    name_cpu_accelerator,
     split_batch,
     zero_config,
 )
 from train.model import build_model, export_pretrained, pad_vocab, save_skeleton
-from train.monitor import deepspeed_config, monitor_sections, write_scalars
+from train.monitor import WandbRun, deepspeed_config, monitor_sections, take_wandb, write_scalars
 from train.pretrain_config import PretrainConfig, lr_lambda, resolve_zero_stage
 
 
@@ -88,6 +89,8 @@ class Run:
     grad_norm: float | None = None
     own_grad_norm: bool = False
     """Measure the gradient norm here: DeepSpeed reports none at fp32 ZeRO stage 0."""
+    wandb: object = None
+    """The W&B run (rank 0, `report_to: [wandb]`)."""
 
     @property
     def ckpt_dir(self) -> Path:
@@ -166,8 +169,10 @@ def clear_output(out: Path) -> None:
 
 def setup(cfg: PretrainConfig, resume: bool, overwrite: bool = False) -> Run:
     """Check the input, start DeepSpeed, build the engine and the data stream."""
-    import deepspeed
     import torch.distributed as dist
+
+    name_cpu_accelerator()  # before DeepSpeed is imported
+    import deepspeed
 
     rank, _, world = dist_env()
     tok, sources = prepare(cfg, world, rank)  # fails fast on bad input, before distributed init
@@ -192,6 +197,7 @@ def setup(cfg: PretrainConfig, resume: bool, overwrite: bool = False) -> Run:
                               resolve_zero_stage(cfg.zero_stage, world), bf16),
                 **monitor_sections(cfg.report_to, out, "pretrain")}  # fmt: skip
     ds_config = deepspeed_config(computed, cfg.deepspeed)
+    wandb_section = take_wandb(ds_config)  # the recipe logs to W&B itself (train/monitor.py)
     engine, _, _, _ = deepspeed.initialize(model=model, optimizer=optimizer,
                                            lr_scheduler=scheduler, config=ds_config)  # fmt: skip
     stream = PretrainStream(sources, cfg.micro_batch, rank, world, cfg.seed, cfg.data.shuffle,
@@ -206,8 +212,14 @@ def setup(cfg: PretrainConfig, resume: bool, overwrite: bool = False) -> Run:
         (out / "deepspeed_config.json").write_text(json.dumps(ds_config, indent=2) + "\n")
         save_skeleton(model, tok, out / "model")  # what `maskpt export` builds a checkpoint into
     own_norm = not bf16 and engine.zero_optimization_stage() == 0
+    wandb_run = None
+    if wandb_section and rank == 0:
+        from maskpt.core.config import to_dict
+
+        wandb_run = WandbRun(wandb_section, out, to_dict(cfg))
     return Run(cfg, rank, world, tok, engine, stream, accum, out,
-               data=data_record(cfg, sources, world), own_grad_norm=own_norm)  # fmt: skip
+               data=data_record(cfg, sources, world), own_grad_norm=own_norm,
+               wandb=wandb_run)  # fmt: skip
 
 
 def _agree(ok: bool) -> bool:
@@ -361,7 +373,8 @@ def log_step(run: Run, loss: float, tokens: float, seconds: float) -> None:
         "examples_seen": run.step * run.cfg.global_batch,
     }
     scalars = ("loss", "lr", "grad_norm", "mask_ratio", "tokens_per_s")
-    write_scalars(run.engine, run.step, {k: rec[k] for k in scalars if rec[k] is not None})
+    write_scalars(run.engine, run.step, {k: rec[k] for k in scalars if rec[k] is not None},
+                  run.wandb)  # fmt: skip
     run.log.write(json.dumps(rec) + "\n")
     run.log.flush()
     run.bar.set_postfix(loss=f"{loss:.3f}", tok_s=f"{rec['tokens_per_s']:.0f}")
@@ -408,7 +421,7 @@ def export(run: Run) -> None:
 
 def cleanup(run: Run) -> None:
     """Close logs, write the debug parameter hash, tear distributed down."""
-    for f in (run.bar, run.log, run.ids_log):
+    for f in (run.bar, run.log, run.ids_log, run.wandb):
         if f is not None:
             f.close()
     if run.cfg.debug_records:

@@ -6,7 +6,9 @@ with the most seeds and then the best mean dev score — after a staged sweep
 that is the chosen setting. Per column the best mean is **bold**, and rows
 not significantly worse than it are underlined: a two-sided paired t-test
 over the seeds both have gives p > 0.1 (identical scores count as p = 1;
-fewer than 2 shared seeds gives no test and no mark).
+fewer than 2 shared seeds gives no test and no mark). A column whose best
+mean is shared by several rows (e.g. all zeros) has no winner: no bold and
+no underline.
 
 Runs are found as `metrics.json` files under the given folders, laid out as
 `<checkpoint>/<task>/<run>/metrics.json` (what `maskpt sweep` writes).
@@ -86,15 +88,18 @@ def build(runs: list[dict], alpha: float = 0.1) -> dict:
     for task in tasks:
         rows = {c: chosen[(c, task)] for c in checkpoints if (c, task) in chosen}
         means = {c: float(np.mean(list(v.values()))) for c, v in rows.items()}
-        best = max(means, key=means.get)
+        top = max(means.values())
+        tops = [c for c, m in means.items() if np.isclose(m, top)]
+        # a tie at the top has no winner: nothing bold, nothing compared with it
+        best = tops[0] if len(tops) == 1 else None
         for c, v in rows.items():
             vals = list(v.values())
-            p = None if c == best else paired_p(rows[best], v)
+            p = None if best is None or c == best else paired_p(rows[best], v)
             cells[f"{c}/{task}"] = {
                 "checkpoint": c, "task": task, "mean": means[c],
                 "std": float(np.std(vals, ddof=1)) if len(vals) > 1 else 0.0,
                 "seeds": sorted(v), "scores": [v[s] for s in sorted(v)],
-                "best": c == best, "p_vs_best": p,
+                "best": c == best, "tied_top": best is None and c in tops, "p_vs_best": p,
                 "not_significantly_worse": c != best and p is not None and p > alpha,
             }  # fmt: skip
     return {"checkpoints": checkpoints, "tasks": tasks, "alpha": alpha, "cells": cells}
@@ -120,7 +125,8 @@ def markdown(table: dict) -> str:
     lines.append("")
     lines.append(
         f"Test metric x100, mean ± std over seeds. **Bold**: best; <u>underlined</u>: not "
-        f"significantly worse than the best (paired t-test, p > {table['alpha']})."
+        f"significantly worse than the best (paired t-test, p > {table['alpha']}); a column "
+        "whose best mean is shared by several rows has neither."
     )
     return "\n".join(lines) + "\n"
 

@@ -118,7 +118,11 @@ def main_policies(argv) -> int:
 
 
 def main_tokenizer(argv) -> int:
+    from tqdm import tqdm
+
+    from maskpt.core.errors import InputNotFound
     from maskpt.core.records import Document
+    from maskpt.core.storage import input_path, metered, missing_input
     from maskpt.core.tokenizer import train_tokenizer
     from preprocess.readers import read_any
 
@@ -137,8 +141,15 @@ def main_tokenizer(argv) -> int:
     t.add_argument("--vocab-size", type=int, default=8000, help="vocabulary size (default 8000)")
     t.add_argument("--min-frequency", type=int, default=2, help="min pair frequency (default 2)")
     args = ap.parse_args(argv)
-    texts = (d.text for f in args.corpus for d in read_any(f) if isinstance(d, Document))
-    tok = train_tokenizer(texts, args.out, vocab_size=args.vocab_size,
-                          min_frequency=args.min_frequency)  # fmt: skip
+    paths = [input_path(f) for f in args.corpus]
+    for p in paths:
+        if not p.exists():
+            raise InputNotFound(missing_input(p))
+    texts = (d.text for p in paths for d in read_any(p) if isinstance(d, Document))
+    # reading (and cleaning a dump) is the long part: a bar in bytes against the files' sizes
+    with tqdm(desc="reading", total=sum(p.stat().st_size for p in paths), unit="B",
+              unit_scale=True, dynamic_ncols=True) as bar, metered(bar.update):  # fmt: skip
+        tok = train_tokenizer(texts, args.out, vocab_size=args.vocab_size,
+                              min_frequency=args.min_frequency, progress=True)  # fmt: skip
     print(f"saved a {len(tok)}-token byte-level BPE tokenizer to {args.out}")
     return 0

@@ -63,9 +63,14 @@ def _inspect_parser() -> argparse.ArgumentParser:
     p.add_argument("folder")
     p.add_argument("--show", type=int, metavar="N", help="print N examples")
     p.add_argument("--id", help="with --show: the example with this id")
-    p.add_argument("--verify", action="store_true")
+    p.add_argument("--verify", action="store_true",
+                   help="check every shard's sha256 and schema, decode every row, compare the "
+                        "counts with index.json; exit 1 naming the bad shard and row")  # fmt: skip
     p.add_argument("--json", action="store_true", help="machine-readable output")
-    p.add_argument("--tokenizer", help="tokenizer for --show (default: the one in index.json)")
+    p.add_argument(
+        "--tokenizer",
+        help="tokenizer for --show (default: the copy stored with the shards, in FOLDER/tokenizer)",
+    )
     p.add_argument("--epoch", type=int, default=None, metavar="E",
                    help="with --show: the masks the trainer draws in epoch E (default: the "
                         "stored ones, epoch 0)")  # fmt: skip
@@ -111,10 +116,10 @@ def _show(args, console) -> int:
     from maskpt.core.tokenizer import load_tokenizer
     from maskpt.show import print_example, to_json
     from preprocess import inspection
-    from preprocess.index import load_index
+    from preprocess.index import load_index, tokenizer_source
 
     index = load_index(args.folder)
-    tok = load_tokenizer(args.tokenizer or index.tokenizer.name)
+    tok = load_tokenizer(args.tokenizer or tokenizer_source(index))
     rows = inspection.find_rows(args.folder, args.show or 1, args.id)
     if args.id and not rows:
         raise UserError(f"no example with id {args.id!r} in {args.folder}")

@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import os
 import posixpath
 from collections.abc import Callable
 from typing import BinaryIO
@@ -107,6 +108,11 @@ class Storage:
         with contextlib.suppress(FileNotFoundError):
             self.fs.rm(self.path(rel))
 
+    def remove_tree(self, rel: str) -> None:
+        """Remove the folder `rel` and everything below it (nothing when absent)."""
+        with contextlib.suppress(FileNotFoundError):
+            self.fs.rm(self.path(rel), recursive=True)
+
     def remove_stale_tmp(self, rel: str = "") -> None:
         """Temporary files that interrupted local writes left in `rel`."""
         for name in self.listdir(rel):
@@ -114,13 +120,23 @@ class Storage:
                 self.remove(posixpath.join(rel, name))
 
     def check_writable(self) -> None:
-        """Create the folder and write, read back and delete a probe file."""
+        """Write, read back and delete a probe file in the folder; folders
+        created for the probe are removed again, so a run refused later for
+        another reason leaves nothing behind."""
         probe = f".maskpt-probe{TMP_MARK}check"
+        created = []  # local folders this check makes, deepest first
+        if self.local:
+            at = self.root
+            while at and not self.fs.exists(at):
+                created.append(at)
+                at = posixpath.dirname(at.rstrip("/"))
         try:
             self.makedirs()
             self.write_bytes(probe, b"ok")
             ok = self.read_bytes(probe) == b"ok"
             self.remove(probe)
+            for folder in created:
+                os.rmdir(folder)
         except (OSError, PermissionError, ValueError) as exc:
             raise StorageError(f"{self.root_url}: cannot write there ({exc})") from None
         if not ok:
@@ -138,7 +154,8 @@ def _url_to_fs(url: str):
         scheme = url.split("://", 1)[0]
         raise StorageError(
             f"{url}: no filesystem for {scheme}:// is installed ({exc}); "
-            f"install its fsspec package (e.g. s3fs, gcsfs) or use a local path"
+            f"install its fsspec package (s3://: pip install 'maskpt[s3]'; gs://: gcsfs) "
+            "or use a local path"
         ) from None
 
 
@@ -291,10 +308,71 @@ class _Layered(io.BufferedReader):
             self._under.close()
 
 
+_METERS: list = []
+"""The callbacks of the open `metered` blocks, innermost last."""
+
+
+@contextlib.contextmanager
+def metered(callback: Callable[[int], None], paths=None):
+    """Inputs opened with `open_input` inside the block (those of `paths`
+    only, when given) report the bytes read from the file (compressed bytes
+    for compressed files) to `callback(n)`: what a progress bar over an input
+    that cannot be counted in records ahead of time counts, against the
+    file's size."""
+    entry = (callback, None if paths is None else {str(p) for p in paths})
+    _METERS.append(entry)
+    try:
+        yield
+    finally:
+        _METERS.remove(entry)
+
+
+def _meter_of(path) -> Callable[[int], None] | None:
+    for callback, paths in reversed(_METERS):
+        if paths is None or str(path) in paths:
+            return callback
+    return None
+
+
+class _Counting(io.RawIOBase):
+    """A binary file whose reads are reported to a meter."""
+
+    def __init__(self, f, meter: Callable[[int], None]):
+        self._f, self._meter = f, meter
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        n = self._f.readinto(buffer)
+        if n:
+            self._meter(n)
+        return n
+
+    def seekable(self) -> bool:
+        return self._f.seekable()
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        return self._f.seek(offset, whence)
+
+    def tell(self) -> int:
+        return self._f.tell()
+
+    def close(self) -> None:
+        try:
+            self._f.close()
+        finally:
+            super().close()
+
+
 def open_input(path, compression: str | None = None) -> BinaryIO:
     """A local path or `RemotePath` opened for binary reading; with
-    `compression` ("bz2", "gzip", "zstd") decompressed as it is read."""
+    `compression` ("bz2", "gzip", "zstd") decompressed as it is read; inside
+    a `metered` block its reads are counted."""
     raw = path.open("rb")
+    meter = _meter_of(path)
+    if meter is not None:
+        raw = io.BufferedReader(_Counting(raw, meter))
     if compression is None:
         return raw
     try:

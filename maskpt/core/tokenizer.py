@@ -118,6 +118,16 @@ def load_tokenizer(name_or_path: str = DEFAULT_TOKENIZER):
     return tok
 
 
+def save_tokenizer_files(tokenizer, folder) -> None:
+    """`tokenizer.save_pretrained(folder)` without the load arguments that
+    transformers writes back into `tokenizer_config.json` (`local_files_only`
+    from an offline load would keep every later user of the copy offline)."""
+    init_kwargs = getattr(tokenizer, "init_kwargs", None)
+    if isinstance(init_kwargs, dict):
+        init_kwargs.pop("local_files_only", None)
+    tokenizer.save_pretrained(str(folder))
+
+
 def tokenizer_fingerprint(tokenizer) -> str:
     """sha256 of the tokenizer's full serialized definition (vocab, merges,
     normalizer, special tokens): equal fingerprints mean equal tokenization."""
@@ -133,12 +143,14 @@ def tokenizer_fingerprint(tokenizer) -> str:
 
 
 def train_tokenizer(
-    texts, out_dir: str | os.PathLike, vocab_size: int = 8000, min_frequency: int = 2
-):
+    texts, out_dir: str | os.PathLike, vocab_size: int = 8000, min_frequency: int = 2,
+    progress: bool = False,
+):  # fmt: skip
     """Train a byte-level BPE (BART/RoBERTa layout: `<s>`=0, `<pad>`=1,
     `</s>`=2, `<unk>`=3, `<mask>`=4) on an iterable of strings and save it so
-    `AutoTokenizer.from_pretrained(out_dir)` loads it. Returns the loaded
-    tokenizer."""
+    `AutoTokenizer.from_pretrained(out_dir)` loads it (`progress`: the
+    tokenizers library's own bars for counting pairs and merging). Returns
+    the loaded tokenizer."""
     from tokenizers import ByteLevelBPETokenizer, processors
     from transformers import BartTokenizer
 
@@ -150,7 +162,7 @@ def train_tokenizer(
         vocab_size=vocab_size,
         min_frequency=min_frequency,
         special_tokens=SPECIAL_TOKENS,
-        show_progress=False,
+        show_progress=progress,
     )
     bpe.post_processor = processors.RobertaProcessing(
         ("</s>", 2), ("<s>", 0), trim_offsets=True, add_prefix_space=False
@@ -168,7 +180,7 @@ def train_tokenizer(
     tok.model_max_length = 1024
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    tok.save_pretrained(str(out))
+    save_tokenizer_files(tok, out)
     return load_tokenizer(str(out))
 
 

@@ -8,7 +8,11 @@ about 1.5 s and 300 MB per worker before its first document, for policies
 `WorkerTokenizer` from the tokenizer it loaded and fingerprinted, and it
 travels to the workers as that tokenizer's serialized definition (its
 `tokenizer.json`), so workers tokenize with exactly that definition, whether
-it came from a local folder or the hub cache.
+it came from a local folder or the hub cache. A Ray job writes the
+definition into its output folder once (`to_file`) and gives its workers a
+`TokenizerFile`: a few bytes of constructor arguments, where a definition of
+megabytes would sit in Ray's object store, and an actor restarted on another
+node would depend on that object still being there.
 
 Tokenization is the one transformers performs for
 `tokenizer(text, add_special_tokens=False, return_offsets_mapping=True,
@@ -18,6 +22,9 @@ the two on every bundled document and on literal special-token strings).
 """
 
 from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
 
 
 class WorkerTokenizer:
@@ -55,6 +62,15 @@ class WorkerTokenizer:
         backend.encode_special_tokens = True  # "<mask>" in a text is text, not the mask id
         return backend
 
+    def to_file(self, storage, rel: str) -> TokenizerFile:
+        """Write the definition to `rel` in `storage`; the small reference to it."""
+        data = self.definition.encode("utf-8")
+        storage.write_bytes(rel, data)
+        ids = {"bos": self.bos_token_id, "eos": self.eos_token_id, "pad": self.pad_token_id,
+               "mask": self.mask_token_id}  # fmt: skip
+        return TokenizerFile(storage.url(rel), hashlib.sha256(data).hexdigest(),
+                             self.name_or_path, ids, tuple(self.all_special_ids))  # fmt: skip
+
     def __len__(self) -> int:
         return self.backend_tokenizer.get_vocab_size(with_added_tokens=True)
 
@@ -69,3 +85,25 @@ class WorkerTokenizer:
     def __setstate__(self, state):
         self.__dict__.update(state)
         self.backend_tokenizer = self._backend(self.definition)
+
+
+@dataclass(frozen=True)
+class TokenizerFile:
+    """Where a `WorkerTokenizer`'s definition was written, and its sha256."""
+
+    url: str
+    sha256: str
+    name_or_path: str
+    special: dict
+    all_special_ids: tuple
+
+    def load(self) -> WorkerTokenizer:
+        """The tokenizer; a changed or truncated file is refused by its checksum."""
+        from maskpt.core.storage import Storage
+
+        data = Storage(self.url).read_bytes("")
+        if hashlib.sha256(data).hexdigest() != self.sha256:
+            raise RuntimeError(f"{self.url}: the tokenizer definition changed since the "
+                               "driver wrote it (checksum differs)")  # fmt: skip
+        return WorkerTokenizer(data.decode("utf-8"), self.name_or_path, self.special,
+                               list(self.all_special_ids))  # fmt: skip

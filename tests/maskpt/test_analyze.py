@@ -103,3 +103,9 @@ def test_cli_prints_a_line_per_folder(folders, tmp_path, capsys):
     out = capsys.readouterr().out
     assert "mixed_v1: 3/3 rows, 9 masked words" in out and "num_v1: 1/1 rows" in out
     assert (tmp_path / "cli" / "pos.png").exists()
+
+
+def test_progress_shows_the_folders_row_count(folders, tmp_path, capsys):
+    run_analysis(folders, tmp_path / "p", sample=1.0, progress=True)
+    err = capsys.readouterr().err
+    assert "3/3" in err and "1/1" in err  # a total from index.json, not a bare count

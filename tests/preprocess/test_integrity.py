@@ -63,12 +63,22 @@ def test_duplicate_ids_are_skipped_and_counted_never_written_twice(tmp_path, tok
     assert _rows(tmp_path / "out-False") == _rows(tmp_path / "out-True")
 
 
-def test_changed_input_of_the_same_size_is_refused_on_resume(tmp_path, tokenizer_dir):
+def test_changed_input_of_the_same_size_is_refused_on_resume(tmp_path, tokenizer_dir,
+                                                             monkeypatch):  # fmt: skip
+    import preprocess.pipeline
+
     texts = synthetic_texts(12, seed=5)
     inp = write_jsonl(tmp_path / "in.jsonl", texts)
     out = tmp_path / "out"
-    run_preprocess(cfg(inp, out, tokenizer_dir), progress=False, use_ray=False)
-    (out / "index.json").unlink()  # as if killed before the end
+
+    def killed(*_):
+        raise KeyboardInterrupt  # as if killed before the end
+
+    monkeypatch.setattr(preprocess.pipeline, "finalize", killed)
+    with pytest.raises(KeyboardInterrupt):
+        run_preprocess(cfg(inp, out, tokenizer_dir), progress=False, use_ray=False)
+    monkeypatch.undo()
+    assert (out / "_progress" / "run.json").exists() and not (out / "index.json").exists()
     lines = inp.read_text().splitlines()
     inp.write_text("\n".join([lines[1], lines[0], *lines[2:]]) + "\n")  # reordered, same size
     with pytest.raises(SpecMismatch, match="inputs"):
@@ -79,7 +89,7 @@ def test_same_tokenizer_and_input_by_another_path_resume(tmp_path, tokenizer_dir
     inp = write_jsonl(tmp_path / "in.jsonl", synthetic_texts(8, seed=6))
     out = tmp_path / "out"
     first = run_preprocess(cfg(inp, out, tokenizer_dir), progress=False, use_ray=False)
-    assert os.path.isabs(first.tokenizer.name) and os.path.isabs(first.inputs[0].path)
+    assert first.inputs[0].path == "in.jsonl"  # recorded by name: the content identifies it
     monkeypatch.chdir(tmp_path)
     rel_tok = os.path.relpath(tokenizer_dir, tmp_path)
     again = run_preprocess(cfg("in.jsonl", "out", rel_tok), progress=False, use_ray=False)

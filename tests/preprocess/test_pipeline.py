@@ -74,6 +74,81 @@ def test_workers_and_shard_size_do_not_change_examples(corpus, tmp_path, tokeniz
         assert (tmp_path / "c" / s.path).read_bytes() == (tmp_path / "a" / s.path).read_bytes()
 
 
+def _strings(obj):
+    if isinstance(obj, dict):
+        return [s for v in obj.values() for s in _strings(v)]
+    if isinstance(obj, list):
+        return [s for v in obj for s in _strings(v)]
+    return [obj] if isinstance(obj, str) else []
+
+
+def test_a_finished_folder_is_clean_and_carries_its_tokenizer(corpus, tmp_path, tokenizer_dir,
+                                                              capsys):  # fmt: skip
+    """No `_progress/` once complete, no local absolute path in index.json, and
+    the tokenizer kept beside the shards: with the folder moved and the
+    tokenizer's own folder gone, `maskpt inspect --show` still decodes rows."""
+    import shutil
+
+    from maskpt.cli import main
+    from maskpt.core.tokenizer import load_tokenizer, tokenizer_fingerprint
+    from preprocess.index import tokenizer_source
+
+    own_tok = tmp_path / "my-tok"
+    shutil.copytree(tokenizer_dir, own_tok)
+    out = tmp_path / "made"
+    run_preprocess(cfg(corpus, out, str(own_tok), workers=1), progress=False, use_ray=False)
+    assert not (out / "_progress").exists()
+    data = json.loads((out / "index.json").read_text())
+    assert not [s for s in _strings(data) if os.path.isabs(s)]
+    assert data["tokenizer"]["name"] == "my-tok" and data["inputs"][0]["path"] == "docs.jsonl"
+    shutil.rmtree(own_tok)
+    moved = tmp_path / "elsewhere"
+    shutil.move(out, moved)
+    index = load_index(moved)
+    assert tokenizer_source(index) == str(moved / "tokenizer")
+    tok = load_tokenizer(tokenizer_source(index))
+    assert tokenizer_fingerprint(tok) == index.tokenizer.sha256
+    stored = json.loads((moved / "tokenizer" / "tokenizer_config.json").read_text())
+    assert "local_files_only" not in stored  # the copy does not pin its users offline
+    capsys.readouterr()
+    assert main(["inspect", str(moved), "--show", "1"]) == 0
+    assert "<mask>" in capsys.readouterr().out
+    # a crash between index.json and the cleanup: the rerun removes what was left
+    (moved / "_progress").mkdir()
+    (moved / "_progress" / "run.json").write_text("{}")
+    again = run_preprocess(cfg(corpus, moved, str(tokenizer_dir), workers=1), progress=False,
+                           use_ray=False)  # fmt: skip
+    assert again.counts == index.counts and not (moved / "_progress").exists()
+
+
+def test_a_refused_run_leaves_no_folder_behind(corpus, tmp_path, tokenizer_dir):
+    from maskpt.core.errors import UserError
+
+    out = tmp_path / "new" / "out"
+    bad = cfg(corpus, out, tokenizer_dir, policy_config={"mask_ratio": 7})
+    with pytest.raises(UserError, match="mask_ratio"):
+        run_preprocess(bad, progress=False, use_ray=False)
+    with pytest.raises(UserError, match="tokenizer"):
+        run_preprocess(cfg(corpus, out, str(tmp_path / "no-tok")), progress=False, use_ray=False)
+    assert not (tmp_path / "new").exists()
+
+
+def test_a_streamed_input_shows_the_bytes_read_against_its_size(tmp_path, tokenizer_dir, capsys):
+    import gzip
+
+    from tqdm import tqdm
+
+    texts = synthetic_texts(30, seed=4)
+    plain = write_jsonl(tmp_path / "docs.jsonl", texts)
+    packed = tmp_path / "docs.jsonl.gz"
+    packed.write_bytes(gzip.compress(plain.read_bytes()))
+    run_preprocess(cfg(packed, tmp_path / "out", tokenizer_dir, workers=1), use_ray=False)
+    err = capsys.readouterr().err
+    size = tqdm.format_sizeof(packed.stat().st_size)  # as the bar writes it
+    assert "reading (driver): 100%" in err and f"{size}/{size}" in err
+    assert "preprocess rand_v1" in err  # and the documents' bar (without a total: not known)
+
+
 def test_both_formats_hold_the_same_rows_and_verify(corpus, tmp_path, tokenizer_dir):
     index = run_preprocess(
         cfg(corpus, tmp_path / "o", tokenizer_dir, format="both", policy="orig_v1"), progress=False
@@ -193,12 +268,15 @@ def test_driver_killed_then_resume(corpus, tmp_path, tokenizer_dir):
         proc.wait()
     assert proc.returncode == -signal.SIGKILL, "the driver finished before it could be killed"
     assert not (out / "index.json").exists()
-    kept = {p.name: p.stat().st_mtime_ns for p in (out / "_progress").glob("*.done")}
-    assert kept
+    assert list((out / "_progress").glob("*.done"))
+    staged = {
+        (p.stat().st_ino, p.stat().st_mtime_ns) for p in (out / "_progress" / "units").iterdir()
+    }
+    assert staged
     spec = dict(docs_per_unit=4, workers=2)
     run_preprocess(cfg(corpus, out, tokenizer_dir, **spec), progress=False)
-    for name, mtime in kept.items():  # finished units were skipped, not redone
-        assert (out / "_progress" / name).stat().st_mtime_ns == mtime
+    final = {(p.stat().st_ino, p.stat().st_mtime_ns) for p in (out / "arrow").iterdir()}
+    assert staged <= final  # finished units were skipped, their shards renamed, not redone
     run_preprocess(cfg(corpus, tmp_path / "ref", tokenizer_dir, **spec), progress=False)
     assert rows_bytes(out) == rows_bytes(tmp_path / "ref")
     assert verify(out) == []

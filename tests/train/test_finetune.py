@@ -149,6 +149,7 @@ def test_missing_task_file_is_named(tmp_path, tiny_bart, capsys):
                "--output-dir", str(tmp_path / "o")])  # fmt: skip
     assert rc == 2
     assert "structured_zeroshot-train-kilt.jsonl" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()  # no run folder that looks started
 
 
 @pytest.mark.slow
@@ -183,6 +184,52 @@ def test_deepspeed_config_trains_in_one_cpu_process(tmp_path, tiny_bart, tiny_qa
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert (out / "checkpoint-2" / "global_step2").is_dir()  # a DeepSpeed (ZeRO) checkpoint
     assert json.loads((out / "metrics.json").read_text())["steps"] == 2
+
+
+def test_a_user_deepspeed_json_trains_like_the_built_in_config(tmp_path, tiny_bart, tiny_qa):
+    """`--deepspeed-config ds.json` (ZeRO-2, HF's "auto" values) merged over the
+    built-in config gives the weights of `deepspeed=true zero_stage=2`. One CPU
+    process each: accelerate runs DeepSpeed across ranks on accelerators only."""
+    from safetensors.torch import load_file
+
+    ds_json = tmp_path / "ds.json"
+    ds_json.write_text(json.dumps({
+        "zero_optimization": {"stage": 2, "contiguous_gradients": True, "overlap_comm": False},
+        "train_batch_size": "auto", "gradient_clipping": "auto",
+    }))  # fmt: skip
+    env = {k: v for k, v in os.environ.items() if k not in ("RANK", "LOCAL_RANK", "WORLD_SIZE")}
+    common = ["--task", "zsre", "--data-dir", tiny_qa, "--model", tiny_bart, "batch_size=8",
+              "max_steps=3", "eval_every=3", "save_model=true", *FAST]  # fmt: skip
+    weights = {}
+    for name, how in (("built_in", ["deepspeed=true", "zero_stage=2"]),
+                      ("user", ["--deepspeed-config", str(ds_json)])):  # fmt: skip
+        out = tmp_path / name
+        cmd = [sys.executable, "-m", "train.finetune", *common, "--output-dir", str(out), *how]
+        proc = subprocess.run(cmd, env={**env, "OMP_NUM_THREADS": "1"}, capture_output=True,
+                              text=True, timeout=280)  # fmt: skip
+        assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+        weights[name] = load_file(str(out / "model" / "model.safetensors"))
+    base = load_file(str(__import__("pathlib").Path(tiny_bart) / "model.safetensors"))
+    a, b = weights["built_in"], weights["user"]
+    assert a.keys() == b.keys()
+    assert all(a[k].allclose(b[k], atol=1e-6) for k in a)
+    assert any(not a[k].equal(base[k]) for k in a if k in base)  # it trained
+
+
+def test_trainer_args_pass_through_and_recipe_fields_are_named(tiny_qa):
+    from maskpt.core.config import ConfigError
+    from train.finetune import RECIPE_ARGUMENTS, recipe_arguments, training_arguments
+
+    cfg = FinetuneConfig(task="zsre", data_dir=tiny_qa, report_to=("none",),
+                         trainer_args={"activation_checkpointing": True, "optim": "adafactor"})  # fmt: skip
+    args = training_arguments(cfg, "em", 1)
+    assert args.activation_checkpointing is True and args.optim == "adafactor"
+    with pytest.raises(ConfigError, match=r"trainer_args.learning_rate: set by the recipe from lr"):
+        FinetuneConfig(task="zsre", data_dir=tiny_qa, trainer_args={"learning_rate": 1.0})
+    with pytest.raises(ConfigError, match="trainer_args.gradient_chekpointing: not a"):
+        FinetuneConfig(task="zsre", data_dir=tiny_qa, trainer_args={"gradient_chekpointing": 1})
+    # every argument the recipe sets is listed, so none is overridden unnoticed
+    assert set(recipe_arguments(cfg, "em", 1)) == set(RECIPE_ARGUMENTS)
 
 
 def test_non_finite_loss_stops_without_results(tmp_path, tiny_bart, tiny_qa, monkeypatch, capsys):

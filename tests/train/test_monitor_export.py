@@ -53,7 +53,9 @@ def test_tensorboard_events_and_export_of_a_mid_run_checkpoint(tmp_path, shards,
     run = tmp_path / "run"
     over = run_cfg(run, shards, tokenizer, total_steps=4, global_batch=8, micro_batch=4,
                    save_every=2, report_to="[tensorboard,csv]", export_every="true")  # fmt: skip
-    run_main(["--config", str(TINY), *over], tmp_path)
+    proc = run_main(["--config", str(TINY), *over], tmp_path)
+    said = proc.stdout + proc.stderr  # no start-up noise from DeepSpeed on CPU
+    assert "unable to detect" not in said and "built successfully" not in said
     tb = _scalars(run / "monitor")
     logs = [json.loads(x) for x in (run / "log.jsonl").read_text().splitlines()]
     assert [s for s, _ in tb["pretrain/loss"]] == [1, 2, 3, 4]
@@ -72,6 +74,8 @@ def test_tensorboard_events_and_export_of_a_mid_run_checkpoint(tmp_path, shards,
     mid = BartForConditionalGeneration.from_pretrained(tmp_path / "mid")
     tok = AutoTokenizer.from_pretrained(tmp_path / "mid")
     assert tok.model_max_length == 80
+    exported = json.loads((tmp_path / "mid" / "tokenizer_config.json").read_text())
+    assert "local_files_only" not in exported  # its users' loaders are not kept offline
     out = mid.generate(**tok(["The lighthouse <mask> in Norway."], return_tensors="pt"),
                        max_new_tokens=6)  # fmt: skip
     assert out.shape[1] > 1
@@ -129,3 +133,56 @@ def test_report_to_wandb_without_the_package_is_refused_when_parsed(monkeypatch)
                                            "report_to=[tensorboard,wandb]"])  # fmt: skip
     with pytest.raises(ConfigError, match="wandb needs the wandb package"):
         load_config(FinetuneConfig, None, ["task=nq", "data_dir=d", "model=m", "report_to=[wandb]"])
+
+
+def _wandb_history(run_file):
+    """The history rows of an offline W&B run, read from its `.wandb` file (a
+    LevelDB-style log: a 7-byte header, then 32 KiB blocks of records, each
+    with a 7-byte header of crc, length and type, holding `Record` protobufs)."""
+    import struct
+
+    from wandb.proto import wandb_internal_pb2
+
+    data = run_file.read_bytes()
+    assert data[:4] == b":W&B"
+    rows, part, pos, block = [], b"", 7, 32768
+    while pos + 7 <= len(data):
+        left = block - (pos % block)
+        if left < 7:  # a block's tail too short for a header is padding
+            pos += left
+            continue
+        _crc, length, kind = struct.unpack("<IHB", data[pos : pos + 7])
+        if length == 0 and kind == 0:
+            pos += left
+            continue
+        part += data[pos + 7 : pos + 7 + length]
+        pos += 7 + length
+        if kind in (1, 4):  # a full record, or the last piece of one
+            rec = wandb_internal_pb2.Record()
+            rec.ParseFromString(part)
+            part = b""
+            if rec.WhichOneof("record_type") == "history":
+                rows.append({i.key or "/".join(i.nested_key): json.loads(i.value_json)
+                             for i in rec.history.item})  # fmt: skip
+    return rows
+
+
+def test_wandb_offline_run_holds_every_logged_pretrain_step(tmp_path, shards, tokenizer,
+                                                            monkeypatch):  # fmt: skip
+    """W&B drops scalars logged out of step order; the recipe's own run logs
+    `pretrain/*` against `pretrain/step`, so every logged step is kept."""
+    pytest.importorskip("wandb")
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    run = tmp_path / "run"
+    over = run_cfg(run, shards, tokenizer, total_steps=4, global_batch=8, micro_batch=4,
+                   report_to="[wandb]", log_every=1)  # fmt: skip
+    proc = run_main(["--config", str(TINY), *over], tmp_path)
+    assert "will be ignored" not in proc.stdout + proc.stderr
+    files = list((run / "monitor" / "wandb").glob("offline-run-*/run-*.wandb"))
+    assert len(files) == 1, files
+    rows = [r for r in _wandb_history(files[0]) if "pretrain/loss" in r]
+    logs = [json.loads(x) for x in (run / "log.jsonl").read_text().splitlines()]
+    assert [r["pretrain/step"] for r in rows] == [1, 2, 3, 4]
+    assert [r["pretrain/loss"] for r in rows] == pytest.approx([r["loss"] for r in logs])
+    assert all("pretrain/lr" in r and "pretrain/grad_norm" in r for r in rows)

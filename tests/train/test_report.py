@@ -48,6 +48,23 @@ def test_table_bold_underline_and_mean_std(tmp_path):
     assert "**52.0 ± 2.0**" in md and "<u>51.4 ± 2.4</u>" in md and "| C | 31.0 ± 1.0 |" in md
 
 
+def test_a_tie_at_the_top_marks_no_winner(tmp_path):
+    """All-zero columns (a too-short run) or equal best means: nothing bold, nothing
+    underlined as "not worse than the best"."""
+    for ck, vals in {"A": [0.0, 0.0], "B": [0.0, 0.0], "C": [0.0, 0.0]}.items():
+        for seed, v in enumerate(vals):
+            _write(tmp_path, ck, "nq", seed, v)
+    for ck, vals in {"A": [0.4, 0.6], "B": [0.6, 0.4], "C": [0.1, 0.2]}.items():
+        for seed, v in enumerate(vals):
+            _write(tmp_path, ck, "wq", seed, v)
+    table = build(collect([tmp_path]))
+    cells = table["cells"].values()
+    assert not any(c["best"] or c["not_significantly_worse"] for c in cells)
+    assert {c["checkpoint"] for c in cells if c["tied_top"] and c["task"] == "wq"} == {"A", "B"}
+    md = markdown(table)
+    assert "**" not in md.split("\n\n")[0] and "<u>" not in md.split("\n\n")[0]
+
+
 def test_columns_follow_the_paper_and_missing_cells_show(tmp_path):
     _write(tmp_path, "A", "wq", 0, 0.1)
     _write(tmp_path, "A", "nq", 0, 0.2)

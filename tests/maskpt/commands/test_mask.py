@@ -114,3 +114,21 @@ def test_policies_lists_configs(capsys):
     assert main(["policies"]) == 0
     out = capsys.readouterr().out
     assert "orig_v1" in out and "poisson_lambda = 3.0" in out and "on_no_entity = 'drop'" in out
+
+
+def test_tokenizer_train_shows_its_reading_against_the_input_size(tmp_path, capsys):
+    """A compressed input cannot be counted in documents ahead of time: the bar
+    counts the file's bytes read against its size, and ends full."""
+    import gzip
+
+    from tqdm import tqdm
+
+    corpus = tmp_path / "c.jsonl.gz"
+    lines = [json.dumps({"id": str(i), "text": f"Marie Curie worked in Paris in {1900 + i}."})
+             for i in range(300)]  # fmt: skip
+    corpus.write_bytes(gzip.compress(("\n".join(lines) + "\n").encode()))
+    args = ["tokenizer", "train", str(corpus), str(tmp_path / "tok"), "--vocab-size", "400"]
+    assert main(args) == 0
+    err = capsys.readouterr().err
+    size = tqdm.format_sizeof(corpus.stat().st_size)  # as the bar writes it
+    assert "reading: 100%" in err and f"{size}/{size}" in err

@@ -60,3 +60,20 @@ def test_a_worker_imports_neither_transformers_nor_torch(tokenizer):
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          cwd=ROOT, timeout=120, check=True)  # fmt: skip
     assert out.stdout.strip() == "[]"
+
+
+def test_a_tokenizer_file_is_small_to_send_and_loads_the_same_tokenizer(tokenizer, tmp_path):
+    import pytest
+
+    from maskpt.core.storage import Storage
+
+    wt = WorkerTokenizer.from_tokenizer(tokenizer)
+    ref = wt.to_file(Storage(str(tmp_path)), "_progress/tokenizer.json")
+    assert len(pickle.dumps(ref)) < 1000 < len(pickle.dumps(wt))  # the definition stays on disk
+    back = pickle.loads(pickle.dumps(ref)).load()
+    text = "Ada Lovelace wrote the first <mask> program."
+    assert back.content_tokens(text) == wt.content_tokens(text)
+    assert TokenizerInfo.from_tokenizer(back) == TokenizerInfo.from_tokenizer(wt)
+    (tmp_path / "_progress" / "tokenizer.json").write_text(wt.definition.replace("a", "b", 1))
+    with pytest.raises(RuntimeError, match="changed since the driver wrote it"):
+        ref.load()
