@@ -126,7 +126,10 @@ SIZES: dict[str, list[str]] = {
         "general_steps=30", "steps=20", "batch=16", "warmup=5", "policy_steps=10", "meta_steps=10",
         "ft_steps=20", "ft_batch=16", "vocab_size=600",
     ],
-    "default": [],  # 1-1.5 h on 2 CPU cores (RESULTS.md)
+    "quick": [  # about 8 min on 2 CPU cores: none vs ssm only, the paper's first finding
+        "policies=[ssm_v1]", "transfer=[]", "general_steps=600", "steps=400",
+    ],
+    "default": [],  # about 2 h on 2 CPU cores (RESULTS.md)
     "large": [  # a GPU or a few hours of CPU: more people, a bigger model, longer runs
         "world.people=400", "world.background_people=400", "world.repeats=12", "pretrain_seeds=5",
         "general_steps=6000", "steps=6000", "ft_steps=600", "vocab_size=4000",
@@ -158,7 +161,9 @@ def run_demo(cfg: DemoConfig, out: Path) -> dict:
 
     from maskpt.demo_results import analysis, results
     from maskpt.demo_stages import LEARNED, TRANSFER, Demo, policy_of
+    from train.distributed import name_cpu_accelerator
 
+    name_cpu_accelerator()  # the in-process fine-tuning imports DeepSpeed (via accelerate)
     console = Console(highlight=False, emoji=False)
     out = Path(out)
     _claim(out, cfg)
@@ -212,6 +217,7 @@ def run_demo(cfg: DemoConfig, out: Path) -> dict:
 
 
 DEMO_EXAMPLES = """examples:
+  maskpt demo --size quick --out runs/demo-quick   # none vs ssm in about 8 min (2 CPU cores)
   maskpt demo --size tiny --out runs/demo-tiny     # every stage in a few minutes (CI)
   maskpt demo steps=2000 world.people=200          # any DemoConfig field, anywhere on the line
 """
@@ -224,8 +230,9 @@ def config_args():
     args.parser.add_argument("--out", default="runs/demo", help="output folder (default runs/demo)")
     args.parser.add_argument(
         "--size", choices=list(SIZES), default="default",
-        help="tiny: a few minutes, a table near zero (CI); default: 1-1.5 h on 2 CPU "
-        "cores; large: GPU or hours",
+        help="tiny: a few minutes, a table near zero (CI); quick: about 8 min on 2 CPU cores, "
+        "no intermediate pre-training vs ssm only (RESULTS.md); default: about 2 h on 2 CPU "
+        "cores, every policy; large: GPU or hours",
     )  # fmt: skip
     args.parser.add_argument("--overwrite", action="store_true",
                              help="delete OUT and start over (a rerun otherwise resumes, and "

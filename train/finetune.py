@@ -539,10 +539,11 @@ def finetune(cfg: FinetuneConfig) -> dict | None:
     """Train, evaluate, write predictions and metrics; returns the metrics on
     the main process (None on the others)."""
     from maskpt.core.interrupts import Interrupted, stop_requests
-    from train.distributed import launched_world
+    from train.distributed import launched_world, name_cpu_accelerator
     from train.seq2seq import Collator, EvalSet, TrainSet
     from train.tasks import get_task
 
+    name_cpu_accelerator()  # before the Trainer's integrations import DeepSpeed
     out = Path(cfg.output_dir)
     metric = get_task(cfg.task).metric
     args = training_arguments(cfg, metric, launched_world())
@@ -601,6 +602,10 @@ def config_args():
 
 
 def main(argv=None) -> int:
+    from train.distributed import name_cpu_accelerator
+
+    name_cpu_accelerator()  # before the config's check of trainer_args imports transformers
+
     def run(cfg: FinetuneConfig, _) -> int:
         metrics = finetune(cfg)
         if metrics is not None:

@@ -89,6 +89,8 @@ def test_another_config_into_the_same_folder_is_refused(tmp_path):
 
 def test_sizes_and_bad_config():
     assert demo_config("tiny").world.people < demo_config("default").world.people
+    quick = demo_config("quick")  # the RESULTS.md quick form: none vs ssm, shorter training
+    assert quick.policies == ("ssm_v1",) and quick.steps < demo_config("default").steps
     large = demo_config("large")
     assert large.model["d_model"] == 256 and large.model["encoder_attention_heads"] == 4
     with pytest.raises(ConfigError):
