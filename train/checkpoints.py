@@ -48,8 +48,10 @@ def mark_complete(ckpt_dir: Path, tag: str, rank: int, step: int, data: dict,
     from maskpt.core.io import sha256_file, write_json_atomic
 
     folder = ckpt_dir / tag
+    # every rank must list the same files (the hashing is split by position): not the
+    # completion records, nor their temporary files, which other ranks write meanwhile
     paths = [p for p in sorted(folder.rglob("*"))
-             if p.is_file() and not p.name.startswith("maskpt-complete")]  # fmt: skip
+             if p.is_file() and "maskpt-complete" not in p.name]  # fmt: skip
     files = {str(p.relative_to(folder)): p.stat().st_size for p in paths}
     hashes = {str(p.relative_to(folder)): sha256_file(p)
               for i, p in enumerate(paths) if i % world == rank}  # fmt: skip

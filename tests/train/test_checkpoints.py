@@ -59,3 +59,23 @@ def test_content_check_finds_a_file_corrupted_at_its_size(tmp_path):
     assert ck.intact(tmp_path, "step00000002", 0, content=True) == ""  # f1 is rank 1's share
     assert "f1.pt differs" in ck.intact(tmp_path, "step00000002", 1, content=True)
     assert "f1.pt differs" in ck.intact_on_every_rank(tmp_path, "step00000002")
+
+
+def test_ranks_list_the_same_files_while_another_writes_its_record(tmp_path):
+    """Rank 0's completion record is being written (its temporary file exists)
+    while rank 1 lists the folder: rank 1 neither records it nor fails on it
+    vanishing, and the two ranks' shares still cover every file once."""
+    import json
+
+    folder = tmp_path / "step00000002"
+    folder.mkdir()
+    for i in range(4):
+        (folder / f"f{i}.pt").write_bytes(bytes([i]) * 10)
+    (folder / ".maskpt-complete.rank0.json.tmp-123").write_text("{")  # rank 0 mid-write
+    ck.mark_complete(tmp_path, "step00000002", 1, 2, {"seed": 0}, world=2)
+    (folder / ".maskpt-complete.rank0.json.tmp-123").unlink()
+    ck.mark_complete(tmp_path, "step00000002", 0, 2, {"seed": 0}, world=2)
+    marks = [json.loads((folder / f"maskpt-complete.rank{r}.json").read_text()) for r in (0, 1)]
+    assert marks[0]["files"] == marks[1]["files"] == {f"f{i}.pt": 10 for i in range(4)}
+    shares = [set(m["sha256"]) for m in marks]
+    assert shares[0] | shares[1] == set(marks[0]["files"]) and not shares[0] & shares[1]
