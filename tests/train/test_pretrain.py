@@ -245,6 +245,58 @@ def test_keep_last_prunes_and_overwrite_starts_over(tmp_path, shards, tokenizer)
     assert _steps(tmp_path / "r") == [1, 2, 3, 4]
 
 
+FULL_DISK_AT_STEP_4 = """
+import errno, sys
+import torch
+
+real = torch.save
+
+
+def save(obj, f, *args, **kwargs):  # the disk fills up during step 4's checkpoint
+    if "step00000004" in str(f):
+        with open(f, "wb") as half:
+            half.write(b"PK half a zip")
+        try:
+            raise OSError(errno.ENOSPC, "No space left on device", str(f))
+        except OSError as exc:  # what torch's zip writer raises over it
+            raise RuntimeError("[enforce fail at inline_container.cc:626] . unexpected pos 64 "
+                               "vs 13") from exc
+    return real(obj, f, *args, **kwargs)
+
+
+torch.save = save
+sys.argv = ["train/pretrain.py", *sys.argv[1:]]
+from train.pretrain import main
+
+sys.exit(main())
+"""
+
+
+def test_a_full_disk_during_a_checkpoint_save_is_one_line_and_resumes_from_the_last(
+    tmp_path, shards, tokenizer
+):
+    """ENOSPC inside DeepSpeed's save (torch's "unexpected pos"): exit 2 naming the
+    checkpoint and the disk, no traceback; the checkpoint before it intact, this one
+    never marked complete; `--resume` after freeing space goes on from step 2."""
+    from train.checkpoints import intact
+
+    out = tmp_path / "r"
+    args = ["--config", str(TINY), *run_cfg(out, shards, tokenizer, total_steps=4,
+                                            global_batch=8, micro_batch=4, save_every=2)]  # fmt: skip
+    env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1")
+    proc = subprocess.run([sys.executable, "-c", FULL_DISK_AT_STEP_4, *args], env=env,
+                          cwd=tmp_path, capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert proc.returncode == 2, proc.stderr[-3000:]
+    said = [line for line in proc.stderr.splitlines() if "error:" in line]
+    assert len(said) == 1 and "saving checkpoint step00000004" in said[0], proc.stderr[-3000:]
+    assert "no space left on its disk" in said[0] and "Traceback" not in proc.stderr
+    assert intact(out / "checkpoints", "step00000002", 0) == ""
+    assert intact(out / "checkpoints", "step00000004", 0) == "its save did not finish"
+    run_main(["--resume", *args], tmp_path)  # space freed
+    assert _steps(out) == [1, 2, 3, 4]  # step 2's checkpoint, then 3 and 4 once each
+    assert intact(out / "checkpoints", "step00000004", 0) == ""
+
+
 def test_sigterm_stops_pretraining_after_a_step_with_a_checkpoint(tmp_path, shards, tokenizer):
     import signal
     import time
