@@ -4,7 +4,7 @@ transformers' `Seq2SeqTrainer`.
     maskpt finetune --task nq --data-dir data/nq --model runs/pretrain/hf lr=2e-5 seed=1
     maskpt finetune --config configs/finetune/paper.yaml task=nq data_dir=data/nq --train-fraction 0.01
     deepspeed --num_gpus 4 train/finetune.py --config configs/finetune/paper.yaml task=nq data_dir=data/nq deepspeed=true
-    deepspeed --num_gpus 4 train/finetune.py ... --deepspeed-config ds_zero3.json trainer_args.activation_checkpointing=true
+    deepspeed --num_gpus 4 train/finetune.py ... --deepspeed ds_zero3.json trainer_args.activation_checkpointing=true
 
 The paper's Table 5 settings are the defaults and become
 `Seq2SeqTrainingArguments`: label smoothing 0.1 (`label_smoothing_factor`),
@@ -122,14 +122,13 @@ class FinetuneConfig:
     """Optimizer steps between log lines (log.jsonl, TensorBoard, `report_to`)."""
     report_to: tuple[str, ...] = ("tensorboard",)
     """Where the Trainer logs: tensorboard (events under output_dir/runs/), wandb, ... or none."""
-    deepspeed: bool = False
-    """Train under DeepSpeed ZeRO (use the deepspeed launcher for several GPUs)."""
+    deepspeed: bool | str = False
+    """Train under DeepSpeed ZeRO (use the deepspeed launcher for several GPUs): true for the
+    built-in config, or a DeepSpeed JSON file (`--deepspeed ds.json`, as with HF's Trainer)
+    merged key by key over it. Batch sizes in the file must agree with batch_size and
+    micro_batch (or be "auto"); ZeRO-3, offload, optimizer settings come from it."""
     zero_stage: int = 1
-    """ZeRO stage when deepspeed is on (0, 1 or 2)."""
-    deepspeed_config: str = ""
-    """A DeepSpeed JSON (what HF users pass as `--deepspeed ds.json`) merged key by key over
-    the built-in config; turns deepspeed on. Batch sizes in it must agree with batch_size
-    and micro_batch (or be "auto"); ZeRO-3, offload, optimizer settings come from it."""
+    """ZeRO stage of the built-in config (0, 1 or 2)."""
     trainer_args: dict[str, Any] = field(default_factory=dict)
     """Further `Seq2SeqTrainingArguments` passed as they are (activation_checkpointing, optim,
     push_to_hub, hub_model_id, dataloader_num_workers, ...); names the recipe sets from
@@ -172,10 +171,10 @@ class FinetuneConfig:
             raise ValueError(f"label_smoothing must be in [0, 1), got {self.label_smoothing}")
         if self.zero_stage not in (0, 1, 2):
             raise ValueError(f"zero_stage must be 0, 1 or 2, got {self.zero_stage}")
-        if self.deepspeed_config:
+        if isinstance(self.deepspeed, str):
             from maskpt.core.config import read_yaml_mapping  # JSON is YAML
 
-            read_yaml_mapping(self.deepspeed_config)  # a missing or broken file, named now
+            read_yaml_mapping(self.deepspeed)  # a missing or broken file, named now
         check_trainer_args(self.trainer_args)
         if self.eval_every_epochs < 1:
             raise ValueError(f"eval_every_epochs must be >= 1, got {self.eval_every_epochs}")
@@ -197,7 +196,7 @@ RECIPE_ARGUMENTS = {
     "load_best_model_at_end": "patience", "metric_for_best_model": "task",
     "greater_is_better": "task", "predict_with_generate": "num_beams",
     "logging_steps": "log_every", "report_to": "report_to", "bf16": "precision",
-    "deepspeed": "deepspeed_config", "use_cpu": "the device", "log_level": "the recipe",
+    "deepspeed": "deepspeed", "use_cpu": "the device", "log_level": "the recipe",
     "remove_unused_columns": "the recipe",
 }  # fmt: skip
 """`Seq2SeqTrainingArguments` the recipe sets -> the config field that decides each."""
@@ -345,7 +344,7 @@ def recipe_arguments(cfg: FinetuneConfig, metric: str, world: int) -> dict:
     micro = cfg.micro_batch or max(1, cfg.batch_size // world)
     accum = split_batch(cfg.batch_size, micro, world, names=("batch_size", "micro_batch"))
     cuda = torch.cuda.is_available()
-    use_ds = cfg.deepspeed or bool(cfg.deepspeed_config)
+    use_ds = bool(cfg.deepspeed)
     bf16 = cfg.precision == "bf16" or (cfg.precision == "auto" and use_ds and cuda)
     ds = None
     if use_ds and not cuda:
@@ -366,12 +365,12 @@ def recipe_arguments(cfg: FinetuneConfig, metric: str, world: int) -> dict:
               "gradient_accumulation_steps": accum, "gradient_clipping": cfg.grad_clip,
               "zero_optimization": {"stage": cfg.zero_stage}, "bf16": {"enabled": bf16},
               "zero_allow_untested_optimizer": True, "steps_per_print": 10**9}  # fmt: skip
-        if cfg.deepspeed_config:
+        if isinstance(cfg.deepspeed, str):
             from maskpt.core.config import read_yaml_mapping
             from train.monitor import deepspeed_config
 
-            user = read_yaml_mapping(cfg.deepspeed_config)
-            ds = deepspeed_config(ds, user, cfg.deepspeed_config, "batch_size, micro_batch")
+            user = read_yaml_mapping(cfg.deepspeed)
+            ds = deepspeed_config(ds, user, cfg.deepspeed, "batch_size, micro_batch")
     when = "steps" if cfg.eval_every else "epoch"
     return dict(
         output_dir=cfg.output_dir, seed=cfg.seed, data_seed=cfg.seed,

@@ -50,10 +50,13 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _kind(tp) -> str:
-    """How a field's flag takes values: flag (bool), list, scalar, or none (nested)."""
+    """How a field's flag takes values: flag (bool; `bool | str` too: `--deepspeed` alone
+    or `--deepspeed ds.json`), list, scalar, or none (nested)."""
     origin = typing.get_origin(tp)
     if origin in (typing.Union, types.UnionType):
         args = [a for a in typing.get_args(tp) if a is not type(None)]
+        if len(args) > 1 and bool in args:
+            return "flag"
         return _kind(args[0]) if len(args) == 1 else "scalar"
     if dataclasses.is_dataclass(tp) or origin is dict or tp is dict:
         return "none"

@@ -187,7 +187,7 @@ def test_deepspeed_config_trains_in_one_cpu_process(tmp_path, tiny_bart, tiny_qa
 
 
 def test_a_user_deepspeed_json_trains_like_the_built_in_config(tmp_path, tiny_bart, tiny_qa):
-    """`--deepspeed-config ds.json` (ZeRO-2, HF's "auto" values) merged over the
+    """`--deepspeed ds.json` (ZeRO-2, HF's "auto" values) merged over the
     built-in config gives the weights of `deepspeed=true zero_stage=2`. One CPU
     process each: accelerate runs DeepSpeed across ranks on accelerators only."""
     from safetensors.torch import load_file
@@ -202,7 +202,7 @@ def test_a_user_deepspeed_json_trains_like_the_built_in_config(tmp_path, tiny_ba
               "max_steps=3", "eval_every=3", "save_model=true", *FAST]  # fmt: skip
     weights = {}
     for name, how in (("built_in", ["deepspeed=true", "zero_stage=2"]),
-                      ("user", ["--deepspeed-config", str(ds_json)])):  # fmt: skip
+                      ("user", ["--deepspeed", str(ds_json)])):  # fmt: skip
         out = tmp_path / name
         cmd = [sys.executable, "-m", "train.finetune", *common, "--output-dir", str(out), *how]
         proc = subprocess.run(cmd, env={**env, "OMP_NUM_THREADS": "1"}, capture_output=True,
@@ -228,6 +228,15 @@ def test_trainer_args_pass_through_and_recipe_fields_are_named(tiny_qa):
         FinetuneConfig(task="zsre", data_dir=tiny_qa, trainer_args={"learning_rate": 1.0})
     with pytest.raises(ConfigError, match="trainer_args.gradient_chekpointing: not a"):
         FinetuneConfig(task="zsre", data_dir=tiny_qa, trainer_args={"gradient_chekpointing": 1})
+    # `--deepspeed` alone, `--deepspeed ds.json` (HF's form) and `deepspeed=true`
+    from train.finetune import config_args
+
+    base = ["--task", "zsre", "--data-dir", tiny_qa]
+    assert config_args().parse([*base, "--deepspeed"])[0].deepspeed is True
+    assert config_args().parse([*base, "deepspeed=true"])[0].deepspeed is True
+    assert config_args().parse(base)[0].deepspeed is False
+    with pytest.raises(ConfigError, match="nope.json does not exist"):
+        config_args().parse([*base, "--deepspeed", "nope.json"])
     # every argument the recipe sets is listed, so none is overridden unnoticed
     assert set(recipe_arguments(cfg, "em", 1)) == set(RECIPE_ARGUMENTS)
 
