@@ -31,11 +31,14 @@ complete.
 from __future__ import annotations
 
 import json
+import os
+import tempfile
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from maskpt.core.config import ConfigError, build_dataclass
 from maskpt.core.errors import InputNotFound, UserError
+from maskpt.core.io import atomic_write
 from maskpt.core.storage import Storage
 from preprocess.counts import Counts
 
@@ -237,18 +240,19 @@ def load_index(folder) -> ShardIndex:
 
 
 def tokenizer_source(index: ShardIndex) -> str:
-    """Where to load the folder's tokenizer from: its stored copy (fetched into
-    a temporary folder when the shard folder is remote), else, for folders
-    written before the copy was kept, the name the index records."""
+    """Where to load the folder's tokenizer from: its stored copy (fetched once
+    into the temporary folder, under its fingerprint, when the shard folder is
+    remote), else, for folders written before the copy was kept, the name the
+    index records."""
     storage = Storage(index.folder) if index.folder else None
     if storage is None or not storage.exists(f"{TOKENIZER}/tokenizer.json"):
         return index.tokenizer.name
     if storage.local:
         return storage.path(TOKENIZER)
-    import tempfile
-
-    local = tempfile.mkdtemp(prefix="maskpt-tokenizer-")
+    local = os.path.join(tempfile.gettempdir(), f"maskpt-tokenizer-{index.tokenizer.sha256[:16]}")
     for name in storage.listdir(TOKENIZER):
-        with open(f"{local}/{name}", "wb") as f:
-            f.write(storage.read_bytes(f"{TOKENIZER}/{name}"))
+        if not os.path.exists(os.path.join(local, name)):
+            os.makedirs(local, exist_ok=True)
+            data = storage.read_bytes(f"{TOKENIZER}/{name}")
+            atomic_write(os.path.join(local, name), lambda f, data=data: f.write(data))
     return local

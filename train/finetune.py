@@ -300,6 +300,24 @@ def load_data(cfg: FinetuneConfig, tok, limit: int):
 # --- phase 2: the model and the Trainer's arguments ----------------------------------------
 
 
+class _PinnedLengths:
+    """A logging filter for generate()'s "Both `max_new_tokens` and `max_length`
+    seem to have been set" (and its min_ twin), printed at every generation
+    batch: the recipe pins max/min_new_tokens, which take precedence, and
+    Seq2SeqTrainer needs max_length set to pad the predictions."""
+
+    def filter(self, record) -> bool:
+        return "seem to have been set" not in record.getMessage()
+
+
+def quiet_pinned_lengths() -> None:
+    import logging
+
+    log = logging.getLogger("transformers.generation.utils")
+    if not any(isinstance(f, _PinnedLengths) for f in log.filters):
+        log.addFilter(_PinnedLengths())
+
+
 def load_model(cfg: FinetuneConfig):
     from transformers import AutoTokenizer, GenerationConfig
 
@@ -325,6 +343,7 @@ def load_model(cfg: FinetuneConfig):
         early_stopping=cfg.num_beams > 1, length_penalty=cfg.length_penalty,
         no_repeat_ngram_size=cfg.no_repeat_ngram_size,
     )  # fmt: skip
+    quiet_pinned_lengths()
     return tok, model
 
 

@@ -19,6 +19,14 @@ SCRIPT = textwrap.dedent(
                  "--policy", "rand_v1", "--format", "all", "max_length=64", "shard_size=40",
                  "--no-ray", "--quiet"]) == 0
     assert main(["inspect", url, "--verify"]) == 0
+    # the folder's own tokenizer, fetched from the store into a local folder, twice alike
+    from maskpt.core.tokenizer import load_tokenizer, tokenizer_fingerprint
+    from preprocess.index import load_index, tokenizer_source
+    index = load_index(url)
+    local = tokenizer_source(index)
+    assert "://" not in local and tokenizer_source(index) == local
+    assert tokenizer_fingerprint(load_tokenizer(local)) == index.tokenizer.sha256
+    assert main(["inspect", url, "--show", "1"]) == 0
     assert main(["pretrain", "--config", sys.argv[4], f"data.shards=[{url}]",
                  f"model.tokenizer={tok}", f"output_dir={out}", "max_length=64",
                  "model.config.max_position_embeddings=80", "total_steps=2", "global_batch=4",

@@ -183,6 +183,8 @@ def test_deepspeed_config_trains_in_one_cpu_process(tmp_path, tiny_bart, tiny_qa
                           text=True, timeout=280)  # fmt: skip
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert (out / "checkpoint-2" / "global_step2").is_dir()  # a DeepSpeed (ZeRO) checkpoint
+    said = proc.stdout + proc.stderr  # no start-up or per-batch noise
+    assert "unable to detect" not in said and "seem to have been set" not in said
     assert json.loads((out / "metrics.json").read_text())["steps"] == 2
 
 
