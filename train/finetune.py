@@ -367,9 +367,6 @@ def recipe_arguments(cfg: FinetuneConfig, metric: str, world: int) -> dict:
     bf16 = cfg.precision == "bf16" or (cfg.precision == "auto" and use_ds and cuda)
     ds = None
     if use_ds and not cuda:
-        from train.distributed import name_cpu_accelerator
-
-        name_cpu_accelerator()
         if world > 1:
             raise UserError(
                 "deepspeed=true on CPU works in one process only (accelerate runs DeepSpeed on "

@@ -58,7 +58,6 @@ from train.distributed import (
     finish_distributed,
     full_parameters,
     init_deepspeed,
-    name_cpu_accelerator,
     split_batch,
     zero_config,
 )
@@ -171,14 +170,13 @@ def setup(cfg: PretrainConfig, resume: bool, overwrite: bool = False) -> Run:
     """Check the input, start DeepSpeed, build the engine and the data stream."""
     import torch.distributed as dist
 
-    name_cpu_accelerator()  # before DeepSpeed is imported
-    import deepspeed
-
     rank, _, world = dist_env()
     tok, sources = prepare(cfg, world, rank)  # fails fast on bad input, before distributed init
     out = Path(cfg.output_dir)
     clear = claim_output(out, resume, overwrite)  # refusals come before distributed init
-    bf16 = init_deepspeed(cfg.precision)
+    bf16 = init_deepspeed(cfg.precision)  # names the CPU accelerator before importing DeepSpeed
+    import deepspeed
+
     if clear:
         if rank == 0:
             clear_output(out)
