@@ -30,11 +30,25 @@ import time
 from pathlib import Path
 
 SIZES = {
-    "tiny": dict(d_model=128, encoder_layers=2, decoder_layers=2, encoder_attention_heads=4,
-                 decoder_attention_heads=4, encoder_ffn_dim=512, decoder_ffn_dim=512),
-    "base": dict(d_model=768, encoder_layers=6, decoder_layers=6, encoder_attention_heads=12,
-                 decoder_attention_heads=12, encoder_ffn_dim=3072, decoder_ffn_dim=3072),
-}  # fmt: skip
+    "tiny": dict(
+        d_model=128,
+        encoder_layers=2,
+        decoder_layers=2,
+        encoder_attention_heads=4,
+        decoder_attention_heads=4,
+        encoder_ffn_dim=512,
+        decoder_ffn_dim=512,
+    ),
+    "base": dict(
+        d_model=768,
+        encoder_layers=6,
+        decoder_layers=6,
+        encoder_attention_heads=12,
+        decoder_attention_heads=12,
+        encoder_ffn_dim=3072,
+        decoder_ffn_dim=3072,
+    ),
+}
 
 
 def make_world(folder: Path, n_train: int, n_dev: int, size: str = "tiny"):
@@ -63,16 +77,23 @@ def make_world(folder: Path, n_train: int, n_dev: int, size: str = "tiny"):
                 rec = {"id": f"{split}{i}", "input": src, "output": [{"answer": ans}]}
                 f.write(json.dumps(rec) + "\n")
     torch.manual_seed(0)
-    cfg = BartConfig(vocab_size=len(tok), **SIZES[size], max_position_embeddings=256,
-                     pad_token_id=tok.pad_token_id, bos_token_id=tok.bos_token_id,
-                     eos_token_id=tok.eos_token_id, decoder_start_token_id=tok.eos_token_id,
-                     forced_eos_token_id=tok.eos_token_id)  # fmt: skip
+    cfg = BartConfig(
+        vocab_size=len(tok),
+        **SIZES[size],
+        max_position_embeddings=256,
+        pad_token_id=tok.pad_token_id,
+        bos_token_id=tok.bos_token_id,
+        eos_token_id=tok.eos_token_id,
+        decoder_start_token_id=tok.eos_token_id,
+        forced_eos_token_id=tok.eos_token_id,
+    )
     export_pretrained(BartForConditionalGeneration(cfg), tok, folder / "model")
     return folder / "model", data
 
 
-def old_loop(model_dir, data, steps: int, batch: int, device: str = "cpu",
-             bf16: bool = False) -> float:  # fmt: skip
+def old_loop(
+    model_dir, data, steps: int, batch: int, device: str = "cpu", bf16: bool = False
+) -> float:
     """The hand-written fine-tuning loop before the Trainer (e1f0789's
     train/ft_loop.py, one process): examples/s over its optimizer steps
     (on a GPU: the batch moved there, bf16 under autocast when asked)."""
@@ -87,8 +108,9 @@ def old_loop(model_dir, data, steps: int, batch: int, device: str = "cpu",
 
     tok = AutoTokenizer.from_pretrained(model_dir)
     torch.manual_seed(0)
-    model = BartForConditionalGeneration.from_pretrained(model_dir, dropout=0.1,
-                                                         attention_dropout=0.1).to(device)  # fmt: skip
+    model = BartForConditionalGeneration.from_pretrained(
+        model_dir, dropout=0.1, attention_dropout=0.1
+    ).to(device)
     enc = encode(tok, load_split("zsre", data, "train"), 256, 128)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4, weight_decay=0.01)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / 10))
@@ -98,15 +120,19 @@ def old_loop(model_dir, data, steps: int, batch: int, device: str = "cpu",
     for step in range(steps):
         t = time.perf_counter()
         idx = order[step * batch : (step + 1) * batch]
-        b = pad_seq2seq([enc[i].source for i in idx], [enc[i].target for i in idx],
-                        tok.pad_token_id)  # fmt: skip
+        b = pad_seq2seq(
+            [enc[i].source for i in idx], [enc[i].target for i in idx], tok.pad_token_id
+        )
         b = {k: v.to(device) for k, v in b.items()}
         torch.manual_seed(micro_seed(0, step, 0, 0))
         with torch.autocast(device, dtype=torch.bfloat16, enabled=bf16):
             logits = model(**b).logits
-        loss = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.size(-1)).float(),
-                                                 b["labels"].reshape(-1), ignore_index=-100,
-                                                 label_smoothing=0.1)  # fmt: skip
+        loss = torch.nn.functional.cross_entropy(
+            logits.reshape(-1, logits.size(-1)).float(),
+            b["labels"].reshape(-1),
+            ignore_index=-100,
+            label_smoothing=0.1,
+        )
         if not torch.isfinite(loss).item():
             raise FloatingPointError("non-finite loss")
         loss.backward()
@@ -122,11 +148,24 @@ def old_loop(model_dir, data, steps: int, batch: int, device: str = "cpu",
 def recipe(model_dir, data, out: Path, steps: int, batch: int, precision: str = "auto") -> float:
     from train.finetune import FinetuneConfig, finetune
 
-    cfg = FinetuneConfig(task="zsre", data_dir=str(data), model=str(model_dir),
-                         output_dir=str(out), lr=1e-4, batch_size=batch, max_steps=steps,
-                         eval_every=steps, max_eval_examples=8, num_beams=1, max_gen_length=2,
-                         max_source_length=256, warmup_steps=10, log_every=steps,
-                         precision=precision, report_to=("none",))  # fmt: skip
+    cfg = FinetuneConfig(
+        task="zsre",
+        data_dir=str(data),
+        model=str(model_dir),
+        output_dir=str(out),
+        lr=1e-4,
+        batch_size=batch,
+        max_steps=steps,
+        eval_every=steps,
+        max_eval_examples=8,
+        num_beams=1,
+        max_gen_length=2,
+        max_source_length=256,
+        warmup_steps=10,
+        log_every=steps,
+        precision=precision,
+        report_to=("none",),
+    )
     return finetune(cfg)["train_examples_per_s"]
 
 
@@ -148,18 +187,32 @@ def generation(model_dir, data, batch: int, device: str = "cpu") -> tuple[float,
     with torch.no_grad():
         for i in range(0, len(enc), batch):
             ids, att = pad_ids([e.source for e in enc[i : i + batch]], tok.pad_token_id)
-            model.generate(input_ids=ids.to(device), attention_mask=att.to(device), num_beams=4,
-                           min_new_tokens=1, max_new_tokens=20, early_stopping=True)  # fmt: skip
+            model.generate(
+                input_ids=ids.to(device),
+                attention_mask=att.to(device),
+                num_beams=4,
+                min_new_tokens=1,
+                max_new_tokens=20,
+                early_stopping=True,
+            )
     plain = len(enc) / (time.perf_counter() - t0)
     cfg = FinetuneConfig(task="zsre", data_dir=str(data), model=str(model_dir), dropout=0.0)
     tok, model = load_model(cfg)
-    args = Seq2SeqTrainingArguments(output_dir=str(data.parent / "gen"), use_cpu=device == "cpu",
-                                    per_device_eval_batch_size=batch, predict_with_generate=True,
-                                    remove_unused_columns=False, report_to="none")  # fmt: skip
-    trainer = _trainer_class()(model=model, args=args, processing_class=tok,
-                               data_collator=Collator(tok.pad_token_id,
-                                                      model.config.decoder_start_token_id),
-                               compute_metrics=(scorer := Scorer(tok, "em", False)))  # fmt: skip
+    args = Seq2SeqTrainingArguments(
+        output_dir=str(data.parent / "gen"),
+        use_cpu=device == "cpu",
+        per_device_eval_batch_size=batch,
+        predict_with_generate=True,
+        remove_unused_columns=False,
+        report_to="none",
+    )
+    trainer = _trainer_class()(
+        model=model,
+        args=args,
+        processing_class=tok,
+        data_collator=Collator(tok.pad_token_id, model.config.decoder_start_token_id),
+        compute_metrics=(scorer := Scorer(tok, "em", False)),
+    )
     t0 = time.perf_counter()
     evaluate(trainer, scorer, examples, enc)
     return plain, len(enc) / (time.perf_counter() - t0)
@@ -174,13 +227,18 @@ def main() -> int:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
     ap.add_argument("--size", choices=sorted(SIZES), default="tiny")
-    ap.add_argument("--precision", choices=["fp32", "bf16"], default="fp32",
-                    help="bf16: the recipe's precision=bf16 and autocast in the old loop")  # fmt: skip
+    ap.add_argument(
+        "--precision",
+        choices=["fp32", "bf16"],
+        default="fp32",
+        help="bf16: the recipe's precision=bf16 and autocast in the old loop",
+    )
     args = ap.parse_args()
     dev, bf16 = args.device, args.precision == "bf16"
     with tempfile.TemporaryDirectory() as tmp:
-        model_dir, data = make_world(Path(tmp), n_train=args.steps * args.batch, n_dev=256,
-                                      size=args.size)  # fmt: skip
+        model_dir, data = make_world(
+            Path(tmp), n_train=args.steps * args.batch, n_dev=256, size=args.size
+        )
         train_ratios, gen_ratios = [], []
         for r in range(args.repeats):
             run = Path(tmp) / f"r{r}"
@@ -193,15 +251,25 @@ def main() -> int:
             g_plain, g_rec = generation(model_dir, data, 64, dev)
             train_ratios.append(rec / base)
             gen_ratios.append(g_rec / g_plain)
-            row = {"train_old_loop": base, "train_recipe": rec, "gen_plain": g_plain,
-                   "gen_recipe": g_rec}  # fmt: skip
+            row = {
+                "train_old_loop": base,
+                "train_recipe": rec,
+                "gen_plain": g_plain,
+                "gen_recipe": g_rec,
+            }
             print(json.dumps({k: round(v, 1) for k, v in row.items()}), flush=True)
-    print(json.dumps({
-        "device": dev, "size": args.size, "precision": args.precision,
-        "finetune_vs_old_loop_median": round(statistics.median(train_ratios), 3),
-        "generation_vs_plain_median": round(statistics.median(gen_ratios), 3),
-        "target": ">= 0.9 each",
-    }))  # fmt: skip
+    print(
+        json.dumps(
+            {
+                "device": dev,
+                "size": args.size,
+                "precision": args.precision,
+                "finetune_vs_old_loop_median": round(statistics.median(train_ratios), 3),
+                "generation_vs_plain_median": round(statistics.median(gen_ratios), 3),
+                "target": ">= 0.9 each",
+            }
+        )
+    )
     return 0
 
 

@@ -17,8 +17,9 @@ from maskpt.core.io import sha256_file
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--mb", type=int, default=512)
     args = ap.parse_args()
     with tempfile.NamedTemporaryFile() as f:
@@ -34,9 +35,11 @@ def main() -> int:
         t = time.perf_counter()
         sha256_file(f.name)
         hash_s = time.perf_counter() - t
-    print(f"read {args.mb / read_s:,.0f} MB/s, sha256 {args.mb / hash_s:,.0f} MB/s "
-          f"-> hashing = {read_s / hash_s:.2f}x reading; an English Wikipedia dump "
-          f"(~22 GB of bz2) takes {22_000 / (args.mb / hash_s):.0f} s to hash")  # fmt: skip
+    print(
+        f"read {args.mb / read_s:,.0f} MB/s, sha256 {args.mb / hash_s:,.0f} MB/s "
+        f"-> hashing = {read_s / hash_s:.2f}x reading; an English Wikipedia dump "
+        f"(~22 GB of bz2) takes {22_000 / (args.mb / hash_s):.0f} s to hash"
+    )
     return 0
 
 

@@ -144,8 +144,10 @@ def time_ssm(sub, info, seed: int, repeats: int, row) -> None:
     row("ssm_v1 worker (annotate+draw)", t_ssm, len(sub), sub_tok, None)
     row("ssm_v1 annotate alone", t_ann, len(sub), sub_tok, None)
     row("ssm_v1 draw (an epoch)", t_draw, len(kept), sub_tok, None)
-    print(f"  -> ssm_v1 worker throughput = {t_ner / t_ssm:.2f}x raw NER, annotation alone "
-          f"{t_ner / t_ann:.2f}x (target >= 0.9x)")  # fmt: skip
+    print(
+        f"  -> ssm_v1 worker throughput = {t_ner / t_ssm:.2f}x raw NER, annotation alone "
+        f"{t_ner / t_ann:.2f}x (target >= 0.9x)"
+    )
 
 
 def print_row_bytes(segments_of: dict, info, seed: int) -> None:
@@ -168,12 +170,16 @@ def print_row_bytes(segments_of: dict, info, seed: int) -> None:
         return buf.tell()
 
     materialised = ["id", "doc_id", "input_ids", "labels", "original_ids", "masked"]
-    print(f"\n{'bytes per row':<16}{'arrow':>10}{'+annotation':>13}{'parquet':>10}"
-          f"{'+annotation':>13}")  # fmt: skip
+    print(
+        f"\n{'bytes per row':<16}{'arrow':>10}{'+annotation':>13}{'parquet':>10}{'+annotation':>13}"
+    )
     for name, segs in segments_of.items():
         pol = policies.create(name, info)
-        pairs = [(pol.draw(s, a, seed, 0), a) for s, a in
-                 zip(segs, pol.annotate(segs), strict=True) if hasattr(a, "spans")]  # fmt: skip
+        pairs = [
+            (pol.draw(s, a, seed, 0), a)
+            for s, a in zip(segs, pol.annotate(segs), strict=True)
+            if hasattr(a, "spans")
+        ]
         full = pa.Table.from_pylist([row_of(ex, a) for ex, a in pairs], schema=SCHEMA)
         cells = []
         for fmt in ("arrow", "parquet"):

@@ -35,25 +35,62 @@ VARIANTS: dict[str, dict] = {
     "defaults": {},
     # the defaults before issue 25: the paper's difference, inner steps of 1e-4, Eq. 7 on
     # drawn masks, the default start (p ≈ 0.5)
-    "old_defaults": {"budget": "sampled", "start_at_budget": False, "outer_loss": "difference",
-                     "pretrain_lr": 1e-4, "finetune_lr": 1e-4, "beta": 1.0, "policy_lr": 1e-3},
+    "old_defaults": {
+        "budget": "sampled",
+        "start_at_budget": False,
+        "outer_loss": "difference",
+        "pretrain_lr": 1e-4,
+        "finetune_lr": 1e-4,
+        "beta": 1.0,
+        "policy_lr": 1e-3,
+    },
     # the demo's meta settings before issue 25
-    "old_demo": {"budget": "sampled", "start_at_budget": False, "beta": 0.01, "hidden": 128,
-                 "max_length": 64, "pretrain_lr": 0.05, "finetune_lr": 0.05, "policy_lr": 3e-3,
-                 "outer_loss": "after", "target_prefix_space": True},
+    "old_demo": {
+        "budget": "sampled",
+        "start_at_budget": False,
+        "beta": 0.01,
+        "hidden": 128,
+        "max_length": 64,
+        "pretrain_lr": 0.05,
+        "finetune_lr": 0.05,
+        "policy_lr": 3e-3,
+        "outer_loss": "after",
+        "target_prefix_space": True,
+    },
     # the new budget and start, with each outer loss and inner step size
-    "difference_1e-4": {**_NEW, "outer_loss": "difference", "pretrain_lr": 1e-4, "finetune_lr": 1e-4},
-    "difference_0.05": {**_NEW, "outer_loss": "difference", "pretrain_lr": 0.05, "finetune_lr": 0.05},
-    "difference_0.05_k3": {**_NEW, "outer_loss": "difference", "pretrain_lr": 0.05,
-                           "finetune_lr": 0.05, "inner_steps": 3},
-    "difference_ft0.2": {**_NEW, "outer_loss": "difference", "pretrain_lr": 0.05, "finetune_lr": 0.2},
+    "difference_1e-4": {
+        **_NEW,
+        "outer_loss": "difference",
+        "pretrain_lr": 1e-4,
+        "finetune_lr": 1e-4,
+    },
+    "difference_0.05": {
+        **_NEW,
+        "outer_loss": "difference",
+        "pretrain_lr": 0.05,
+        "finetune_lr": 0.05,
+    },
+    "difference_0.05_k3": {
+        **_NEW,
+        "outer_loss": "difference",
+        "pretrain_lr": 0.05,
+        "finetune_lr": 0.05,
+        "inner_steps": 3,
+    },
+    "difference_ft0.2": {
+        **_NEW,
+        "outer_loss": "difference",
+        "pretrain_lr": 0.05,
+        "finetune_lr": 0.2,
+    },
     "after_1e-4": {**_NEW, "outer_loss": "after", "pretrain_lr": 1e-4, "finetune_lr": 1e-4},
     "after_0.05": {**_NEW, "outer_loss": "after", "pretrain_lr": 0.05, "finetune_lr": 0.05},
-}  # fmt: skip
+}
 
 
-def run_one(demo: str, variant: str, overrides: dict, seed: int, steps: int, batch: int,
-            out: str) -> dict:  # fmt: skip
+def run_one(
+    demo: str, variant: str, overrides: dict, seed: int, steps: int, batch: int, out: str
+) -> dict:
     import torch
 
     torch.set_num_threads(1)
@@ -62,24 +99,44 @@ def run_one(demo: str, variant: str, overrides: dict, seed: int, steps: int, bat
     demo_dir = Path(demo)
     folder = Path(out) / f"{variant}_seed{seed}"
     fields = {**VARIANTS.get(variant, {}), **overrides}
-    cfg = MetaConfig(examples=str(demo_dir / "world" / "policy_examples.jsonl"),
-                     model=str(demo_dir / "pretrain" / "general" / "hf"),
-                     output_dir=str(folder), steps=steps, batch_size=batch, seed=seed,
-                     log_every=max(1, steps // 10), **fields)  # fmt: skip
+    cfg = MetaConfig(
+        examples=str(demo_dir / "world" / "policy_examples.jsonl"),
+        model=str(demo_dir / "pretrain" / "general" / "hf"),
+        output_dir=str(folder),
+        steps=steps,
+        batch_size=batch,
+        seed=seed,
+        log_every=max(1, steps // 10),
+        **fields,
+    )
     t0 = time.time()
     last = train(cfg, progress=False)
     logs = [json.loads(x) for x in (folder / "train_log.jsonl").read_text().splitlines()]
     first = logs[0]
-    keys = ("probe_ratio", "probe_ratio_frozen", "probe_p_answer", "probe_p_other",
-            "rows_in_budget", "rows_in_budget_expected", "mask_rate", "expected_rate",
-            "l_diff", "meta_gain")  # fmt: skip
-    return {"variant": variant, "seed": seed, "fields": fields, "steps": steps,
-            "seconds": round(time.time() - t0, 1),
-            "step1_grad_norm_meta": first["grad_norm_meta"],
-            "step1_grad_norm_reg": first["grad_norm_reg"],
-            "probe_curve": [round(r.get("probe_ratio", float("nan")), 3) for r in logs],
-            "gain_curve": [round(r.get("meta_gain", float("nan")), 4) for r in logs],
-            **{k: last.get(k) for k in keys}}  # fmt: skip
+    keys = (
+        "probe_ratio",
+        "probe_ratio_frozen",
+        "probe_p_answer",
+        "probe_p_other",
+        "rows_in_budget",
+        "rows_in_budget_expected",
+        "mask_rate",
+        "expected_rate",
+        "l_diff",
+        "meta_gain",
+    )
+    return {
+        "variant": variant,
+        "seed": seed,
+        "fields": fields,
+        "steps": steps,
+        "seconds": round(time.time() - t0, 1),
+        "step1_grad_norm_meta": first["grad_norm_meta"],
+        "step1_grad_norm_reg": first["grad_norm_reg"],
+        "probe_curve": [round(r.get("probe_ratio", float("nan")), 3) for r in logs],
+        "gain_curve": [round(r.get("meta_gain", float("nan")), 4) for r in logs],
+        **{k: last.get(k) for k in keys},
+    }
 
 
 def main() -> int:
@@ -103,8 +160,9 @@ def main() -> int:
     Path(a.out).mkdir(parents=True, exist_ok=True)
     jobs = [(v, s) for v in a.variants for s in a.seeds]
     with ProcessPoolExecutor(a.workers) as pool, (Path(a.out) / "results.jsonl").open("a") as f:
-        futs = [pool.submit(run_one, a.demo, v, overrides, s, a.steps, a.batch, a.out)
-                for v, s in jobs]  # fmt: skip
+        futs = [
+            pool.submit(run_one, a.demo, v, overrides, s, a.steps, a.batch, a.out) for v, s in jobs
+        ]
         for fut in futs:
             r = fut.result()
             r["variant"] += a.name

@@ -32,9 +32,16 @@ def bart(size: str):
     if size == "base":
         cfg = BartConfig(vocab_size=VOCAB)  # bart-base shape
     else:
-        cfg = BartConfig(vocab_size=VOCAB, d_model=128, encoder_layers=2, decoder_layers=2,
-                         encoder_attention_heads=4, decoder_attention_heads=4,
-                         encoder_ffn_dim=512, decoder_ffn_dim=512)  # fmt: skip
+        cfg = BartConfig(
+            vocab_size=VOCAB,
+            d_model=128,
+            encoder_layers=2,
+            decoder_layers=2,
+            encoder_attention_heads=4,
+            decoder_attention_heads=4,
+            encoder_ffn_dim=512,
+            decoder_ffn_dim=512,
+        )
     cfg._attn_implementation = "eager"
     return BartForConditionalGeneration(cfg)
 
@@ -68,8 +75,11 @@ def inference(device, big: int, seconds: float = 3.0) -> dict:
                     n += 1
                 sync(device)
             rates[b] = n * b * 128 / (time.perf_counter() - t0)
-        out[name] = {"tokens_per_s_batch1": round(rates[1]), f"tokens_per_s_batch{big}":
-                     round(rates[big]), "ratio": round(rates[big] / rates[1], 1)}  # fmt: skip
+        out[name] = {
+            "tokens_per_s_batch1": round(rates[1]),
+            f"tokens_per_s_batch{big}": round(rates[big]),
+            "ratio": round(rates[big] / rates[1], 1),
+        }
     return out
 
 
@@ -82,10 +92,15 @@ def step_times(device, size: str, backend: str, steps: int) -> dict:
     masker = MetaMasker(model.get_input_embeddings().weight, 256).to(device)
     b, length = 8, 128
     ids = torch.randint(5, VOCAB, (b, length), device=device)
-    batch = {"ctx": ids, "ctx_att": torch.ones_like(ids), "ctx_labels": ids.clone(),
-             "content": torch.ones(b, length, device=device),
-             "q": ids[:, :24].clone(), "q_att": torch.ones(b, 24, dtype=torch.long, device=device),
-             "a": ids[:, :6].clone()}  # fmt: skip
+    batch = {
+        "ctx": ids,
+        "ctx_att": torch.ones_like(ids),
+        "ctx_labels": ids.clone(),
+        "content": torch.ones(b, length, device=device),
+        "q": ids[:, :24].clone(),
+        "q_att": torch.ones(b, 24, dtype=torch.long, device=device),
+        "a": ids[:, :6].clone(),
+    }
     cfg = MetaConfig(examples="-", backend=backend)
     opt = torch.optim.SGD(model.parameters(), lr=1e-4)
     gen = torch.Generator().manual_seed(0)
@@ -136,11 +151,28 @@ def main() -> int:
         return 0
     print(json.dumps({"device": str(device), "inference": inference(device, args.batch)}))
     for backend in ("higher", "func"):
-        cmd = [sys.executable, __file__, "--device", args.device, "--model", args.model,
-               "--steps", str(args.steps), "--only", backend]  # fmt: skip
+        cmd = [
+            sys.executable,
+            __file__,
+            "--device",
+            args.device,
+            "--model",
+            args.model,
+            "--steps",
+            str(args.steps),
+            "--only",
+            backend,
+        ]
         res = json.loads(subprocess.check_output(cmd).decode().strip().splitlines()[-1])
-        print(json.dumps({"backend": backend, "model": args.model,
-                          **{k: round(v, 4) for k, v in res.items()}}))  # fmt: skip
+        print(
+            json.dumps(
+                {
+                    "backend": backend,
+                    "model": args.model,
+                    **{k: round(v, 4) for k, v in res.items()},
+                }
+            )
+        )
     return 0
 
 

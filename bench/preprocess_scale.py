@@ -120,26 +120,47 @@ def driver_cpu() -> float:
     return r.ru_utime + r.ru_stime
 
 
-def run(work: Path, tok: str, dump: Path, policy: str, workers: int, tag: str,
-        address: str | None = None, per_unit: int = 25) -> dict:  # fmt: skip
+def run(
+    work: Path,
+    tok: str,
+    dump: Path,
+    policy: str,
+    workers: int,
+    tag: str,
+    address: str | None = None,
+    per_unit: int = 25,
+) -> dict:
     from preprocess.config import PreprocessConfig
     from preprocess.pipeline import run_preprocess
 
-    cfg = PreprocessConfig(inputs=(str(dump),), output=str(work / f"out-{tag}"), policy=policy,
-                           tokenizer=tok, workers=workers, docs_per_unit=per_unit, shard_size=5000,
-                           address=address)  # fmt: skip
+    cfg = PreprocessConfig(
+        inputs=(str(dump),),
+        output=str(work / f"out-{tag}"),
+        policy=policy,
+        tokenizer=tok,
+        workers=workers,
+        docs_per_unit=per_unit,
+        shard_size=5000,
+        address=address,
+    )
     with WorkerCPU() as cpu:
         c0, t0 = driver_cpu(), time.perf_counter()
         index = run_preprocess(cfg, progress=False)
         secs, driver = time.perf_counter() - t0, driver_cpu() - c0
-    return {"secs": secs, "driver": driver, "workers": cpu.total,
-            "tokens": index.counts.tokens_written}  # fmt: skip
+    return {
+        "secs": secs,
+        "driver": driver,
+        "workers": cpu.total,
+        "tokens": index.counts.tokens_written,
+    }
 
 
 def show(policy: str, name: str, r: dict) -> None:
     share = r["driver"] / max(r["workers"], 1e-9)
-    print(f"{policy:8} {name:34} {r['secs']:7.1f} s {r['tokens'] / r['secs']:>9,.0f} tok/s   "
-          f"driver CPU {r['driver']:6.1f} s = {100 * share:5.1f}% of workers' {r['workers']:.1f} s")  # fmt: skip
+    print(
+        f"{policy:8} {name:34} {r['secs']:7.1f} s {r['tokens'] / r['secs']:>9,.0f} tok/s   "
+        f"driver CPU {r['driver']:6.1f} s = {100 * share:5.1f}% of workers' {r['workers']:.1f} s"
+    )
 
 
 def _span(lo_s: float, hi_s: float) -> str:
@@ -153,13 +174,16 @@ def projection(rates: dict[str, float]) -> None:
     """Hours for all of English Wikipedia, from XML bytes/s per worker."""
     lo, hi = ENWIKI_XML_GB
     heads = " | ".join(f"{n} x {c} cores" for n, c in CLUSTERS)
-    print(f"\nprojection, English Wikipedia ({ENWIKI_BZ2_GB[0]}-{ENWIKI_BZ2_GB[1]} GB of bz2 = "
-          f"{lo}-{hi} GB of XML), one worker per core, linear scaling:")  # fmt: skip
+    print(
+        f"\nprojection, English Wikipedia ({ENWIKI_BZ2_GB[0]}-{ENWIKI_BZ2_GB[1]} GB of bz2 = "
+        f"{lo}-{hi} GB of XML), one worker per core, linear scaling:"
+    )
     print(f"| policy | MB of XML / s per worker | {heads} |")
     print("|---|---|" + "---|" * len(CLUSTERS))
     for policy, rate in rates.items():
-        cells = " | ".join(f"{_span(lo * 1e9 / (rate * n * c), hi * 1e9 / (rate * n * c))}"
-                           for n, c in CLUSTERS)  # fmt: skip
+        cells = " | ".join(
+            f"{_span(lo * 1e9 / (rate * n * c), hi * 1e9 / (rate * n * c))}" for n, c in CLUSTERS
+        )
         print(f"| {policy} | {rate / 1e6:.3f} | {cells} |")
 
 
@@ -188,12 +212,20 @@ def main() -> None:
     ap.add_argument("--ssm-repeat", type=int, default=1, help="repeats of the sample for ssm_v1")
     ap.add_argument("--policies", default="orig_v1,rand_v1,ssm_v1")
     ap.add_argument("--nodes-policy", default="orig_v1", help="policy run on 2 simulated nodes")
-    ap.add_argument("--pages-per-stream", type=int, default=25,
-                    help="pages per bz2 stream and per unit (Wikimedia: 100; smaller streams "
-                         "balance 2 workers on this small input)")  # fmt: skip
-    ap.add_argument("--rounds", type=int, default=3,
-                    help="rounds of (1 worker, 2 workers); the ratio is their median (this VM's "
-                         "speed drifts by several percent from minute to minute)")  # fmt: skip
+    ap.add_argument(
+        "--pages-per-stream",
+        type=int,
+        default=25,
+        help="pages per bz2 stream and per unit (Wikimedia: 100; smaller streams "
+        "balance 2 workers on this small input)",
+    )
+    ap.add_argument(
+        "--rounds",
+        type=int,
+        default=3,
+        help="rounds of (1 worker, 2 workers); the ratio is their median (this VM's "
+        "speed drifts by several percent from minute to minute)",
+    )
     args = ap.parse_args()
 
     import ray
@@ -206,8 +238,10 @@ def main() -> None:
     inputs = {}
     for n in sorted({args.repeat, args.ssm_repeat}):
         xml, multi = inputs[n] = multistream_copy(args.dump, work, n, args.pages_per_stream)
-        print(f"input x{n}: {xml.stat().st_size / 1e6:.1f} MB of XML, "
-              f"{multi.stat().st_size / 1e6:.2f} MB as multistream bz2")  # fmt: skip
+        print(
+            f"input x{n}: {xml.stat().st_size / 1e6:.1f} MB of XML, "
+            f"{multi.stat().st_size / 1e6:.2f} MB as multistream bz2"
+        )
     print(f"machine: {os.cpu_count()} CPUs; local Ray with 2 CPUs; tokenizer: 16k BPE\n")
 
     rates = {}
@@ -226,9 +260,11 @@ def main() -> None:
         base = run(work, tok, xml, policy, 2, f"{policy}-xml", None, args.pages_per_stream)
         show(policy, "one .xml, driver streams, 2 workers", base)
         one = statistics.median(r["secs"] for r in res[1])
-        print(f"  -> 2 workers = {statistics.median(ratios):.2f}x one, median of rounds "
-              f"({', '.join(f'{x:.2f}' for x in ratios)}; target >= 1.85x for orig_v1); "
-              f"driver streaming = {one / base['secs']:.2f}x one")  # fmt: skip
+        print(
+            f"  -> 2 workers = {statistics.median(ratios):.2f}x one, median of rounds "
+            f"({', '.join(f'{x:.2f}' for x in ratios)}; target >= 1.85x for orig_v1); "
+            f"driver streaming = {one / base['secs']:.2f}x one"
+        )
         rates[policy] = xml.stat().st_size / one
     ray.shutdown()
     _, multi = inputs[args.repeat]

@@ -87,15 +87,22 @@ class PeakRSS:
         self._thread.join()
 
 
-def run_one(work: Path, tok_path: str, dump: Path, policy: str, workers: int, tag: str,
-            docs_per_unit: int) -> tuple[float, object, int]:  # fmt: skip
+def run_one(
+    work: Path, tok_path: str, dump: Path, policy: str, workers: int, tag: str, docs_per_unit: int
+) -> tuple[float, object, int]:
     """(seconds, index, peak RSS) of one `run_preprocess` on the local Ray."""
     from preprocess.config import PreprocessConfig
     from preprocess.pipeline import run_preprocess
 
-    cfg = PreprocessConfig(inputs=(str(dump),), output=str(work / f"out-{tag}"), policy=policy,
-                           tokenizer=tok_path, workers=workers, docs_per_unit=docs_per_unit,
-                           shard_size=5000)  # fmt: skip
+    cfg = PreprocessConfig(
+        inputs=(str(dump),),
+        output=str(work / f"out-{tag}"),
+        policy=policy,
+        tokenizer=tok_path,
+        workers=workers,
+        docs_per_unit=docs_per_unit,
+        shard_size=5000,
+    )
     with PeakRSS() as mem:
         t = time.perf_counter()
         index = run_preprocess(cfg, progress=False)
@@ -110,8 +117,13 @@ def raw_ner_rate(tok, dump: Path, tokens: int) -> float:
     from preprocess.segment import segment_document
     from preprocess.wikipedia import read_wikipedia_dump
 
-    seg_texts = [s.text for d in read_wikipedia_dump(dump) if isinstance(d, Document)
-                 for s in segment_document(tok, d.id, d.text, 128) if hasattr(s, "text")]  # fmt: skip
+    seg_texts = [
+        s.text
+        for d in read_wikipedia_dump(dump)
+        if isinstance(d, Document)
+        for s in segment_document(tok, d.id, d.text, 128)
+        if hasattr(s, "text")
+    ]
     find_entities(seg_texts[:50])
     t = time.perf_counter()
     find_entities(seg_texts, batch_size=256)
@@ -122,19 +134,26 @@ def bench_policy(args, work, tok, tok_path, dump, policy, base_tok) -> None:
     """1 and 2 workers for one policy, against its baseline."""
     rates = {}
     for w in (1, 2):
-        secs, index, peak = run_one(work, tok_path, dump, policy, w, f"{policy}-{w}",
-                                    args.docs_per_unit)  # fmt: skip
+        secs, index, peak = run_one(
+            work, tok_path, dump, policy, w, f"{policy}-{w}", args.docs_per_unit
+        )
         rates[w] = index.counts.tokens_written / secs
-        print(f"{policy} {w} worker(s): {secs:7.1f} s, {rates[w]:>9,.0f} tokens/s, "
-              f"peak RSS {peak / 2**20:,.0f} MiB")  # fmt: skip
+        print(
+            f"{policy} {w} worker(s): {secs:7.1f} s, {rates[w]:>9,.0f} tokens/s, "
+            f"peak RSS {peak / 2**20:,.0f} MiB"
+        )
     print(f"  -> 2 workers = {rates[2] / rates[1]:.2f}x one (target >= 1.7x)")
     if policy == "ssm_v1":
         ner = raw_ner_rate(tok, dump, index.counts.tokens_written)
-        print(f"  raw nlp.pipe NER: {ner:,.0f} tokens/s (1 process) -> ssm per worker = "
-              f"{rates[1] / ner:.2f}x raw NER (target >= 0.8x)")  # fmt: skip
+        print(
+            f"  raw nlp.pipe NER: {ner:,.0f} tokens/s (1 process) -> ssm per worker = "
+            f"{rates[1] / ner:.2f}x raw NER (target >= 0.8x)"
+        )
     else:
-        print(f"  -> 1 worker = {rates[1] / base_tok:.2f}x raw tokenization (end to end, "
-              "incl. XML parsing and wikitext cleaning)")  # fmt: skip
+        print(
+            f"  -> 1 worker = {rates[1] / base_tok:.2f}x raw tokenization (end to end, "
+            "incl. XML parsing and wikitext cleaning)"
+        )
 
 
 def main() -> None:
@@ -164,8 +183,10 @@ def main() -> None:
     print(f"machine: {os.cpu_count()} CPUs; tokenizer: {tok_path}")
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
     full = repeated_dump(Path(args.dump), work / "x1.xml", args.repeat)
-    print(f"input: {args.repeat}x sample = {full.stat().st_size / 1e6:.1f} MB of XML, "
-          f"{args.repeat * sum(len(d.text) for d in docs) / 1e6:.1f} MB of clean text\n")  # fmt: skip
+    print(
+        f"input: {args.repeat}x sample = {full.stat().st_size / 1e6:.1f} MB of XML, "
+        f"{args.repeat * sum(len(d.text) for d in docs) / 1e6:.1f} MB of clean text\n"
+    )
     texts = [d.text for d in docs] * args.repeat  # baseline: raw tokenization, one process
     t = time.perf_counter()
     base_tok = sum(len(tokenize_text(tok, x)[0]) for x in texts) / (time.perf_counter() - t)
@@ -177,8 +198,10 @@ def main() -> None:
     big = repeated_dump(Path(args.dump), work / "x4.xml", 4 * args.repeat)  # memory: 1x vs 4x
     _, _, peak1 = run_one(work, tok_path, full, "rand_v1", 1, "mem1", args.docs_per_unit)
     _, _, peak4 = run_one(work, tok_path, big, "rand_v1", 1, "mem4", args.docs_per_unit)
-    print(f"\npeak RSS (driver + Ray), rand_v1, 1 worker: 1x input {peak1 / 2**20:,.0f} MiB, "
-          f"4x input {peak4 / 2**20:,.0f} MiB -> {peak4 / peak1:.2f}x (target <= 1.10x)")  # fmt: skip
+    print(
+        f"\npeak RSS (driver + Ray), rand_v1, 1 worker: 1x input {peak1 / 2**20:,.0f} MiB, "
+        f"4x input {peak4 / 2**20:,.0f} MiB -> {peak4 / peak1:.2f}x (target <= 1.10x)"
+    )
     ray.shutdown()
 
 

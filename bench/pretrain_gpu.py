@@ -70,11 +70,17 @@ def main() -> None:
     ap.add_argument(
         "--compile", action="store_true", help="also time the plain loop with torch.compile(model)"
     )
-    ap.add_argument("--lm-head", action="store_true",
-                    help="only time the LM head's GEMMs (forward + both backward) at the "
-                         "vocabulary 50,265 against 50,304 (padded to 64)")  # fmt: skip
-    ap.add_argument("--rehearse", action="store_true",
-                    help="without CUDA: a tiny model in fp32 on CPU over gloo (checks the script)")  # fmt: skip
+    ap.add_argument(
+        "--lm-head",
+        action="store_true",
+        help="only time the LM head's GEMMs (forward + both backward) at the "
+        "vocabulary 50,265 against 50,304 (padded to 64)",
+    )
+    ap.add_argument(
+        "--rehearse",
+        action="store_true",
+        help="without CUDA: a tiny model in fp32 on CPU over gloo (checks the script)",
+    )
     args = ap.parse_args()
 
     if args.lm_head:
@@ -88,15 +94,36 @@ def main() -> None:
     cuda = torch.cuda.is_available()
     if not cuda and not args.rehearse:
         raise SystemExit("needs a CUDA GPU (--rehearse runs a tiny model on CPU)")
-    for k, v in {"RANK": "0", "LOCAL_RANK": "0", "WORLD_SIZE": "1",
-                 "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": "29511"}.items():  # fmt: skip
+    for k, v in {
+        "RANK": "0",
+        "LOCAL_RANK": "0",
+        "WORLD_SIZE": "1",
+        "MASTER_ADDR": "127.0.0.1",
+        "MASTER_PORT": "29511",
+    }.items():
         os.environ.setdefault(k, v)
     deepspeed.init_distributed("nccl" if cuda else "gloo", verbose=False)
-    size = (dict(d_model=768, encoder_layers=6, decoder_layers=6, encoder_attention_heads=12,
-                 decoder_attention_heads=12, encoder_ffn_dim=3072, decoder_ffn_dim=3072)
-            if cuda else dict(d_model=64, encoder_layers=1, decoder_layers=1,
-                              encoder_attention_heads=2, decoder_attention_heads=2,
-                              encoder_ffn_dim=128, decoder_ffn_dim=128))  # fmt: skip
+    size = (
+        dict(
+            d_model=768,
+            encoder_layers=6,
+            decoder_layers=6,
+            encoder_attention_heads=12,
+            decoder_attention_heads=12,
+            encoder_ffn_dim=3072,
+            decoder_ffn_dim=3072,
+        )
+        if cuda
+        else dict(
+            d_model=64,
+            encoder_layers=1,
+            decoder_layers=1,
+            encoder_attention_heads=2,
+            decoder_attention_heads=2,
+            encoder_ffn_dim=128,
+            decoder_ffn_dim=128,
+        )
+    )
     cfg = BartConfig(vocab_size=50265 if cuda else 1000, max_position_embeddings=1024, **size)
     device = "cuda" if cuda else "cpu"
     sync = torch.cuda.synchronize if cuda else (lambda: None)
@@ -112,8 +139,9 @@ def main() -> None:
         model = BartForConditionalGeneration(cfg)
         n_params = sum(p.numel() for p in model.parameters())
         opt = torch.optim.AdamW(model.parameters(), lr=1e-4, fused=args.fused and cuda)
-        ds = zero_config(args.micro_batch * args.accum, args.micro_batch, args.accum,
-                         args.grad_clip, stage, cuda)  # fmt: skip
+        ds = zero_config(
+            args.micro_batch * args.accum, args.micro_batch, args.accum, args.grad_clip, stage, cuda
+        )
         engine, _, _, _ = deepspeed.initialize(model=model, optimizer=opt, config=ds)
 
         def recipe_step(engine=engine):
@@ -149,8 +177,12 @@ def main() -> None:
     rows = [*recipes, ("plain PyTorch loop", plain)]
     if args.compile:  # compilation happens in the warm-up steps, outside the timing
         compiled = torch.compile(plain_model)
-        rows.append(("plain loop, torch.compile", _timed(lambda: plain_step(compiled),
-                                                         args.steps, args.warmup, sync)))  # fmt: skip
+        rows.append(
+            (
+                "plain loop, torch.compile",
+                _timed(lambda: plain_step(compiled), args.steps, args.warmup, sync),
+            )
+        )
     # one "token" = one source position with its target position: each passes through
     # the encoder or the decoder half of N, so 6 * N * tokens counts both halves once
     tokens = (args.steps - args.warmup) * args.micro_batch * args.seq_len
@@ -159,8 +191,10 @@ def main() -> None:
     for label, secs in rows:
         tps = tokens / secs
         mfu = f", MFU {6 * n_params * tps / (args.peak_tflops * 1e12):.1%}" if cuda else ""
-        print(f"{name}: {label}: {n_params / 1e6:.0f} M params, micro-batch {args.micro_batch} "
-              f"x {args.seq_len}{accum}: {tps:,.0f} tokens/s{mfu}")  # fmt: skip
+        print(
+            f"{name}: {label}: {n_params / 1e6:.0f} M params, micro-batch {args.micro_batch} "
+            f"x {args.seq_len}{accum}: {tps:,.0f} tokens/s{mfu}"
+        )
     for label, secs in recipes:
         print(f"{label} = {plain / secs:.2f}x the plain loop (goal >= 0.95x)")
 
@@ -190,7 +224,9 @@ def lm_head(args) -> None:
     flops = 3 * 2 * rows * d
     for vocab, secs in times.items():
         tflops = flops * vocab * (args.steps - args.warmup) / secs / 1e12
-        print(f"LM head GEMMs, {rows} rows x {d} x vocab {vocab:,}: {secs / (args.steps - args.warmup) * 1e3:.2f} ms per micro-batch, {tflops:.0f} TFLOP/s")  # fmt: skip
+        print(
+            f"LM head GEMMs, {rows} rows x {d} x vocab {vocab:,}: {secs / (args.steps - args.warmup) * 1e3:.2f} ms per micro-batch, {tflops:.0f} TFLOP/s"
+        )
     print(f"vocabulary {v1:,} vs {v0:,}: {t0 / t1:.2f}x the speed per micro-batch")
 
 

@@ -45,9 +45,18 @@ VARIANTS = {
     "all": ["data.bucket=true", "data.pad_to_multiple_of=8", "compile=true"],
 }
 
-BART_BASE = dict(d_model=768, encoder_layers=6, decoder_layers=6, encoder_attention_heads=12,
-                 decoder_attention_heads=12, encoder_ffn_dim=3072, decoder_ffn_dim=3072,
-                 vocab_size=50265, max_position_embeddings=1026, dropout=0.1)  # fmt: skip
+BART_BASE = dict(
+    d_model=768,
+    encoder_layers=6,
+    decoder_layers=6,
+    encoder_attention_heads=12,
+    decoder_attention_heads=12,
+    encoder_ffn_dim=3072,
+    decoder_ffn_dim=3072,
+    vocab_size=50265,
+    max_position_embeddings=1026,
+    dropout=0.1,
+)
 
 
 def make_shards(out: Path, tok, n_docs: int = 400) -> None:
@@ -85,11 +94,19 @@ def make_shards(out: Path, tok, n_docs: int = 400) -> None:
     inp = out.parent / "docs.jsonl"
     with inp.open("w") as f:
         for i in range(n_docs):
-            sentences = [" ".join(rng.choice(words, size=int(rng.integers(5, 16)))).capitalize()
-                         + "." for _ in range(int(rng.integers(1, 13)))]  # fmt: skip
+            sentences = [
+                " ".join(rng.choice(words, size=int(rng.integers(5, 16)))).capitalize() + "."
+                for _ in range(int(rng.integers(1, 13)))
+            ]
             f.write(json.dumps({"id": f"d{i}", "text": " ".join(sentences)}) + "\n")
-    cfg = PreprocessConfig(inputs=(str(inp),), output=str(out), policy="rand_v1",
-                           tokenizer=tok.name_or_path, docs_per_unit=100, shard_size=1000)  # fmt: skip
+    cfg = PreprocessConfig(
+        inputs=(str(inp),),
+        output=str(out),
+        policy="rand_v1",
+        tokenizer=tok.name_or_path,
+        docs_per_unit=100,
+        shard_size=1000,
+    )
     run_preprocess(cfg, progress=False, use_ray=False)
 
 
@@ -102,27 +119,47 @@ def setup(work: Path, steps: int, gpu: bool, overrides: list[str]):
     from train.pretrain import PretrainConfig
 
     texts = bundled_texts()
-    tok = train_tokenizer(texts * 3 + [" ".join(f"w{i}" for i in range(300))], work / "tok",
-                          vocab_size=2000, min_frequency=1)  # fmt: skip
+    tok = train_tokenizer(
+        texts * 3 + [" ".join(f"w{i}" for i in range(300))],
+        work / "tok",
+        vocab_size=2000,
+        min_frequency=1,
+    )
     make_shards(work / "shards", tok, 2000 if gpu else 400)
-    over = [f"data.shards=[{work / 'shards'}]", f"model.tokenizer={work / 'tok'}",
-            f"total_steps={steps}", "log_every=1", "save_every=0", "export=false",
-            "optim.warmup_steps=5", "model.config.dropout=0.0"]  # fmt: skip
+    over = [
+        f"data.shards=[{work / 'shards'}]",
+        f"model.tokenizer={work / 'tok'}",
+        f"total_steps={steps}",
+        "log_every=1",
+        "save_every=0",
+        "export=false",
+        "optim.warmup_steps=5",
+        "model.config.dropout=0.0",
+    ]
     if gpu:
         over += [f"model.config.{k}={v}" for k, v in BART_BASE.items() if k != "dropout"]
         over += ["micro_batch=128", "global_batch=1024", "precision=bf16", "data.num_workers=2"]
     over += overrides
-    cfg = load_config(PretrainConfig, ROOT / "configs" / "pretrain" / "tiny_cpu.yaml",
-                      [*over, f"output_dir={work / 'plain'}"])  # fmt: skip
+    cfg = load_config(
+        PretrainConfig,
+        ROOT / "configs" / "pretrain" / "tiny_cpu.yaml",
+        [*over, f"output_dir={work / 'plain'}"],
+    )
     return tok, cfg, over
 
 
 def recipe_rate(work: Path, over: list[str], name: str, rnd: int, warmup: int) -> float:
     """Real tokens/s of one recipe run (a fresh process, as users run it)."""
     out = work / f"run-{name}-{rnd}"
-    cmd = [sys.executable, str(ROOT / "train" / "pretrain.py"), "--config",
-           str(ROOT / "configs" / "pretrain" / "tiny_cpu.yaml"), *over, *VARIANTS[name],
-           f"output_dir={out}"]  # fmt: skip
+    cmd = [
+        sys.executable,
+        str(ROOT / "train" / "pretrain.py"),
+        "--config",
+        str(ROOT / "configs" / "pretrain" / "tiny_cpu.yaml"),
+        *over,
+        *VARIANTS[name],
+        f"output_dir={out}",
+    ]
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
     if proc.returncode:
@@ -147,8 +184,9 @@ def plain_rate(cfg, tok, batches, steps: int, warmup: int, compiled: bool = Fals
     model.train()
     if compiled:
         model.compile()
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.optim.lr,
-                            weight_decay=cfg.optim.weight_decay, fused=cuda)  # fmt: skip
+    opt = torch.optim.AdamW(
+        model.parameters(), lr=cfg.optim.lr, weight_decay=cfg.optim.weight_decay, fused=cuda
+    )
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda(cfg))
     tokens, t0 = 0, None
     for step in range(steps):
@@ -181,15 +219,23 @@ def reader_rates(src, tok, micro: int, seed: int) -> dict[str, float]:
     from train.data import PretrainStream
 
     info = TokenizerInfo.from_tokenizer(tok)
-    readers = {"stored masks (remask: fixed)": (None, True),
-               "stored masks, shards not re-checked": (None, False)}  # fmt: skip
+    readers = {
+        "stored masks (remask: fixed)": (None, True),
+        "stored masks, shards not re-checked": (None, False),
+    }
     for policy in ("rand_v1", "orig_v1"):
         readers[f"drawn per epoch, {policy}"] = (Remasker(src.index, info, policy), True)
     rates = {name: 0.0 for name in readers}
     for _ in range(3):  # alternated, best of three: this VM's noise is larger than the check
         for name, (remasker, verify) in readers.items():
-            stream = PretrainStream([replace(src, remasker=remasker, verify=verify)], micro, 0, 1,
-                                    seed + 1, pad_id=tok.pad_token_id)  # fmt: skip
+            stream = PretrainStream(
+                [replace(src, remasker=remasker, verify=verify)],
+                micro,
+                0,
+                1,
+                seed + 1,
+                pad_id=tok.pad_token_id,
+            )
             stream.load_state_dict({"micro_steps_done": src.size // micro})  # fresh draws
             it, n_micro = iter(stream), 3 * src.size // micro  # 3 epochs: each shard opened 3x
             t = time.perf_counter()
@@ -206,8 +252,11 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=40)
     ap.add_argument("--warmup", type=int, default=5, help="steps excluded from the timing")
     ap.add_argument("--rounds", type=int, default=3, help="alternated rounds (median reported)")
-    ap.add_argument("--variants", default="recipe,zero1,bucket",
-                    help=f"comma-separated, of: {', '.join(VARIANTS)}")  # fmt: skip
+    ap.add_argument(
+        "--variants",
+        default="recipe,zero1,bucket",
+        help=f"comma-separated, of: {', '.join(VARIANTS)}",
+    )
     ap.add_argument("--gpu", action="store_true", help="BART-base size in bf16 on the GPU")
     ap.add_argument("--set", action="append", default=[], help="a config override for all runs")
     ap.add_argument("--no-reader", action="store_true", help="skip the reader-alone numbers")
@@ -227,11 +276,14 @@ def main() -> None:
     src = open_source(str(work / "shards"))
     stream = PretrainStream([src], cfg.micro_batch, 0, 1, cfg.seed)
     accum = cfg.global_batch // cfg.micro_batch
-    batches = [collate_micro(stream.micro_batch(k), tok.pad_token_id)
-               for k in range(args.steps * accum)]  # fmt: skip
-    print(f"BART {dict(cfg.model.config)}, global batch {cfg.global_batch}, micro "
-          f"{cfg.micro_batch}, {args.steps} steps ({args.warmup} untimed), {args.rounds} rounds, "
-          f"{torch.get_num_threads()} threads, {src.size} rows")  # fmt: skip
+    batches = [
+        collate_micro(stream.micro_batch(k), tok.pad_token_id) for k in range(args.steps * accum)
+    ]
+    print(
+        f"BART {dict(cfg.model.config)}, global batch {cfg.global_batch}, micro "
+        f"{cfg.micro_batch}, {args.steps} steps ({args.warmup} untimed), {args.rounds} rounds, "
+        f"{torch.get_num_threads()} threads, {src.size} rows"
+    )
     rates: dict[str, list[float]] = {n: [] for n in ["plain", *names]}
     ratios: dict[str, list[float]] = {n: [] for n in names}
     for rnd in range(args.rounds):
@@ -241,16 +293,20 @@ def main() -> None:
             rates[name].append(r)
             rates["plain"].append(p)
             ratios[name].append(r / p)
-            print(f"round {rnd}: {name:8s} {r:12,.0f} tokens/s, plain loop {p:12,.0f} -> {r / p:.2f}",
-                  flush=True)  # fmt: skip
+            print(
+                f"round {rnd}: {name:8s} {r:12,.0f} tokens/s, plain loop {p:12,.0f} -> {r / p:.2f}",
+                flush=True,
+            )
     if args.gpu:
         rates["plain, compiled"] = [plain_rate(cfg, tok, batches, args.steps, args.warmup, True)]
     print("\nmedian tokens/s (real tokens)")
     for name, values in rates.items():
         print(f"  {name:16s} {statistics.median(values):12,.0f}")
     for name in names:
-        print(f"  -> {name}: {statistics.median(ratios[name]):.2f}x the plain loop "
-              f"(rounds {', '.join(f'{x:.2f}' for x in ratios[name])}; goal >= 0.95)")  # fmt: skip
+        print(
+            f"  -> {name}: {statistics.median(ratios[name]):.2f}x the plain loop "
+            f"(rounds {', '.join(f'{x:.2f}' for x in ratios[name])}; goal >= 0.95)"
+        )
     if args.no_reader:
         return
     n_tokens = sum(b["tokens"] for b in batches) / (len(batches) * cfg.micro_batch)

@@ -51,8 +51,14 @@ print(steps * 32 / (time.perf_counter() - t))
 
 def run(tree: Path, code: str, *args) -> str:
     env = {**os.environ, "PYTHONPATH": str(tree), "OMP_NUM_THREADS": "1"}
-    out = subprocess.run([sys.executable, "-c", code, *map(str, args)], cwd=tree, env=env,
-                         check=True, capture_output=True, text=True)  # fmt: skip
+    out = subprocess.run(
+        [sys.executable, "-c", code, *map(str, args)],
+        cwd=tree,
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
+    )
     return out.stdout.strip()
 
 
@@ -87,8 +93,13 @@ def tar_anatomy(folder: Path) -> dict:
                 members += 1
                 payload += m.size
     headers = 512 * members
-    return {"bytes": total, "payload": payload, "headers": headers,
-            "padding_and_end": total - payload - headers, "members": members}  # fmt: skip
+    return {
+        "bytes": total,
+        "payload": payload,
+        "headers": headers,
+        "padding_and_end": total - payload - headers,
+        "members": members,
+    }
 
 
 def folder_bytes(folder: Path, pattern: str) -> int:
@@ -96,8 +107,9 @@ def folder_bytes(folder: Path, pattern: str) -> int:
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--against", default="e1f0789", help="revision that writes format 1")
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--micro-steps", type=int, default=300)
@@ -110,8 +122,9 @@ def main() -> int:
         tmp = Path(tmp)
         old = tmp / "old"
         old.mkdir()
-        archive = subprocess.run(["git", "-C", str(ROOT), "archive", args.against],
-                                 check=True, capture_output=True).stdout  # fmt: skip
+        archive = subprocess.run(
+            ["git", "-C", str(ROOT), "archive", args.against], check=True, capture_output=True
+        ).stdout
         subprocess.run(["tar", "-x", "-C", str(old)], input=archive, check=True)
         tok = tmp / "tok"
         train_tokenizer(bundled_texts(), tok, vocab_size=8000, min_frequency=1)
@@ -123,8 +136,10 @@ def main() -> int:
             run(tree, WRITE, docs, tok, out, fmt)
         rows = json.loads((tmp / "f2-arrow" / "index.json").read_text())["counts"]
         n = rows["segments_written"]
-        print(f"{n} rows, {rows['tokens_written']} tokens ({docs.stat().st_size / 1e6:.1f} MB "
-              f"of text)\n")  # fmt: skip
+        print(
+            f"{n} rows, {rows['tokens_written']} tokens ({docs.stat().st_size / 1e6:.1f} MB "
+            f"of text)\n"
+        )
         sizes = {
             "format 1 arrow (IPC file)": folder_bytes(tmp / "f1", "*.arrow"),
             "format 1 webdataset (5 members/row)": folder_bytes(tmp / "f1", "*.tar"),

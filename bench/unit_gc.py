@@ -63,15 +63,23 @@ def main() -> None:
     for k in range(args.rounds):
         cpu = {}
         for mode in ("default", "tuned"):
-            out = subprocess.run([sys.executable, "-c", CHILD, tok, str(dump),
-                                  args.policy, mode], capture_output=True, text=True, check=True)  # fmt: skip
+            out = subprocess.run(
+                [sys.executable, "-c", CHILD, tok, str(dump), args.policy, mode],
+                capture_output=True,
+                text=True,
+                check=True,
+            )
             r = json.loads(out.stdout.strip().splitlines()[-1])
             cpu[mode] = r["cpu"]
-            print(f"round {k + 1} {mode:8} {r['units']} units {r['cpu']:6.2f} s CPU, "
-                  f"peak RSS {r['rss_mb']:.0f} MiB")  # fmt: skip
+            print(
+                f"round {k + 1} {mode:8} {r['units']} units {r['cpu']:6.2f} s CPU, "
+                f"peak RSS {r['rss_mb']:.0f} MiB"
+            )
         ratios.append(cpu["default"] / cpu["tuned"])
-    print(f"-> tuned GC = {statistics.median(ratios):.2f}x the default's speed, median of "
-          f"rounds ({', '.join(f'{x:.2f}' for x in ratios)})")  # fmt: skip
+    print(
+        f"-> tuned GC = {statistics.median(ratios):.2f}x the default's speed, median of "
+        f"rounds ({', '.join(f'{x:.2f}' for x in ratios)})"
+    )
 
 
 if __name__ == "__main__":

@@ -25,8 +25,15 @@ from collections import Counter
 from pathlib import Path
 
 GROUPS = ("noun", "propn", "num", "verb", "adj", "adp", "adv", "other")
-_POS_GROUP = {"NOUN": "noun", "PROPN": "propn", "NUM": "num", "VERB": "verb", "ADJ": "adj",
-              "ADP": "adp", "ADV": "adv"}  # fmt: skip
+_POS_GROUP = {
+    "NOUN": "noun",
+    "PROPN": "propn",
+    "NUM": "num",
+    "VERB": "verb",
+    "ADJ": "adj",
+    "ADP": "adp",
+    "ADV": "adv",
+}
 # spaCy components that POS tagging does not need.
 _NOT_POS = ("parser", "ner", "lemmatizer", "senter")
 
@@ -104,8 +111,9 @@ class FolderStats:
         }
 
 
-def analyze_folder(folder: Path, label: str, sample: float, seed: int, nlp, progress=None,
-                   epoch: int | None = None):  # fmt: skip
+def analyze_folder(
+    folder: Path, label: str, sample: float, seed: int, nlp, progress=None, epoch: int | None = None
+):
     """The stats of one folder's stored masks, or of the masks the trainer
     draws in `epoch` (from the rows' annotations)."""
     from maskpt.core.tokenizer import TokenizerInfo, load_tokenizer
@@ -190,13 +198,21 @@ def summary_lines(result: dict) -> list[str]:
     for label, r in result["folders"].items():
         top = ", ".join(f"{g} {v:.0%}" for g, v in r["pos_shares"].items() if v >= 0.05)
         skipped = f", {sum(r['skipped'].values())} skipped" if r["skipped"] else ""
-        lines.append(f"{label}: {r['sampled']}/{r['rows']} rows{skipped}, "
-                     f"{r['masked_words']} masked words ({top})")  # fmt: skip
+        lines.append(
+            f"{label}: {r['sampled']}/{r['rows']} rows{skipped}, "
+            f"{r['masked_words']} masked words ({top})"
+        )
     return lines
 
 
-def run_analysis(folders, out, sample: float = 0.01, seed: int = 0, progress: bool = True,
-                 epoch: int | None = None) -> dict:  # fmt: skip
+def run_analysis(
+    folders,
+    out,
+    sample: float = 0.01,
+    seed: int = 0,
+    progress: bool = True,
+    epoch: int | None = None,
+) -> dict:
     """Analyse each shard folder (its stored masks, or epoch `epoch`'s draws);
     write CSV, JSON and PNG to `out`; return the JSON."""
     from tqdm import tqdm
@@ -242,22 +258,29 @@ def run_analysis(folders, out, sample: float = 0.01, seed: int = 0, progress: bo
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(
-        prog="maskpt analyze", description=__doc__,
+        prog="maskpt analyze",
+        description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="example:\n  maskpt analyze runs/shards/orig runs/shards/ssm --sample 0.01 "
         "--out runs/analysis",
-    )  # fmt: skip
+    )
     p.add_argument("folders", nargs="+", metavar="DIR", help="shard folders (one per policy)")
     p.add_argument("--out", required=True, help="folder for pos.png, freq.png, CSV and JSON")
-    p.add_argument("--sample", type=float, default=0.01,
-                   help="fraction of rows to analyse (default 0.01)")  # fmt: skip
+    p.add_argument(
+        "--sample", type=float, default=0.01, help="fraction of rows to analyse (default 0.01)"
+    )
     p.add_argument("--seed", type=int, default=0, help="sampling seed (default 0)")
-    p.add_argument("--epoch", type=int, default=None, metavar="E",
-                   help="analyse the masks the trainer draws in epoch E (default: the stored "
-                        "ones, epoch 0)")  # fmt: skip
+    p.add_argument(
+        "--epoch",
+        type=int,
+        default=None,
+        metavar="E",
+        help="analyse the masks the trainer draws in epoch E (default: the stored ones, epoch 0)",
+    )
     args = p.parse_args(argv)
-    result = run_analysis(args.folders, args.out, sample=args.sample, seed=args.seed,
-                          epoch=args.epoch)  # fmt: skip
+    result = run_analysis(
+        args.folders, args.out, sample=args.sample, seed=args.seed, epoch=args.epoch
+    )
     print("\n".join(summary_lines(result)))
     print(f"wrote pos.png, freq.png, pos.csv, freq-*.csv and analysis.json to {args.out}")
     return 0

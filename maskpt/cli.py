@@ -24,25 +24,40 @@ COMMANDS = {
     "mask": ("maskpt.commands.mask", "mask text with a policy and show source/target (or --json)"),
     "policies": ("maskpt.commands.mask", "list registered masking policies and their config"),
     "tokenizer": ("maskpt.commands.mask", "train a byte-level BPE tokenizer for offline use"),
-    "preprocess": ("maskpt.commands.shards",
-                   "mask documents on Ray and write Arrow/WebDataset shards + index.json"),
+    "preprocess": (
+        "maskpt.commands.shards",
+        "mask documents on Ray and write Arrow/WebDataset shards + index.json",
+    ),
     "inspect": ("maskpt.commands.shards", "summarise, show or verify a shard folder"),
-    "analyze": ("maskpt.analyze",
-                "what policies mask: POS of masked words, mask vs corpus frequency (plots, CSV)"),
-    "pretrain": ("train.pretrain", "intermediate pre-training with DeepSpeed ZeRO (train/pretrain.py)"),
+    "analyze": (
+        "maskpt.analyze",
+        "what policies mask: POS of masked words, mask vs corpus frequency (plots, CSV)",
+    ),
+    "pretrain": (
+        "train.pretrain",
+        "intermediate pre-training with DeepSpeed ZeRO (train/pretrain.py)",
+    ),
     "export": ("train.export", "a saved pre-training checkpoint as a Hugging Face model folder"),
-    "train-policy": ("maskpt.commands.tasks",
-                     "train a learned masking policy: `supervised` (sup_v1) or `meta` (meta_v1)"),
-    "finetune": ("train.finetune",
-                 "fine-tune a BART checkpoint on one task and evaluate it (Seq2SeqTrainer)"),
+    "train-policy": (
+        "maskpt.commands.tasks",
+        "train a learned masking policy: `supervised` (sup_v1) or `meta` (meta_v1)",
+    ),
+    "finetune": (
+        "train.finetune",
+        "fine-tune a BART checkpoint on one task and evaluate it (Seq2SeqTrainer)",
+    ),
     "sweep": ("train.sweep", "the paper's fine-tuning protocol (LR/batch search, seeds) as jobs"),
-    "report": ("maskpt.commands.tasks",
-               "the paper's results table (mean ± std, paired t-test) from fine-tuning runs"),
+    "report": (
+        "maskpt.commands.tasks",
+        "the paper's results table (mean ± std, paired t-test) from fine-tuning runs",
+    ),
     "data": ("maskpt.commands.tasks", "downstream task data: download, show converted examples"),
     "world": ("maskpt.world", "generate the synthetic closed-book QA benchmark"),
-    "demo": ("maskpt.demo",
-             "the main job end to end: synthetic world, every policy, pre-train, fine-tune, table"),
-}  # fmt: skip
+    "demo": (
+        "maskpt.demo",
+        "the main job end to end: synthetic world, every policy, pre-train, fine-tune, table",
+    ),
+}
 
 
 def usage() -> str:

@@ -44,10 +44,18 @@ NONE_ROW = "none"
 
 
 def _tiny_bart() -> dict:
-    return {"d_model": 128, "encoder_layers": 2, "decoder_layers": 2,
-            "encoder_attention_heads": 4, "decoder_attention_heads": 4, "encoder_ffn_dim": 512,
-            "decoder_ffn_dim": 512, "max_position_embeddings": 80, "dropout": 0.0,
-            "attention_dropout": 0.0}  # fmt: skip
+    return {
+        "d_model": 128,
+        "encoder_layers": 2,
+        "decoder_layers": 2,
+        "encoder_attention_heads": 4,
+        "decoder_attention_heads": 4,
+        "encoder_ffn_dim": 512,
+        "decoder_ffn_dim": 512,
+        "max_position_embeddings": 80,
+        "dropout": 0.0,
+        "attention_dropout": 0.0,
+    }
 
 
 @dataclass(frozen=True)
@@ -106,37 +114,72 @@ class DemoConfig:
         unknown = [p for p in self.policies if p not in POLICIES]
         if unknown or not self.policies:
             raise ConfigError(f"policies: {unknown or '[]'} not among {', '.join(POLICIES)}")
-        for key in ("seeds", "pretrain_seeds", "policy_seeds", "general_steps", "steps", "batch", "ft_steps",
-                    "ft_batch", "policy_steps", "meta_steps", "vocab_size", "max_length"):  # fmt: skip
+        for key in (
+            "seeds",
+            "pretrain_seeds",
+            "policy_seeds",
+            "general_steps",
+            "steps",
+            "batch",
+            "ft_steps",
+            "ft_batch",
+            "policy_steps",
+            "meta_steps",
+            "vocab_size",
+            "max_length",
+        ):
             if getattr(self, key) < 1:
                 raise ConfigError(f"{key} must be >= 1, got {getattr(self, key)}")
         from maskpt.world import ATTRIBUTES
 
         bad = [a for a in self.transfer if a not in ATTRIBUTES]
         if bad or len(set(self.transfer)) == len(ATTRIBUTES):
-            raise ConfigError(f"transfer: some (not all) of {', '.join(ATTRIBUTES)}, "
-                              f"got {list(self.transfer)}")  # fmt: skip
+            raise ConfigError(
+                f"transfer: some (not all) of {', '.join(ATTRIBUTES)}, got {list(self.transfer)}"
+            )
         if self.batch % 2:
             raise ConfigError(f"batch must be even (two micro-batches), got {self.batch}")
 
 
 SIZES: dict[str, list[str]] = {
     "tiny": [  # CI: a few minutes; the numbers mean nothing
-        "world.people=16", "world.background_people=16", "world.repeats=2", "pretrain_seeds=2",
-        "general_steps=30", "steps=20", "batch=16", "warmup=5", "policy_steps=10", "meta_steps=10",
-        "ft_steps=20", "ft_batch=16", "vocab_size=600",
+        "world.people=16",
+        "world.background_people=16",
+        "world.repeats=2",
+        "pretrain_seeds=2",
+        "general_steps=30",
+        "steps=20",
+        "batch=16",
+        "warmup=5",
+        "policy_steps=10",
+        "meta_steps=10",
+        "ft_steps=20",
+        "ft_batch=16",
+        "vocab_size=600",
     ],
     "quick": [  # about 8 min on 2 CPU cores: none vs ssm only, the paper's first finding
-        "policies=[ssm_v1]", "transfer=[]", "general_steps=600", "steps=400",
+        "policies=[ssm_v1]",
+        "transfer=[]",
+        "general_steps=600",
+        "steps=400",
     ],
     "default": [],  # about 2 h on 2 CPU cores (RESULTS.md)
     "large": [  # a GPU or a few hours of CPU: more people, a bigger model, longer runs
-        "world.people=400", "world.background_people=400", "world.repeats=12", "pretrain_seeds=5",
-        "general_steps=6000", "steps=6000", "ft_steps=600", "vocab_size=4000",
-        "model.d_model=256", "model.encoder_ffn_dim=1024", "model.decoder_ffn_dim=1024",
-        "model.encoder_layers=4", "model.decoder_layers=4",
+        "world.people=400",
+        "world.background_people=400",
+        "world.repeats=12",
+        "pretrain_seeds=5",
+        "general_steps=6000",
+        "steps=6000",
+        "ft_steps=600",
+        "vocab_size=4000",
+        "model.d_model=256",
+        "model.encoder_ffn_dim=1024",
+        "model.decoder_ffn_dim=1024",
+        "model.encoder_layers=4",
+        "model.decoder_layers=4",
     ],
-}  # fmt: skip
+}
 
 
 def demo_config(size: str = "default", overrides=()) -> DemoConfig:
@@ -182,10 +225,16 @@ def run_demo(cfg: DemoConfig, out: Path) -> dict:
     rows = list(cfg.policies)
     if cfg.transfer:
         rows += [p + TRANSFER for p in cfg.policies if p in LEARNED]
-    d.stage(f"learned policies, trained on the QA train split (transfer: some attributes), "
-            f"{cfg.policy_seeds} seeds each")  # fmt: skip
-    checkpoints = {(r, j): d.train_policy(r, base, j) for r in rows if policy_of(r) in LEARNED
-                   for j in range(cfg.policy_seeds)}  # fmt: skip
+    d.stage(
+        f"learned policies, trained on the QA train split (transfer: some attributes), "
+        f"{cfg.policy_seeds} seeds each"
+    )
+    checkpoints = {
+        (r, j): d.train_policy(r, base, j)
+        for r in rows
+        if policy_of(r) in LEARNED
+        for j in range(cfg.policy_seeds)
+    }
     if not checkpoints:
         console.print("none asked for")
 
@@ -196,14 +245,20 @@ def run_demo(cfg: DemoConfig, out: Path) -> dict:
     with ray_session(num_cpus=2):
         for r in rows:
             for j in sorted({policy_seed(r, k) for k in range(cfg.pretrain_seeds)}):
-                d.preprocess(policy_of(r), d.world / "corpus.jsonl", d.shards(r, j),
-                             str(checkpoints.get((r, j), "")))  # fmt: skip
+                d.preprocess(
+                    policy_of(r),
+                    d.world / "corpus.jsonl",
+                    d.shards(r, j),
+                    str(checkpoints.get((r, j), "")),
+                )
 
     d.stage(f"intermediate pre-training, {cfg.pretrain_seeds} runs per row (train/pretrain.py)")
     models = {NONE_ROW: [base] * cfg.pretrain_seeds}
     for r in rows:
-        models[r] = [d.pretrain(f"{r}/seed{k}", d.shards(r, policy_seed(r, k)), str(base),
-                                cfg.steps, k) for k in range(cfg.pretrain_seeds)]  # fmt: skip
+        models[r] = [
+            d.pretrain(f"{r}/seed{k}", d.shards(r, policy_seed(r, k)), str(base), cfg.steps, k)
+            for k in range(cfg.pretrain_seeds)
+        ]
 
     runs = cfg.pretrain_seeds * cfg.seeds
     d.stage(f"fine-tune and evaluate ({runs} runs per row)")
@@ -229,14 +284,19 @@ def config_args():
     args = ConfigArgs(DemoConfig, "maskpt demo", __doc__, DEMO_EXAMPLES)
     args.parser.add_argument("--out", default="runs/demo", help="output folder (default runs/demo)")
     args.parser.add_argument(
-        "--size", choices=list(SIZES), default="default",
+        "--size",
+        choices=list(SIZES),
+        default="default",
         help="tiny: a few minutes, a table near zero (CI); quick: about 8 min on 2 CPU cores, "
         "no intermediate pre-training vs ssm only (RESULTS.md); default: about 2 h on 2 CPU "
         "cores, every policy; large: GPU or hours",
-    )  # fmt: skip
-    args.parser.add_argument("--overwrite", action="store_true",
-                             help="delete OUT and start over (a rerun otherwise resumes, and "
-                                  "a finished demo only prints its table again)")  # fmt: skip
+    )
+    args.parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="delete OUT and start over (a rerun otherwise resumes, and "
+        "a finished demo only prints its table again)",
+    )
     return args
 
 
@@ -249,8 +309,10 @@ def main(argv=None) -> int:
         shutil.rmtree(out)
     run_demo(cfg, out)
     if ns.size == "tiny":
-        print("note: --size tiny checks that every stage runs; its models are far too small and "
-              "short-trained to answer, so a table near zero is expected. --size quick shows "
-              "ssm above no intermediate pre-training in about 8 min on 2 cores; the default "
-              "size gives the full table in RESULTS.md.")  # fmt: skip
+        print(
+            "note: --size tiny checks that every stage runs; its models are far too small and "
+            "short-trained to answer, so a table near zero is expected. --size quick shows "
+            "ssm above no intermediate pre-training in about 8 min on 2 cores; the default "
+            "size gives the full table in RESULTS.md."
+        )
     return 0

@@ -18,9 +18,16 @@ from pathlib import Path
 
 from maskpt.world import ATTRIBUTES
 
-ROW_NAMES = {"none": "no intermediate pre-training", "orig_v1": "+ orig (BART)",
-             "rand_v1": "+ rand", "ssm_v1": "+ ssm", "sup_v1": "+ sup", "meta_v1": "+ meta",
-             "sup_v1_transfer": "+ sup, learned on {t}", "meta_v1_transfer": "+ meta, learned on {t}"}  # fmt: skip
+ROW_NAMES = {
+    "none": "no intermediate pre-training",
+    "orig_v1": "+ orig (BART)",
+    "rand_v1": "+ rand",
+    "ssm_v1": "+ ssm",
+    "sup_v1": "+ sup",
+    "meta_v1": "+ meta",
+    "sup_v1_transfer": "+ sup, learned on {t}",
+    "meta_v1_transfer": "+ meta, learned on {t}",
+}
 TRANSFER_COLUMN = "transfer"
 
 
@@ -70,9 +77,15 @@ def meta_budget(folder: Path, gamma: float = 0.15, eps: float = 0.05) -> dict:
         drawn.append(sum(row["masked"]) / content)
         expected.append(sum(row["token_probs"]) / 1000 / content)
     inside = lambda x: float(np.mean(np.abs(np.array(x) - gamma) <= eps + 1e-9))  # noqa: E731
-    return {"rows": len(drawn), "gamma": gamma, "eps": eps,
-            "drawn_rate_mean": float(np.mean(drawn)), "drawn_in_budget": inside(drawn),
-            "expected_rate_mean": float(np.mean(expected)), "expected_in_budget": inside(expected)}  # fmt: skip
+    return {
+        "rows": len(drawn),
+        "gamma": gamma,
+        "eps": eps,
+        "drawn_rate_mean": float(np.mean(drawn)),
+        "drawn_in_budget": inside(drawn),
+        "expected_rate_mean": float(np.mean(expected)),
+        "expected_in_budget": inside(expected),
+    }
 
 
 def results(out: Path, rows: list[str], plots: list[str], console) -> dict:
@@ -84,16 +97,26 @@ def results(out: Path, rows: list[str], plots: list[str], console) -> dict:
     transfer = tuple(cfg.get("transfer") or ())
     table = build(runs_with_attributes(out / "finetune", transfer))
     table["checkpoints"] = [r for r in rows if r in table["checkpoints"]]
-    table["tasks"] = ["synth", *[a for a in ATTRIBUTES if a in table["tasks"]],
-                      *([TRANSFER_COLUMN] if TRANSFER_COLUMN in table["tasks"] else [])]  # fmt: skip
+    table["tasks"] = [
+        "synth",
+        *[a for a in ATTRIBUTES if a in table["tasks"]],
+        *([TRANSFER_COLUMN] if TRANSFER_COLUMN in table["tasks"] else []),
+    ]
     tests = sum(1 for c in table["cells"].values() if c["p_vs_best"] is not None)
     table["comparisons"], table["transfer"] = tests, list(transfer)
-    table["meta_budget"] = {r: meta_budget(out / "shards" / r) for r in rows
-                            if r.startswith("meta_v1") and (out / "shards" / r).is_dir()}  # fmt: skip
+    table["meta_budget"] = {
+        r: meta_budget(out / "shards" / r)
+        for r in rows
+        if r.startswith("meta_v1") and (out / "shards" / r).is_dir()
+    }
     world = json.loads((out / "world" / "world.json").read_text())
-    named = {**table, "checkpoints": [row_name(r, transfer) for r in table["checkpoints"]],
-             "cells": {f"{row_name(c['checkpoint'], transfer)}/{c['task']}": c
-                       for c in table["cells"].values()}}  # fmt: skip
+    named = {
+        **table,
+        "checkpoints": [row_name(r, transfer) for r in table["checkpoints"]],
+        "cells": {
+            f"{row_name(c['checkpoint'], transfer)}/{c['task']}": c for c in table["cells"].values()
+        },
+    }
     unseen = [a for a in ATTRIBUTES if a not in transfer]
     md = [
         "# maskpt demo results",
@@ -103,26 +126,34 @@ def results(out: Path, rows: list[str], plots: list[str], console) -> dict:
         f"{cfg['pretrain_seeds'] * cfg['seeds']} runs ({cfg['pretrain_seeds']} pre-training "
         f"seeds x {cfg['seeds']} fine-tuning seeds; `none`: fine-tuning seeds only). `synth` "
         "is all questions; the attribute columns split them"
-        + (f"; `transfer` is the questions about {' and '.join(unseen)}, which the "
-           f"transfer rows' policies never saw (they learned on {' and '.join(transfer)}): "
-           "transfer to unseen question types within the world, not the paper's transfer "
-           "from one dataset to another" if transfer else "") + ". Rows: the general model fine-tuned directly, then one "
+        + (
+            f"; `transfer` is the questions about {' and '.join(unseen)}, which the "
+            f"transfer rows' policies never saw (they learned on {' and '.join(transfer)}): "
+            "transfer to unseen question types within the world, not the paper's transfer "
+            "from one dataset to another"
+            if transfer
+            else ""
+        )
+        + ". Rows: the general model fine-tuned directly, then one "
         "row per intermediate pre-training policy.",
         "",
         markdown(named),
         f"{tests} paired t-tests (each row against its column's best), not corrected for "
         "multiple comparisons.",
         "",
-        *[f"Meta policy `{r}`: {b['drawn_in_budget']:.0%} of {b['rows']} rows have a drawn mask "
-          f"rate within {b['gamma']} ± {b['eps']} (mean {b['drawn_rate_mean']:.3f}); the rates "
-          f"its probabilities imply: {b['expected_in_budget']:.0%} (mean "
-          f"{b['expected_rate_mean']:.3f})." for r, b in table["meta_budget"].items()],
+        *[
+            f"Meta policy `{r}`: {b['drawn_in_budget']:.0%} of {b['rows']} rows have a drawn mask "
+            f"rate within {b['gamma']} ± {b['eps']} (mean {b['drawn_rate_mean']:.3f}); the rates "
+            f"its probabilities imply: {b['expected_in_budget']:.0%} (mean "
+            f"{b['expected_rate_mean']:.3f})."
+            for r, b in table["meta_budget"].items()
+        ],
         "",
         f"World: {world['counts']}.",
         "",
         *[f"![{Path(p).stem}]({Path(p).relative_to(out)})" for p in [*plots, out / "loss.png"]],
         "",
-    ]  # fmt: skip
+    ]
     (out / "results.md").write_text("\n".join(md))
     (out / "results.json").write_text(json.dumps(table, indent=1) + "\n")
     _plot_em(table, out / "em.png")
@@ -134,13 +165,21 @@ def results(out: Path, rows: list[str], plots: list[str], console) -> dict:
         view.add_column(t, justify="right")
     for c in table["checkpoints"]:
         cells = [table["cells"].get(f"{c}/{t}") for t in table["tasks"]]
-        view.add_row(row_name(c, transfer), *[
-            "–" if x is None else
-            (f"[bold]{x['mean']:.1f} ± {x['std']:.1f}[/bold]" if x["best"]
-             else f"[underline]{x['mean']:.1f} ± {x['std']:.1f}[/underline]"
-             if x["not_significantly_worse"] else f"{x['mean']:.1f} ± {x['std']:.1f}")
-            for x in cells
-        ])  # fmt: skip
+        view.add_row(
+            row_name(c, transfer),
+            *[
+                "–"
+                if x is None
+                else (
+                    f"[bold]{x['mean']:.1f} ± {x['std']:.1f}[/bold]"
+                    if x["best"]
+                    else f"[underline]{x['mean']:.1f} ± {x['std']:.1f}[/underline]"
+                    if x["not_significantly_worse"]
+                    else f"{x['mean']:.1f} ± {x['std']:.1f}"
+                )
+                for x in cells
+            ],
+        )
     console.print(view)
     console.print(f"wrote {out / 'results.md'}, results.json, em.png, loss.png and analysis/")
     return table
@@ -155,10 +194,18 @@ def _plot_em(table: dict, path: Path) -> None:
     rows = table["checkpoints"]
     cells = [table["cells"][f"{r}/synth"] for r in rows]
     fig, ax = plt.subplots(figsize=(1.5 + 1.0 * len(rows), 3.6))
-    names = [row_name(r, table.get("transfer", ())).replace(", learned on ", "\n(") +
-             (")" if r.endswith("_transfer") else "") for r in rows]  # fmt: skip
-    ax.bar(names, [c["mean"] for c in cells],
-           yerr=[c["std"] for c in cells], capsize=4, color="tab:blue")  # fmt: skip
+    names = [
+        row_name(r, table.get("transfer", ())).replace(", learned on ", "\n(")
+        + (")" if r.endswith("_transfer") else "")
+        for r in rows
+    ]
+    ax.bar(
+        names,
+        [c["mean"] for c in cells],
+        yerr=[c["std"] for c in cells],
+        capsize=4,
+        color="tab:blue",
+    )
     ax.set_ylabel("test EM x100")
     ax.set_title("Closed-book QA on the synthetic world")
     ax.tick_params(axis="x", labelrotation=20)
@@ -191,8 +238,15 @@ def _plot_losses(pretrain: Path, path: Path) -> None:
 def analysis(out: Path, cfg, rows, console) -> list[str]:
     from maskpt.analyze import run_analysis, summary_lines
 
-    result = run_analysis([out / "shards" / r for r in rows], out / "analysis",
-                          sample=cfg.analysis_sample, seed=cfg.seed)  # fmt: skip
+    result = run_analysis(
+        [out / "shards" / r for r in rows],
+        out / "analysis",
+        sample=cfg.analysis_sample,
+        seed=cfg.seed,
+    )
     console.print("\n".join(summary_lines(result)))
-    return [str(out / "em.png"), str(out / "analysis" / "pos.png"),
-            str(out / "analysis" / "freq.png")]  # fmt: skip
+    return [
+        str(out / "em.png"),
+        str(out / "analysis" / "pos.png"),
+        str(out / "analysis" / "freq.png"),
+    ]

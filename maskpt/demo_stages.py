@@ -92,11 +92,17 @@ class Demo:
         if policy == "sup_v1":  # one of its top 5 spans: top1 masks the same attribute every time
             policy_config["mode"] = "sample"
         cfg = PreprocessConfig(
-            inputs=(str(corpus),), output=str(folder), policy=policy,
+            inputs=(str(corpus),),
+            output=str(folder),
+            policy=policy,
             policy_config=policy_config,
-            tokenizer=str(self.tokenizer), seed=self.cfg.seed, max_length=self.cfg.max_length,
-            format="arrow", docs_per_unit=200, shard_size=5000,
-        )  # fmt: skip
+            tokenizer=str(self.tokenizer),
+            seed=self.cfg.seed,
+            max_length=self.cfg.max_length,
+            format="arrow",
+            docs_per_unit=200,
+            shard_size=5000,
+        )
         index = run_preprocess(cfg, progress=True)
         problems = verify(folder)
         if problems:
@@ -120,15 +126,24 @@ class Demo:
         run.mkdir(parents=True, exist_ok=True)
         c = self.cfg
         cfg = {
-            "model": {"name_or_path": init, "tokenizer": str(self.tokenizer),
-                      "config": {} if init else c.model},
-            "seed": c.seed + seed, "max_length": c.max_length, "global_batch": c.batch,
-            "micro_batch": c.batch // 2, "total_steps": steps, "zero_stage": 1,
-            "precision": "fp32", "optim": {"lr": c.lr, "warmup_steps": min(c.warmup, steps)},
+            "model": {
+                "name_or_path": init,
+                "tokenizer": str(self.tokenizer),
+                "config": {} if init else c.model,
+            },
+            "seed": c.seed + seed,
+            "max_length": c.max_length,
+            "global_batch": c.batch,
+            "micro_batch": c.batch // 2,
+            "total_steps": steps,
+            "zero_stage": 1,
+            "precision": "fp32",
+            "optim": {"lr": c.lr, "warmup_steps": min(c.warmup, steps)},
             "data": {"shards": [str(shards)], "remask": c.remask, "mask_seed": c.seed + seed},
-            "output_dir": str(run), "save_every": max(100, steps // 4),
+            "output_dir": str(run),
+            "save_every": max(100, steps // 4),
             "log_every": max(1, steps // 20),
-        }  # fmt: skip
+        }
         import yaml
 
         path = run / "pretrain.yaml"
@@ -163,8 +178,11 @@ class Demo:
         keep = set(self.cfg.transfer)
         path = self.out / "policies" / "transfer_examples.jsonl"
         path.parent.mkdir(parents=True, exist_ok=True)
-        lines = [x for x in examples.read_text().splitlines()
-                 if json.loads(x)["id"].split("-")[1] in keep]  # fmt: skip
+        lines = [
+            x
+            for x in examples.read_text().splitlines()
+            if json.loads(x)["id"].split("-")[1] in keep
+        ]
         path.write_text("\n".join(lines) + "\n")
         return str(path)
 
@@ -181,21 +199,37 @@ class Demo:
         if policy == "sup_v1":
             from train.supervised_policy import SupervisedConfig, train
 
-            s = train(SupervisedConfig(
-                examples=examples, model=str(base), output_dir=str(folder), epochs=1000,
-                max_steps=c.policy_steps, lr=1e-3, batch_size=32, hidden=128,
-                max_length=c.max_length, max_span_length=6, seed=c.seed + seed,
-            ))  # fmt: skip
+            s = train(
+                SupervisedConfig(
+                    examples=examples,
+                    model=str(base),
+                    output_dir=str(folder),
+                    epochs=1000,
+                    max_steps=c.policy_steps,
+                    lr=1e-3,
+                    batch_size=32,
+                    hidden=128,
+                    max_length=c.max_length,
+                    max_span_length=6,
+                    seed=c.seed + seed,
+                )
+            )
             self.console.print(f"{row}: validation top-1 span accuracy {s['val_top1']:.2f}")
         else:
             from train.meta_policy import MetaConfig, train
 
             # the trainer's defaults (README "The meta-learned policy"; bench/meta_signal.py
             # measures them on this world), only the steps and batch size set
-            last = train(MetaConfig(
-                examples=examples, model=str(base), output_dir=str(folder),
-                steps=c.meta_steps, batch_size=8, seed=c.seed + seed,
-            ))  # fmt: skip
+            last = train(
+                MetaConfig(
+                    examples=examples,
+                    model=str(base),
+                    output_dir=str(folder),
+                    steps=c.meta_steps,
+                    batch_size=8,
+                    seed=c.seed + seed,
+                )
+            )
             probe = (
                 f", answer probe {last['probe_ratio']:.2f} (start {last['probe_ratio_frozen']:.2f})"
                 if "probe_ratio" in last
@@ -204,7 +238,7 @@ class Demo:
             self.console.print(
                 f"{row}: mask rate {last['mask_rate']:.3f}, rows in budget "
                 f"{last['rows_in_budget_expected']:.2f} (expected counts){probe}"
-            )  # fmt: skip
+            )
         (folder / "DONE").write_text("")
         return folder
 
@@ -216,13 +250,27 @@ class Demo:
         if (run / "metrics.json").exists():
             return json.loads((run / "metrics.json").read_text())
         cfg = FinetuneConfig(
-            task="synth", data_dir=str(self.world / "qa"), model=str(model),
-            output_dir=str(run), seed=run_no, lr=c.ft_lr, batch_size=c.ft_batch,
-            max_steps=c.ft_steps, eval_every=max(1, c.ft_steps // 8), patience=0,
-            warmup_steps=max(1, c.ft_steps // 10), label_smoothing=0.0, dropout=0.0,
-            num_beams=1, max_gen_length=8, max_source_length=32, max_target_length=12,
-            target_prefix_space=True, report_to=("none",), log_every=max(1, c.ft_steps // 8),
-        )  # fmt: skip
+            task="synth",
+            data_dir=str(self.world / "qa"),
+            model=str(model),
+            output_dir=str(run),
+            seed=run_no,
+            lr=c.ft_lr,
+            batch_size=c.ft_batch,
+            max_steps=c.ft_steps,
+            eval_every=max(1, c.ft_steps // 8),
+            patience=0,
+            warmup_steps=max(1, c.ft_steps // 10),
+            label_smoothing=0.0,
+            dropout=0.0,
+            num_beams=1,
+            max_gen_length=8,
+            max_source_length=32,
+            max_target_length=12,
+            target_prefix_space=True,
+            report_to=("none",),
+            log_every=max(1, c.ft_steps // 8),
+        )
         metrics = finetune(cfg)
         self.console.print(
             f"{row} run {run_no}: dev EM {metrics['dev']:.3f}, test EM {metrics['test']:.3f}"

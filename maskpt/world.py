@@ -32,26 +32,84 @@ from pathlib import Path
 from maskpt.core.config import ConfigError
 from maskpt.core.seeding import python_random
 
-_ONSETS = ["b", "br", "c", "d", "dr", "f", "g", "k", "l", "m", "n", "p", "r", "s", "t", "th",
-           "v", "w", "z"]  # fmt: skip
+_ONSETS = [
+    "b",
+    "br",
+    "c",
+    "d",
+    "dr",
+    "f",
+    "g",
+    "k",
+    "l",
+    "m",
+    "n",
+    "p",
+    "r",
+    "s",
+    "t",
+    "th",
+    "v",
+    "w",
+    "z",
+]
 _VOWELS = ["a", "e", "i", "o", "u", "ai", "ei", "ou"]
 _CODAS = ["", "n", "r", "l", "s", "th", "m", "nd", "rk"]
 
 CITIES = [
-    "Lisbon", "Oslo", "Vienna", "Dublin", "Prague", "Madrid", "Warsaw", "Athens", "Cairo",
-    "Lima", "Toronto", "Chicago", "Sydney", "Mumbai", "Nairobi", "Seoul", "Helsinki",
-    "Budapest", "Boston", "Manila",
-]  # fmt: skip
+    "Lisbon",
+    "Oslo",
+    "Vienna",
+    "Dublin",
+    "Prague",
+    "Madrid",
+    "Warsaw",
+    "Athens",
+    "Cairo",
+    "Lima",
+    "Toronto",
+    "Chicago",
+    "Sydney",
+    "Mumbai",
+    "Nairobi",
+    "Seoul",
+    "Helsinki",
+    "Budapest",
+    "Boston",
+    "Manila",
+]
 COMPANIES = [
-    "Northwind Bank", "Corvid Motors", "Helix Pharma", "Bluestone Airlines", "Quarry Steel",
-    "Lumen Software", "Harbor Shipping", "Atlas Insurance", "Pinecrest Foods", "Vantage Media",
-    "Orion Telecom", "Granite Energy", "Silverline Rail", "Meridian Textiles", "Falcon Chemicals",
+    "Northwind Bank",
+    "Corvid Motors",
+    "Helix Pharma",
+    "Bluestone Airlines",
+    "Quarry Steel",
+    "Lumen Software",
+    "Harbor Shipping",
+    "Atlas Insurance",
+    "Pinecrest Foods",
+    "Vantage Media",
+    "Orion Telecom",
+    "Granite Energy",
+    "Silverline Rail",
+    "Meridian Textiles",
+    "Falcon Chemicals",
     "Cobalt Mining",
-]  # fmt: skip
+]
 FIELDS = [
-    "chemistry", "linguistics", "geology", "economics", "astronomy", "botany", "philosophy",
-    "mathematics", "architecture", "medicine", "music", "history",
-]  # fmt: skip
+    "chemistry",
+    "linguistics",
+    "geology",
+    "economics",
+    "astronomy",
+    "botany",
+    "philosophy",
+    "mathematics",
+    "architecture",
+    "medicine",
+    "music",
+    "history",
+]
 ATTRIBUTES = ("birth_year", "birthplace", "employer", "field")
 
 # {n} = name, {v} = value. One sentence per attribute; five templates each.
@@ -145,19 +203,24 @@ def make_people(cfg: WorldConfig) -> list[dict]:
     people = []
     for i, name in enumerate(names):
         split = (
-            "background" if i >= cfg.people
-            else "train" if i < n_train
-            else "dev" if i < n_train + n_dev
+            "background"
+            if i >= cfg.people
+            else "train"
+            if i < n_train
+            else "dev"
+            if i < n_train + n_dev
             else "test"
-        )  # fmt: skip
-        people.append({
-            "name": name,
-            "split": split,
-            "birth_year": str(rng.randint(1850, 1999)),
-            "birthplace": rng.choice(CITIES),
-            "employer": rng.choice(COMPANIES),
-            "field": rng.choice(FIELDS),
-        })  # fmt: skip
+        )
+        people.append(
+            {
+                "name": name,
+                "split": split,
+                "birth_year": str(rng.randint(1850, 1999)),
+                "birthplace": rng.choice(CITIES),
+                "employer": rng.choice(COMPANIES),
+                "field": rng.choice(FIELDS),
+            }
+        )
     return people
 
 
@@ -173,12 +236,14 @@ def questions(person: dict, index: int) -> list[dict]:
     out = []
     for a in ATTRIBUTES:
         for k, template in enumerate(QUESTIONS[a]):
-            out.append({
-                "id": f"p{index}-{a}-{k}",
-                "input": template.format(n=person["name"]),
-                "output": [{"answer": person[a]}],
-                "meta": {"person": person["name"], "attribute": a},
-            })  # fmt: skip
+            out.append(
+                {
+                    "id": f"p{index}-{a}-{k}",
+                    "input": template.format(n=person["name"]),
+                    "output": [{"answer": person[a]}],
+                    "meta": {"person": person["name"], "attribute": a},
+                }
+            )
     return out
 
 
@@ -223,9 +288,14 @@ def generate(cfg: WorldConfig, out: str | Path) -> dict:
             continue
         for q in questions(p, i):
             a = q["meta"]["attribute"]
-            examples.append({
-                "id": q["id"], "context": article(p, rng), "question": q["input"], "answer": p[a],
-            })  # fmt: skip
+            examples.append(
+                {
+                    "id": q["id"],
+                    "context": article(p, rng),
+                    "question": q["input"],
+                    "answer": p[a],
+                }
+            )
     counts["policy_examples"] = _write_jsonl(out / "policy_examples.jsonl", examples)
     world = {"config": asdict(cfg), "counts": counts, "people": people}
     (out / "world.json").write_text(json.dumps(world, indent=1) + "\n", encoding="utf-8")

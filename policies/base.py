@@ -121,8 +121,10 @@ class Policy:
         self, segments: Sequence[Segment], seed: int, epoch: int = 0
     ) -> list[MaskedSegment | Skip]:
         """One result per segment, in order: a `MaskedSegment` or a `Skip`."""
-        return [a if isinstance(a, Skip) else self.draw(s, a, seed, epoch)
-                for s, a in zip(segments, self.annotate(segments), strict=True)]  # fmt: skip
+        return [
+            a if isinstance(a, Skip) else self.draw(s, a, seed, epoch)
+            for s, a in zip(segments, self.annotate(segments), strict=True)
+        ]
 
     def mask(self, segment: Segment, seed: int, epoch: int = 0) -> MaskedSegment | Skip:
         return self.mask_batch([segment], seed, epoch)[0]

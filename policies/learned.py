@@ -57,8 +57,9 @@ class _Learned(Policy):
     def _load(self):
         from policies import checkpoint
 
-        net, _ = checkpoint.load(self.config.checkpoint, self.name, self.tok.sha256,
-                                 self.tok.vocab_size)  # fmt: skip
+        net, _ = checkpoint.load(
+            self.config.checkpoint, self.name, self.tok.sha256, self.tok.vocab_size
+        )
         return net
 
     def setup(self, device: str) -> None:
@@ -96,8 +97,16 @@ class _Learned(Policy):
         return out
 
     def _finalize(self, segment: Segment, mask, rng) -> MaskedSegment:
-        return finalize(segment, mask, rng, self.tok, self.name, self.target_format,
-                        self.config.max_ratio, self.config.target_ratio)  # fmt: skip
+        return finalize(
+            segment,
+            mask,
+            rng,
+            self.tok,
+            self.name,
+            self.target_format,
+            self.config.max_ratio,
+            self.config.target_ratio,
+        )
 
 
 @dataclass(frozen=True)
@@ -155,8 +164,9 @@ class SupervisedSpanPolicy(_Learned):
 
     def annotation(self, seg, row):
         best, starts, ends = row
-        spans = tuple((i, j + 1) for b, i, j in zip(best, starts, ends, strict=True)
-                      if b != float("-inf"))  # fmt: skip
+        spans = tuple(
+            (i, j + 1) for b, i, j in zip(best, starts, ends, strict=True) if b != float("-inf")
+        )
         return replace(base_annotation(seg), spans=spans) if spans else Skip(seg.id, "no_span")
 
     def draw(self, segment: Segment, ann: Annotation, seed: int, epoch: int) -> MaskedSegment:
@@ -191,8 +201,10 @@ class MetaPolicy(_Learned):
 
         p = torch.softmax(self.net(ids).float(), dim=-1)[..., 1]
         p = torch.round(p * ROUND).to(torch.int64)
-        return [row[: int(n)].tolist()
-                for row, n in zip(p.cpu(), att.sum(1).cpu().tolist(), strict=True)]  # fmt: skip
+        return [
+            row[: int(n)].tolist()
+            for row, n in zip(p.cpu(), att.sum(1).cpu().tolist(), strict=True)
+        ]
 
     def annotation(self, seg, row):
         content = [w >= 0 for w in seg.word_ids]

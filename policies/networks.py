@@ -20,12 +20,25 @@ from torch import nn
 
 
 class SpanExtractor(nn.Module):
-    def __init__(self, vocab_size: int, embed_dim: int, hidden: int = 300, layers: int = 2,
-                 dropout: float = 0.1, pad_id: int = 1):  # fmt: skip
+    def __init__(
+        self,
+        vocab_size: int,
+        embed_dim: int,
+        hidden: int = 300,
+        layers: int = 2,
+        dropout: float = 0.1,
+        pad_id: int = 1,
+    ):
         super().__init__()
         self.embed = nn.Embedding(vocab_size, embed_dim, padding_idx=pad_id)
-        self.lstm = nn.LSTM(embed_dim, hidden, num_layers=layers, bidirectional=True,
-                            batch_first=True, dropout=dropout if layers > 1 else 0.0)  # fmt: skip
+        self.lstm = nn.LSTM(
+            embed_dim,
+            hidden,
+            num_layers=layers,
+            bidirectional=True,
+            batch_first=True,
+            dropout=dropout if layers > 1 else 0.0,
+        )
         self.drop = nn.Dropout(dropout)
         self.start = nn.Linear(2 * hidden, 1)
         self.end = nn.Linear(2 * hidden, 1)
@@ -50,8 +63,9 @@ def inner_positions(ids: torch.Tensor, att: torch.Tensor, bos_id: int, eos_id: i
     return att.bool() & (ids != bos_id) & (ids != eos_id)
 
 
-def top_spans(start: torch.Tensor, end: torch.Tensor, allowed: torch.Tensor, max_len: int,
-              k: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:  # fmt: skip
+def top_spans(
+    start: torch.Tensor, end: torch.Tensor, allowed: torch.Tensor, max_len: int, k: int
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """The k best spans per row: (scores, starts, ends), each [B, k].
     A span (i, j) needs i <= j < i + max_len and both ends `allowed`; where
     fewer spans qualify, the rest of the row has score -inf.
@@ -86,8 +100,9 @@ def _rank_key(scores: torch.Tensor) -> torch.Tensor:
 class MetaMasker(nn.Module):
     def __init__(self, embeddings: torch.Tensor, hidden: int = 512, pad_id: int = 1):
         super().__init__()
-        self.embed = nn.Embedding.from_pretrained(embeddings.detach().clone(), freeze=True,
-                                                  padding_idx=pad_id)  # fmt: skip
+        self.embed = nn.Embedding.from_pretrained(
+            embeddings.detach().clone(), freeze=True, padding_idx=pad_id
+        )
         dim = embeddings.size(1)
         self.conv = nn.Conv1d(dim, hidden, kernel_size=3, padding=1)
         self.fc1 = nn.Linear(hidden, hidden)
@@ -124,8 +139,9 @@ def gumbel_mask(logits: torch.Tensor, tau: float, noise: torch.Tensor) -> torch.
     return (hard - soft.detach() + soft)[..., 1]
 
 
-def budget_regulariser(mask: torch.Tensor, content: torch.Tensor, gamma: float = 0.15,
-                       eps: float = 0.05) -> torch.Tensor:  # fmt: skip
+def budget_regulariser(
+    mask: torch.Tensor, content: torch.Tensor, gamma: float = 0.15, eps: float = 0.05
+) -> torch.Tensor:
     """The paper's Eq. 7 (Algorithm 1, line 7), per sequence and in token counts:
 
         L_reg(x, d) = δ[|γ·l(x) − l(d)| > ε·l(x)] · (γ·l(x) − l(d))²

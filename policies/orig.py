@@ -111,8 +111,9 @@ class OrigPolicy(Policy):
         """The random decisions `mask` would take for this segment, seed and epoch."""
         return self._plan(segment, base_annotation(segment), self.rng(segment, seed, epoch))[0]
 
-    def _plan(self, segment: Segment, ann: Annotation,
-              rng: np.random.Generator) -> tuple[OrigPlan, list[bool]]:  # fmt: skip
+    def _plan(
+        self, segment: Segment, ann: Annotation, rng: np.random.Generator
+    ) -> tuple[OrigPlan, list[bool]]:
         """The plan and the word-start flags in permuted order."""
         # Plain Python lists: segments are short, and per-call numpy overhead
         # on 128-element arrays costs more than the loops.

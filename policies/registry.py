@@ -57,8 +57,13 @@ def get(name: str) -> type:
         raise UnknownPolicy(f"unknown policy {name!r}; registered: {', '.join(names())}") from None
 
 
-def create(name: str, tokenizer_info: TokenizerInfo, config: Any = None, overrides=(),
-           annotating: bool = True):  # fmt: skip
+def create(
+    name: str,
+    tokenizer_info: TokenizerInfo,
+    config: Any = None,
+    overrides=(),
+    annotating: bool = True,
+):
     """Instantiate a registered policy. `config` may be None (defaults), a dict
     or the config dataclass; `overrides` are `key=value` strings. With
     `annotating=False` the policy only draws from stored annotations (a

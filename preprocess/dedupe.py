@@ -50,8 +50,11 @@ def _rewrite(storage: Storage, m: UnitMarker, drop: set[str], formats, shard_siz
     rows = [r for s in m.shards if s.format == fmt for r in read_rows(storage, s.path, fmt)]
     keep = [r for r in rows if r["doc_id"] not in drop]
     gone = [r for r in rows if r["doc_id"] in drop]
-    c = replace(m.counts, skipped_documents=m.counts.skipped_documents.copy(),
-                skipped_segments=m.counts.skipped_segments.copy())  # fmt: skip
+    c = replace(
+        m.counts,
+        skipped_documents=m.counts.skipped_documents.copy(),
+        skipped_segments=m.counts.skipped_segments.copy(),
+    )
     n_docs = len(drop & set(m.doc_ids))
     c.documents_written -= n_docs
     c.skipped_documents["duplicate_id"] += n_docs

@@ -150,16 +150,26 @@ def finalize(storage: Storage, spec: ShardIndex, markers) -> ShardIndex:
         elif not storage.exists(dst):
             raise ShardError(f"{storage.url(src)}: a finished unit's shard is missing")
     shards = tuple(replace(s, path=moves[s.path]) for m in markers for s in m.shards)
-    index = replace(spec, maskpt_version=__version__, units=len(markers),
-                    counts=merge_counts(m.counts for m in markers), shards=shards,
-                    folder=storage.root_url)  # fmt: skip
+    index = replace(
+        spec,
+        maskpt_version=__version__,
+        units=len(markers),
+        counts=merge_counts(m.counts for m in markers),
+        shards=shards,
+        folder=storage.root_url,
+    )
     if "webdataset" in spec.formats:
         tars = index.shards_of("webdataset")
         storage.write_bytes(WDS_LIST, "".join(f"{s.path}\n" for s in tars).encode())
-        storage.write_json(WIDS_INDEX, {
-            "__kind__": "wids-shard-index-v1", "wids_version": 1, "name": spec.policy.name,
-            "shardlist": [{"url": s.path, "nsamples": s.examples} for s in tars],
-        })  # fmt: skip
+        storage.write_json(
+            WIDS_INDEX,
+            {
+                "__kind__": "wids-shard-index-v1",
+                "wids_version": 1,
+                "name": spec.policy.name,
+                "shardlist": [{"url": s.path, "nsamples": s.examples} for s in tars],
+            },
+        )
     storage.write_json(INDEX, index.as_dict())  # last: the folder is complete
     storage.remove_tree(PROGRESS)
     return index

@@ -123,8 +123,9 @@ def write_multistream(src: str | Path, out: str | Path, pages_per_stream: int = 
             for p in group:
                 pid = re.search(rb"<id>(\d+)</id>", p)
                 title = re.search(rb"<title>(.*?)</title>", p, flags=re.S)
-                index_lines.append(b"%d:%s:%s\n" % (offset, pid[1] if pid else b"0",
-                                                   title[1] if title else b""))  # fmt: skip
+                index_lines.append(
+                    b"%d:%s:%s\n" % (offset, pid[1] if pid else b"0", title[1] if title else b"")
+                )
             f.write(bz2.compress(b"".join(group)))
         f.write(bz2.compress(b"</mediawiki>\n"))
     index = out.with_name(out.name[: -len(".xml.bz2")] + INDEX_SUFFIX)

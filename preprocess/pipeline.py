@@ -117,8 +117,12 @@ def make_spec(cfg: PreprocessConfig, tok, policy) -> ShardIndex:
             where = p.name if isinstance(p, Path) else str(p)
             inputs.append(InputRef(where, p.stat().st_size, sha256_stream(f)))
     return ShardIndex(
-        policy=PolicyInfo(policy.name, to_dict(policy.config), policy.target_format,
-                          getattr(policy, "fingerprint", None) or ""),
+        policy=PolicyInfo(
+            policy.name,
+            to_dict(policy.config),
+            policy.target_format,
+            getattr(policy, "fingerprint", None) or "",
+        ),
         seed=cfg.seed,
         max_length=cfg.max_length,
         tokenizer=TokenizerRef(tok_name, len(tok), tokenizer_fingerprint(tok)),
@@ -127,7 +131,7 @@ def make_spec(cfg: PreprocessConfig, tok, policy) -> ShardIndex:
         shard_size=cfg.shard_size,
         docs_per_unit=cfg.docs_per_unit,
         annotations=tuple(sorted(policy.provides)),
-    )  # fmt: skip
+    )
 
 
 def actor_options(policy, resources: dict, gpus_per_worker: float) -> dict:
@@ -173,16 +177,16 @@ def run_preprocess(
         return done
 
     if use_ray:
-        markers = _run_on_ray(cfg, WorkerTokenizer.from_tokenizer(tok), policy, spec, out,
-                              progress)  # fmt: skip
+        markers = _run_on_ray(cfg, WorkerTokenizer.from_tokenizer(tok), policy, spec, out, progress)
     else:
         markers = _run_here(cfg, tok, policy, out, progress)
     store_tokenizer(out, tok)
     return finalize(out, spec, markers)
 
 
-def _run_here(cfg: PreprocessConfig, tok, policy, out: Storage, progress: bool = False
-              ) -> list[UnitMarker]:  # fmt: skip
+def _run_here(
+    cfg: PreprocessConfig, tok, policy, out: Storage, progress: bool = False
+) -> list[UnitMarker]:
     """The units one after another in this process (`--no-ray`)."""
     policy.setup("cpu")
     tune_gc()
@@ -192,9 +196,19 @@ def _run_here(cfg: PreprocessConfig, tok, policy, out: Storage, progress: bool =
     try:
         with _reading(cfg, progress):
             for unit in units:
-                prog.record(read_marker(out, unit.id, moved) or process_unit(
-                    unit, tok, policy, cfg.seed, cfg.max_length, out, cfg.formats,
-                    cfg.shard_size))  # fmt: skip
+                prog.record(
+                    read_marker(out, unit.id, moved)
+                    or process_unit(
+                        unit,
+                        tok,
+                        policy,
+                        cfg.seed,
+                        cfg.max_length,
+                        out,
+                        cfg.formats,
+                        cfg.shard_size,
+                    )
+                )
     except KeyboardInterrupt:
         raise Interrupted(
             f"interrupted with {len(prog.markers)} units finished; they are kept in "
@@ -219,8 +233,17 @@ def _reading(cfg: PreprocessConfig, enabled: bool):
     from tqdm import tqdm
 
     total = sum(p.stat().st_size for p in streamed)
-    with tqdm(desc="reading (driver)", total=total, unit="B", unit_scale=True, position=1,
-              dynamic_ncols=True) as bar, metered(bar.update, streamed):  # fmt: skip
+    with (
+        tqdm(
+            desc="reading (driver)",
+            total=total,
+            unit="B",
+            unit_scale=True,
+            position=1,
+            dynamic_ncols=True,
+        ) as bar,
+        metered(bar.update, streamed),
+    ):
         yield
 
 
@@ -237,8 +260,13 @@ def ray_session(address: str | None = None, num_cpus: int | None = None):
     started = not ray.is_initialized()
     watchdog = None
     if started:
-        ray.init(address=address, num_cpus=num_cpus, include_dashboard=False,
-                 log_to_driver=False, configure_logging=False)  # fmt: skip
+        ray.init(
+            address=address,
+            num_cpus=num_cpus,
+            include_dashboard=False,
+            log_to_driver=False,
+            configure_logging=False,
+        )
         terminate_as_interrupt()  # Ray's core worker installs its own SIGTERM handler
         if address is None:
             watchdog = start_watchdog()
@@ -275,8 +303,13 @@ class _Progress:
     def __init__(self, name: str, enabled: bool, total: int | None = None):
         from tqdm import tqdm
 
-        self.bar = tqdm(desc=f"preprocess {name}", unit=" docs", disable=not enabled,
-                        total=total, dynamic_ncols=True)  # fmt: skip
+        self.bar = tqdm(
+            desc=f"preprocess {name}",
+            unit=" docs",
+            disable=not enabled,
+            total=total,
+            dynamic_ncols=True,
+        )
         self.start = time.monotonic()
         self.totals = {"segments": 0, "tokens": 0, "skipped": 0}
         self.markers: list[UnitMarker] = []
@@ -289,8 +322,11 @@ class _Progress:
         t["skipped"] += sum(c.skipped_documents.values())
         self.bar.update(c.documents_read)
         secs = max(1e-9, time.monotonic() - self.start)
-        self.bar.set_postfix(seg_s=f"{t['segments'] / secs:.0f}",
-                             tok_s=f"{t['tokens'] / secs:.0f}", skipped=t["skipped"])  # fmt: skip
+        self.bar.set_postfix(
+            seg_s=f"{t['segments'] / secs:.0f}",
+            tok_s=f"{t['tokens'] / secs:.0f}",
+            skipped=t["skipped"],
+        )
 
 
 class _Pool:
@@ -347,8 +383,16 @@ def _run_units(cfg, tok, policy, spec, out: Storage, progress: bool) -> list[Uni
     )
     # the tokenizer's definition (MBs for a 50k vocabulary) goes to the output folder once,
     # which every worker reads (not to the object store: see maskpt/core/worker_tokenizer.py)
-    args = (tok.to_file(out, f"{PROGRESS}/tokenizer.json"), policy, cfg.seed, cfg.max_length, out.root_url, cfg.formats,
-            cfg.shard_size, (socket.gethostname(), os.getpid()))  # fmt: skip
+    args = (
+        tok.to_file(out, f"{PROGRESS}/tokenizer.json"),
+        policy,
+        cfg.seed,
+        cfg.max_length,
+        out.root_url,
+        cfg.formats,
+        cfg.shard_size,
+        (socket.gethostname(), os.getpid()),
+    )
     pool = _Pool([remote_cls.remote(*args) for _ in range(n_workers)], cfg.max_in_flight, out)
     units, total = planned(cfg)
     prog = _Progress(spec.policy.name, progress, total)

@@ -89,8 +89,10 @@ def plan_units(inputs, docs_per_unit: int, warn=None) -> Iterator[Unit]:
             raise UserError(f"input {path} is a folder; give the files in it")
         kind = splittable(path)
         if kind == "records":
-            warn(f"{path} cannot be split (no multistream index, or compressed as a whole): "
-                 "the driver streams it to the workers")  # fmt: skip
+            warn(
+                f"{path} cannot be split (no multistream index, or compressed as a whole): "
+                "the driver streams it to the workers"
+            )
         for n, unit in enumerate(_cut(path, kind, docs_per_unit)):
             yield Unit(f"{i:03d}-{n:06d}", str(path), kind, *unit)
 

@@ -66,8 +66,12 @@ def ray_pids() -> list[int]:
     import ray
 
     node = ray._private.worker._global_node
-    return [info.process.pid for infos in node.all_processes.values() for info in infos
-            if info.process is not None]  # fmt: skip
+    return [
+        info.process.pid
+        for infos in node.all_processes.values()
+        for info in infos
+        if info.process is not None
+    ]
 
 
 def start_watchdog() -> subprocess.Popen | None:
@@ -75,10 +79,14 @@ def start_watchdog() -> subprocess.Popen | None:
     Linux only (it reads /proc); elsewhere nothing is started."""
     if not sys.platform.startswith("linux"):
         return None
-    return subprocess.Popen([sys.executable, "-c", WATCHDOG, *map(str, ray_pids())],
-                            stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL, start_new_session=True,
-                            close_fds=True)  # fmt: skip
+    return subprocess.Popen(
+        [sys.executable, "-c", WATCHDOG, *map(str, ray_pids())],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+        close_fds=True,
+    )
 
 
 def stop_watchdog(watchdog: subprocess.Popen | None) -> None:

@@ -71,8 +71,9 @@ def read_jsonl(
             for lineno, raw in enumerate(_lines(f, start, end), first_line):
                 yield from _jsonl_record(raw, f"{path}:{lineno}")
     except _DECOMPRESSION_ERRORS as exc:
-        raise InputError(f"{path}: truncated or corrupt compressed file after line "
-                         f"{lineno}: {exc}") from exc  # fmt: skip
+        raise InputError(
+            f"{path}: truncated or corrupt compressed file after line {lineno}: {exc}"
+        ) from exc
 
 
 def _jsonl_record(raw: bytes, where: str) -> Iterator[Document | Skip]:
@@ -103,8 +104,11 @@ def _document(obj: dict, where: str) -> Document | Skip:
     doc = Document(id=str(obj["id"]), text=obj["text"], title=str(obj.get("title") or ""))
     broken = next((k for k in ("id", "text", "title") if not _is_text(getattr(doc, k))), None)
     if broken:
-        return Skip(where, "invalid_text", f"{where}: field {broken!r} holds a lone "
-                                           "surrogate escape, not text")  # fmt: skip
+        return Skip(
+            where,
+            "invalid_text",
+            f"{where}: field {broken!r} holds a lone surrogate escape, not text",
+        )
     return doc
 
 
@@ -137,8 +141,10 @@ def _parquet_rows(pf, path, row_groups) -> Iterator[Document | Skip]:
     names = set(pf.schema_arrow.names)
     missing = [c for c in ("id", "text") if c not in names]
     if missing:
-        raise UserError(f"input {path}: Parquet column(s) {', '.join(missing)} missing "
-                        f"(has {', '.join(sorted(names))})")  # fmt: skip
+        raise UserError(
+            f"input {path}: Parquet column(s) {', '.join(missing)} missing "
+            f"(has {', '.join(sorted(names))})"
+        )
     import pyarrow as pa
 
     columns = ["id", "text"] + (["title"] if "title" in names else [])
@@ -152,14 +158,16 @@ def _parquet_rows(pf, path, row_groups) -> Iterator[Document | Skip]:
         try:
             rows = pf.read_row_group(g, columns=columns).to_pylist()
         except (OSError, pa.ArrowException) as exc:  # a corrupt page, a bad compression block
-            raise InputError(f"{path}: row group {g} (rows from {first}) cannot be read: "
-                             f"{exc}") from exc  # fmt: skip
+            raise InputError(
+                f"{path}: row group {g} (rows from {first}) cannot be read: {exc}"
+            ) from exc
         for k, obj in enumerate(rows, first):
             where = f"{path}:row {k}"
             bad = _bad_field(obj)
             if bad:
-                yield Skip(where, f"missing_field:{bad}",
-                           f"{where}: field {bad!r} missing or not a string")  # fmt: skip
+                yield Skip(
+                    where, f"missing_field:{bad}", f"{where}: field {bad!r} missing or not a string"
+                )
             else:
                 yield _document(obj, where)
         first += pf.metadata.row_group(g).num_rows
@@ -231,5 +239,7 @@ def read_any(path: str | Path, raw: bool = False) -> Iterator:
         return read_wikipedia_pages(p) if raw else read_wikipedia_dump(p)
     if p.is_dir():
         raise UserError(f"input {p} is a folder; give the files in it")
-    raise UserError(f"input {p}: unknown format (expected .jsonl, .jsonl.gz, .jsonl.zst, "
-                    ".parquet, .txt, .xml or .xml.bz2)")  # fmt: skip
+    raise UserError(
+        f"input {p}: unknown format (expected .jsonl, .jsonl.gz, .jsonl.zst, "
+        ".parquet, .txt, .xml or .xml.bz2)"
+    )

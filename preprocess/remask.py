@@ -30,8 +30,10 @@ def mixture_of(spec) -> dict[str, float]:
     mix = {spec: 1.0} if isinstance(spec, str) else dict(spec)
     squeezed = [k for k, w in mix.items() if w is None and ":" in str(k)]
     if squeezed:  # YAML reads {ssm_v1:0.5} as the key "ssm_v1:0.5" with no value
-        raise UserError(f"data.policy: {squeezed[0]!r} has no weight; write a space after "
-                        "each colon, e.g. '{ssm_v1: 0.5, rand_v1: 0.5}'")  # fmt: skip
+        raise UserError(
+            f"data.policy: {squeezed[0]!r} has no weight; write a space after "
+            "each colon, e.g. '{ssm_v1: 0.5, rand_v1: 0.5}'"
+        )
     if not mix or any(not isinstance(w, int | float) or w <= 0 for w in mix.values()):
         raise UserError(f"data.policy: give a policy or policies with weights > 0, got {spec!r}")
     return mix
@@ -73,7 +75,10 @@ class Remasker:
         policy = self.policy_for(row["id"], epoch)
         seg = segment_of(row["id"], row["doc_id"], row["original_ids"], row["word_starts"])
         spans = row["spans"]
-        ann = Annotation(tuple(row["word_starts"]), tuple(row["sentence_starts"]),
-                         tuple(zip(spans[::2], spans[1::2], strict=True)),
-                         tuple(row["token_probs"]))  # fmt: skip
+        ann = Annotation(
+            tuple(row["word_starts"]),
+            tuple(row["sentence_starts"]),
+            tuple(zip(spans[::2], spans[1::2], strict=True)),
+            tuple(row["token_probs"]),
+        )
         return {**row, **drawn_fields(policy.draw(seg, ann, self.seed, epoch))}

@@ -90,8 +90,11 @@ def row_of(ex, ann) -> dict:
 
 def drawn_fields(ex) -> dict:
     """The fields of a row that a draw decides."""
-    return {"input_ids": list(ex.source_ids), "labels": list(ex.target_ids),
-            "masked": [bool(m) for m in ex.mask]}  # fmt: skip
+    return {
+        "input_ids": list(ex.source_ids),
+        "labels": list(ex.target_ids),
+        "masked": [bool(m) for m in ex.mask],
+    }
 
 
 def key_of(row_id: str) -> str:

@@ -49,8 +49,12 @@ class UnitMarker:
 
     @classmethod
     def from_dict(cls, d: dict) -> UnitMarker:
-        return cls(d["unit"], Counts.from_dict(d["counts"]),
-                   tuple(ShardEntry(**s) for s in d["shards"]), tuple(d["doc_ids"]))  # fmt: skip
+        return cls(
+            d["unit"],
+            Counts.from_dict(d["counts"]),
+            tuple(ShardEntry(**s) for s in d["shards"]),
+            tuple(d["doc_ids"]),
+        )
 
 
 def marker_name(unit_id: str) -> str:
@@ -127,15 +131,17 @@ def doc_ids_of(rows) -> tuple[str, ...]:
     return tuple(dict.fromkeys(r["doc_id"] for r in rows))
 
 
-def write_rows(storage: Storage, prefix: str, rows: list[dict], formats, shard_size: int,
-               unit: str) -> tuple[ShardEntry, ...]:  # fmt: skip
+def write_rows(
+    storage: Storage, prefix: str, rows: list[dict], formats, shard_size: int, unit: str
+) -> tuple[ShardEntry, ...]:
     """`rows` as staged shards `<prefix><k:03d>.<ext>` of `shard_size` rows, every format."""
     shards = []
     for k in range(0, len(rows), shard_size):
         stem = f"{prefix}{k // shard_size:03d}"
         for fmt in formats:
-            shards.append(write_shard(storage, stem + FORMATS[fmt], fmt,
-                                      rows[k : k + shard_size], unit))  # fmt: skip
+            shards.append(
+                write_shard(storage, stem + FORMATS[fmt], fmt, rows[k : k + shard_size], unit)
+            )
     return tuple(shards)
 
 

@@ -32,9 +32,17 @@ from maskpt.core.records import Document, Skip
 from maskpt.core.storage import input_path, open_input
 
 DROP_SECTIONS = {
-    "see also", "references", "external links", "further reading", "notes",
-    "bibliography", "sources", "footnotes", "citations", "notes and references",
-}  # fmt: skip
+    "see also",
+    "references",
+    "external links",
+    "further reading",
+    "notes",
+    "bibliography",
+    "sources",
+    "footnotes",
+    "citations",
+    "notes and references",
+}
 DROP_LINK_PREFIXES = ("file:", "image:", "category:", "media:")
 _INTERLANG = re.compile(r"^[a-z]{2,3}(-[a-z]+)?:", re.I)
 

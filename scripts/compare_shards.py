@@ -82,13 +82,19 @@ def main() -> int:
             for name, tree in (("old", old), ("new", ROOT)):
                 out = tmp / f"{name}-{policy}"
                 env = {**os.environ, "PYTHONPATH": str(tree)}
-                subprocess.run([sys.executable, "-c", SNIPPET, ",".join(inputs), str(tok),
-                                str(out), policy], cwd=tree, env=env, check=True)  # fmt: skip
+                subprocess.run(
+                    [sys.executable, "-c", SNIPPET, ",".join(inputs), str(tok), str(out), policy],
+                    cwd=tree,
+                    env=env,
+                    check=True,
+                )
                 got[name] = digest(out)
             same = got["old"] == got["new"]
             bad += not same
-            print(f"{policy}: {len(got['new'])} files, "
-                  f"{'byte-identical' if same else 'DIFFERENT'} to {args.against}")  # fmt: skip
+            print(
+                f"{policy}: {len(got['new'])} files, "
+                f"{'byte-identical' if same else 'DIFFERENT'} to {args.against}"
+            )
             for k in sorted(got["old"].keys() | got["new"].keys()):
                 if got["old"].get(k) != got["new"].get(k):
                     print(f"  differs: {k}")

@@ -20,9 +20,20 @@ SHARED_DATA = Path(
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ROOT / "configs" / "pretrain" / "tiny_cpu.yaml"
 
-__all__ = ["ROOT", "SHARED_DATA", "TINY", "bundled_texts", "make_segments", "make_shards",
-           "run_cfg", "run_main", "save_tiny_bart", "synthetic_texts", "write_jsonl",
-           "write_tiny_qa"]  # fmt: skip
+__all__ = [
+    "ROOT",
+    "SHARED_DATA",
+    "TINY",
+    "bundled_texts",
+    "make_segments",
+    "make_shards",
+    "run_cfg",
+    "run_main",
+    "save_tiny_bart",
+    "synthetic_texts",
+    "write_jsonl",
+    "write_tiny_qa",
+]
 
 
 def _vocabulary() -> list[str]:
@@ -107,8 +118,11 @@ def write_tiny_qa(folder, n_train=64, n_dev=32, seed=0, prefix="structured_zeros
             for i in range(n):
                 rel = list(RELATIONS)[int(rng.integers(len(RELATIONS)))]
                 subj = " ".join(rng.choice(vocab, size=2))
-                rec = {"id": f"{split}{i}", "input": f"{subj} [SEP] {rel}",
-                       "output": [{"answer": RELATIONS[rel]}]}  # fmt: skip
+                rec = {
+                    "id": f"{split}{i}",
+                    "input": f"{subj} [SEP] {rel}",
+                    "output": [{"answer": RELATIONS[rel]}],
+                }
                 f.write(json.dumps(rec) + "\n")
     return str(folder)
 
@@ -122,9 +136,16 @@ def make_shards(out, tokenizer, fmt="arrow", policy="rand_v1", n_synthetic=60, *
     out = Path(out)
     texts = bundled_texts() + synthetic_texts(n_synthetic, seed=21, sentences=(1, 3))
     inp = write_jsonl(out.parent / f"in-{out.name}.jsonl", texts, prefix="d")
-    spec = dict(inputs=(str(inp),), output=str(out), policy=policy,
-                tokenizer=tokenizer.name_or_path, shard_size=23, max_length=64, format=fmt,
-                docs_per_unit=20)  # fmt: skip
+    spec = dict(
+        inputs=(str(inp),),
+        output=str(out),
+        policy=policy,
+        tokenizer=tokenizer.name_or_path,
+        shard_size=23,
+        max_length=64,
+        format=fmt,
+        docs_per_unit=20,
+    )
     spec.update(kw)
     run_preprocess(PreprocessConfig(**spec), progress=False, use_ray=False)
     return out

@@ -15,14 +15,20 @@ def test_cluster_config_passes_rays_validation():
     assert config["head_node_type"] == "head"
     assert any('pip install -e ~/maskpt"[s3]"' in c for c in config["setup_commands"])
     # the dashboard (and job API) stays on the head's loopback: `ray dashboard` forwards it
-    assert all("--dashboard-host=127.0.0.1" in c for c in config["head_start_ray_commands"]
-               if c.startswith("ray start"))  # fmt: skip
+    assert all(
+        "--dashboard-host=127.0.0.1" in c
+        for c in config["head_start_ray_commands"]
+        if c.startswith("ray start")
+    )
     assert config["file_mounts"]["~/maskpt"] == "."
     # every node runs Ray at the version this project installs (the client's)
     import ray
 
-    images = [config["docker"]["image"], config["docker"]["worker_image"],
-              types["gpu_worker"]["docker"]["worker_image"]]  # fmt: skip
+    images = [
+        config["docker"]["image"],
+        config["docker"]["worker_image"],
+        types["gpu_worker"]["docker"]["worker_image"],
+    ]
     assert all(i.split(":")[1].startswith(ray.__version__ + "-py311") for i in images)
     assert any(f"ray[data]=={ray.__version__}" in c for c in config["setup_commands"])
     text = (ROOT / "ray_cluster.yaml").read_text() + (ROOT / "README.md").read_text()
@@ -50,6 +56,11 @@ def test_local_variant_differs_only_in_provider_and_login():
     local = yaml.safe_load((ROOT / "ray_local.yaml").read_text())
     validate_config(prepare_config(local))
     assert local["provider"]["type"] == "local" and "docker" not in local
-    for key in ("setup_commands", "head_start_ray_commands", "worker_start_ray_commands",
-                "file_mounts", "rsync_exclude"):  # fmt: skip
+    for key in (
+        "setup_commands",
+        "head_start_ray_commands",
+        "worker_start_ray_commands",
+        "file_mounts",
+        "rsync_exclude",
+    ):
         assert local[key] == cloud[key], key

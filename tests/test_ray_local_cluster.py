@@ -30,14 +30,22 @@ pytestmark = [
     pytest.mark.skipif(not KEY, reason="needs MASKPT_SSH_KEY (scripts/local_sshd.sh)"),
 ]
 
-SWEEP_QUICK = ["finetune.max_steps=10", "finetune.eval_every=10", "finetune.warmup_steps=5",
-               "finetune.num_beams=1", "finetune.max_gen_length=4",
-               "finetune.report_to=[none]"]  # fmt: skip
+SWEEP_QUICK = [
+    "finetune.max_steps=10",
+    "finetune.eval_every=10",
+    "finetune.warmup_steps=5",
+    "finetune.num_beams=1",
+    "finetune.max_gen_length=4",
+    "finetune.report_to=[none]",
+]
 
 
 def _files(folder: Path) -> dict[str, bytes]:
-    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*"))
-            if p.is_file() and p.name != "index.json"}  # fmt: skip
+    return {
+        str(p.relative_to(folder)): p.read_bytes()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file() and p.name != "index.json"
+    }
 
 
 def _maskpt(*args: str) -> list[str]:
@@ -49,22 +57,67 @@ def test_ray_up_preprocess_and_sweep_then_ray_down(tmp_path, tokenizer_dir, tiny
 
     if ray.is_initialized():
         ray.shutdown()
-    preprocess = ["preprocess", "--input", str(bundled_corpus()), "--policy", "orig_v1",
-                  "--tokenizer", tokenizer_dir, "--quiet", "docs_per_unit=8"]  # fmt: skip
-    sweep = ["sweep", "--checkpoints", f"tiny={tiny_bart}", "--tasks", "zsre", "--data",
-             f"zsre={tiny_qa}", "--lrs", "1e-3", "--batch-sizes", "8", "--seeds", "0",
-             "--search", "grid", "--gpus-per-run", "0", *SWEEP_QUICK]  # fmt: skip
+    preprocess = [
+        "preprocess",
+        "--input",
+        str(bundled_corpus()),
+        "--policy",
+        "orig_v1",
+        "--tokenizer",
+        tokenizer_dir,
+        "--quiet",
+        "docs_per_unit=8",
+    ]
+    sweep = [
+        "sweep",
+        "--checkpoints",
+        f"tiny={tiny_bart}",
+        "--tasks",
+        "zsre",
+        "--data",
+        f"zsre={tiny_qa}",
+        "--lrs",
+        "1e-3",
+        "--batch-sizes",
+        "8",
+        "--seeds",
+        "0",
+        "--search",
+        "grid",
+        "--gpus-per-run",
+        "0",
+        *SWEEP_QUICK,
+    ]
     on_cluster = [
-        shlex.join(["maskpt", *preprocess, "--address", "auto", "--output",
-                    str(tmp_path / "cluster_shards")]),
-        shlex.join(["maskpt", *sweep, "--address", "auto", "--out", str(tmp_path / "cluster_sweep")]),
-    ]  # fmt: skip
+        shlex.join(
+            [
+                "maskpt",
+                *preprocess,
+                "--address",
+                "auto",
+                "--output",
+                str(tmp_path / "cluster_shards"),
+            ]
+        ),
+        shlex.join(
+            ["maskpt", *sweep, "--address", "auto", "--out", str(tmp_path / "cluster_sweep")]
+        ),
+    ]
     try:
         done = subprocess.run(
-            [sys.executable, str(ROOT / "scripts/ray_local_cluster.py"), "--work",
-             str(tmp_path / "cluster"), "--key", KEY, *on_cluster],
-            capture_output=True, text=True, timeout=600,
-        )  # fmt: skip
+            [
+                sys.executable,
+                str(ROOT / "scripts/ray_local_cluster.py"),
+                "--work",
+                str(tmp_path / "cluster"),
+                "--key",
+                KEY,
+                *on_cluster,
+            ],
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
     finally:  # a killed script leaves its cluster's Ray running: stop it (ray down's own job)
         ray_cli = str(Path(sys.executable).parent / "ray")
         subprocess.run([ray_cli, "stop", "--force"], capture_output=True, timeout=120)
@@ -72,8 +125,11 @@ def test_ray_up_preprocess_and_sweep_then_ray_down(tmp_path, tokenizer_dir, tiny
     assert done.returncode == 0, log
     assert "ray exec" in done.stdout and "ray down" in done.stdout
 
-    subprocess.run(_maskpt(*preprocess, "--no-ray", "--output", str(tmp_path / "local_shards")),
-                   check=True, timeout=300)  # fmt: skip
+    subprocess.run(
+        _maskpt(*preprocess, "--no-ray", "--output", str(tmp_path / "local_shards")),
+        check=True,
+        timeout=300,
+    )
     subprocess.run(_maskpt(*sweep, "--out", str(tmp_path / "local_sweep")), check=True, timeout=600)
 
     cluster, local = _files(tmp_path / "cluster_shards"), _files(tmp_path / "local_shards")

@@ -25,8 +25,9 @@ IGNORE = -100
 """Label id the loss ignores (padding)."""
 
 
-def collate_micro(rows: list[dict], pad_id: int, pad_to_multiple_of: int = 1,
-                  norm_tokens: int = 0) -> dict:  # fmt: skip
+def collate_micro(
+    rows: list[dict], pad_id: int, pad_to_multiple_of: int = 1, norm_tokens: int = 0
+) -> dict:
     """A micro-batch as tensors: `input_ids` / `attention_mask` (padded with
     `pad_id`), `labels` (padded with -100), and `ids` (the example ids),
     `tokens` (input + label tokens), `label_tokens`, `masked` / `original`

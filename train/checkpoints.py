@@ -36,12 +36,15 @@ def tags(ckpt_dir: Path) -> list[str]:
     """Checkpoint folders, newest first."""
     if not ckpt_dir.is_dir():
         return []
-    return sorted((p.name for p in ckpt_dir.iterdir() if p.is_dir() and p.name.startswith("step")),
-                  reverse=True)  # fmt: skip
+    return sorted(
+        (p.name for p in ckpt_dir.iterdir() if p.is_dir() and p.name.startswith("step")),
+        reverse=True,
+    )
 
 
-def mark_complete(ckpt_dir: Path, tag: str, rank: int, step: int, data: dict,
-                  world: int = 1) -> None:  # fmt: skip
+def mark_complete(
+    ckpt_dir: Path, tag: str, rank: int, step: int, data: dict, world: int = 1
+) -> None:
     """Record, after the save, the files this rank sees and their sizes, and
     the sha256 of its share of them (file i when i % world == rank), so the
     ranks hash the checkpoint once between them."""
@@ -50,13 +53,17 @@ def mark_complete(ckpt_dir: Path, tag: str, rank: int, step: int, data: dict,
     folder = ckpt_dir / tag
     # every rank must list the same files (the hashing is split by position): not the
     # completion records, nor their temporary files, which other ranks write meanwhile
-    paths = [p for p in sorted(folder.rglob("*"))
-             if p.is_file() and "maskpt-complete" not in p.name]  # fmt: skip
+    paths = [
+        p for p in sorted(folder.rglob("*")) if p.is_file() and "maskpt-complete" not in p.name
+    ]
     files = {str(p.relative_to(folder)): p.stat().st_size for p in paths}
-    hashes = {str(p.relative_to(folder)): sha256_file(p)
-              for i, p in enumerate(paths) if i % world == rank}  # fmt: skip
-    write_json_atomic(folder / MARK.format(rank=rank), {"step": step, "data": data,
-                                                        "files": files, "sha256": hashes})  # fmt: skip
+    hashes = {
+        str(p.relative_to(folder)): sha256_file(p) for i, p in enumerate(paths) if i % world == rank
+    }
+    write_json_atomic(
+        folder / MARK.format(rank=rank),
+        {"step": step, "data": data, "files": files, "sha256": hashes},
+    )
 
 
 def intact(ckpt_dir: Path, tag: str, rank: int, content: bool = False) -> str:
@@ -102,8 +109,11 @@ def intact_on_every_rank(ckpt_dir: Path, tag: str) -> str:
 def data_difference(saved: dict, now: dict) -> list[str]:
     """Lines naming what differs between the saved data record and this run's."""
     keys = sorted(saved.keys() | now.keys())
-    return [f"  {k}: checkpoint {json.dumps(saved.get(k))}, this run {json.dumps(now.get(k))}"
-            for k in keys if saved.get(k) != now.get(k)]  # fmt: skip
+    return [
+        f"  {k}: checkpoint {json.dumps(saved.get(k))}, this run {json.dumps(now.get(k))}"
+        for k in keys
+        if saved.get(k) != now.get(k)
+    ]
 
 
 def check_data(saved: dict, now: dict, where: str, allow: bool) -> None:

@@ -115,8 +115,16 @@ def open_source(
     return Source(folder, weight, index, shards, verify=verify)
 
 
-LIST_COLUMNS = ("input_ids", "labels", "original_ids", "masked", "word_starts",
-                "sentence_starts", "spans", "token_probs")  # fmt: skip
+LIST_COLUMNS = (
+    "input_ids",
+    "labels",
+    "original_ids",
+    "masked",
+    "word_starts",
+    "sentence_starts",
+    "spans",
+    "token_probs",
+)
 
 
 class ShardRows:
@@ -212,8 +220,10 @@ class ShardStream:
             sig = self._signature(shard)
             if sig is not None and self._verified.get(shard.path) == sig:
                 return
-            same = (self.storage.size(shard.path) == shard.bytes
-                    and self.storage.sha256(shard.path) == shard.sha256)  # fmt: skip
+            same = (
+                self.storage.size(shard.path) == shard.bytes
+                and self.storage.sha256(shard.path) == shard.sha256
+            )
         except FileNotFoundError:
             raise DataError(f"{url}: shard listed in index.json is gone") from None
         if not same:

@@ -53,8 +53,9 @@ def split_batch(
     return global_batch // per_step
 
 
-def zero_config(global_batch: int, micro_batch: int, accum: int, grad_clip: float,
-                zero_stage: int, bf16: bool) -> dict:  # fmt: skip
+def zero_config(
+    global_batch: int, micro_batch: int, accum: int, grad_clip: float, zero_stage: int, bf16: bool
+) -> dict:
     """The DeepSpeed config the pre-training recipe computes (optimizer and
     schedule are passed to `deepspeed.initialize`, not configured here)."""
     return {
@@ -135,8 +136,11 @@ def init_deepspeed(precision: str) -> bool:
     said = io.StringIO()  # on CPU it prints "... shm_comm_op built successfully" at every start
     with contextlib.redirect_stdout(said):
         deepspeed.init_distributed(dist_backend="nccl" if use_cuda else "gloo", verbose=False)
-    sys.stdout.writelines(line for line in said.getvalue().splitlines(keepends=True)
-                          if not line.rstrip().endswith("built successfully"))  # fmt: skip
+    sys.stdout.writelines(
+        line
+        for line in said.getvalue().splitlines(keepends=True)
+        if not line.rstrip().endswith("built successfully")
+    )
     return precision == "bf16" or (precision == "auto" and use_cuda)
 
 

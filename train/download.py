@@ -30,25 +30,30 @@ WQ = "https://nlp.stanford.edu/static/software/sempre/release-emnlp2013/lib/data
 # file's member key is "".
 SOURCES: dict[str, list[tuple[str, dict[str, str]]]] = {
     "nq": [(f"{NQ}/NQ-open.{s}.jsonl", {"": f"NQ-open.{s}.jsonl"}) for s in ("train", "dev")]
-          + [(f"{DPR}/biencoder-nq-train.json.gz", {"": "biencoder-nq-train.json.gz"})],
+    + [(f"{DPR}/biencoder-nq-train.json.gz", {"": "biencoder-nq-train.json.gz"})],
     "tqa": [
         (
             "https://nlp.cs.washington.edu/triviaqa/data/triviaqa-unfiltered.tar.gz",
-            {f"triviaqa-unfiltered/unfiltered-web-{s}.json": f"unfiltered-web-{s}.json"
-             for s in ("train", "dev")},
+            {
+                f"triviaqa-unfiltered/unfiltered-web-{s}.json": f"unfiltered-web-{s}.json"
+                for s in ("train", "dev")
+            },
         ),
         (f"{DPR}/biencoder-trivia-train.json.gz", {"": "biencoder-trivia-train.json.gz"}),
-    ],  # fmt: skip
+    ],
     "wq": [
         (f"{WQ}/webquestions.examples.{s}.json.bz2", {"": f"webquestions.examples.{s}.json"})
         for s in ("train", "test")
     ],
-    "ay2": [(f"{KILT}/aidayago2-{s}-kilt.jsonl", {"": f"aidayago2-{s}-kilt.jsonl"})
-            for s in ("train", "dev")],
-    "zsre": [(f"{KILT}/structured_zeroshot-{s}-kilt.jsonl",
-              {"": f"structured_zeroshot-{s}-kilt.jsonl"}) for s in ("train", "dev")],
-    "wow": [(f"{KILT}/wow-{s}-kilt.jsonl", {"": f"wow-{s}-kilt.jsonl"})
-            for s in ("train", "dev")],
+    "ay2": [
+        (f"{KILT}/aidayago2-{s}-kilt.jsonl", {"": f"aidayago2-{s}-kilt.jsonl"})
+        for s in ("train", "dev")
+    ],
+    "zsre": [
+        (f"{KILT}/structured_zeroshot-{s}-kilt.jsonl", {"": f"structured_zeroshot-{s}-kilt.jsonl"})
+        for s in ("train", "dev")
+    ],
+    "wow": [(f"{KILT}/wow-{s}-kilt.jsonl", {"": f"wow-{s}-kilt.jsonl"}) for s in ("train", "dev")],
     "ropes": [
         (
             "https://ropes-dataset.s3-us-west-2.amazonaws.com/train_and_dev/"
@@ -63,15 +68,19 @@ SOURCES: dict[str, list[tuple[str, dict[str, str]]]] = {
         )
     ],
     # policy training for zsre and wow reads the provenance paragraphs from it (35 GB)
-    "kilt_knowledge_source": [(f"{KILT}/kilt_knowledgesource.json",
-                               {"": "kilt_knowledgesource.json"})],
+    "kilt_knowledge_source": [
+        (f"{KILT}/kilt_knowledgesource.json", {"": "kilt_knowledgesource.json"})
+    ],
     "quartz": [
         (
             "https://ai2-public-datasets.s3.amazonaws.com/quartz/quartz-dataset-v1-aug2019.zip",
-            {f"quartz-dataset-v1-aug2019/{s}.jsonl": f"{s}.jsonl" for s in ("train", "dev", "test")},
+            {
+                f"quartz-dataset-v1-aug2019/{s}.jsonl": f"{s}.jsonl"
+                for s in ("train", "dev", "test")
+            },
         )
     ],
-}  # fmt: skip
+}
 
 
 def _fetch(url: str, dest: Path, progress: bool) -> None:
@@ -79,8 +88,13 @@ def _fetch(url: str, dest: Path, progress: bool) -> None:
 
     with urllib.request.urlopen(url, timeout=60) as resp, dest.open("wb") as f:
         total = int(resp.headers.get("Content-Length") or 0) or None
-        with tqdm(total=total, unit="B", unit_scale=True, desc=url.rsplit("/", 1)[-1],
-                  disable=not progress) as bar:  # fmt: skip
+        with tqdm(
+            total=total,
+            unit="B",
+            unit_scale=True,
+            desc=url.rsplit("/", 1)[-1],
+            disable=not progress,
+        ) as bar:
             while chunk := resp.read(1 << 20):
                 f.write(chunk)
                 bar.update(len(chunk))

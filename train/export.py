@@ -44,8 +44,9 @@ def state_dict(ckpts: Path, tag: str, stage: int) -> dict:
     import torch
 
     if stage == 0:
-        states = torch.load(ckpts / tag / "mp_rank_00_model_states.pt", map_location="cpu",
-                            weights_only=False)  # fmt: skip
+        states = torch.load(
+            ckpts / tag / "mp_rank_00_model_states.pt", map_location="cpu", weights_only=False
+        )
         return {k: v.float() for k, v in states["module"].items()}
     from deepspeed.utils.zero_to_fp32 import get_fp32_state_dict_from_zero_checkpoint
 
@@ -60,8 +61,10 @@ def load_into(model, weights: dict, where: str) -> None:
     loaded = {params[k].data_ptr() for k in weights if k in params}
     untied = [k for k in missing if k not in params or params[k].data_ptr() not in loaded]
     if untied or unexpected:
-        raise UserError(f"{where}: weights do not fit the run's model (missing {untied}, "
-                        f"unexpected {unexpected})")  # fmt: skip
+        raise UserError(
+            f"{where}: weights do not fit the run's model (missing {untied}, "
+            f"unexpected {unexpected})"
+        )
 
 
 def export_checkpoint(path: str | Path, out: str | Path) -> Path:
@@ -91,8 +94,10 @@ def main(argv=None) -> int:
         description="Write a saved pre-training checkpoint as a Hugging Face folder "
         "(safetensors, config.json, tokenizer) that from_pretrained loads.",
     )
-    ap.add_argument("checkpoint", help="a step folder OUTPUT/checkpoints/stepN, or OUTPUT "
-                    "(its newest intact step)")  # fmt: skip
+    ap.add_argument(
+        "checkpoint",
+        help="a step folder OUTPUT/checkpoints/stepN, or OUTPUT (its newest intact step)",
+    )
     ap.add_argument("out", help="new folder for the model")
     args = ap.parse_args(argv)
     folder = export_checkpoint(args.checkpoint, args.out)

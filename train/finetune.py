@@ -155,8 +155,14 @@ class FinetuneConfig:
             check_reporters(("wandb",))
         if not self.data_dir:
             raise ValueError("data_dir: give the folder with the task's files")
-        for key in ("batch_size", "max_epochs", "num_beams", "max_gen_length", "eval_batch",
-                    "log_every"):  # fmt: skip
+        for key in (
+            "batch_size",
+            "max_epochs",
+            "num_beams",
+            "max_gen_length",
+            "eval_batch",
+            "log_every",
+        ):
             if getattr(self, key) < 1:
                 raise ValueError(f"{key} must be >= 1, got {getattr(self, key)}")
         if not 0 < self.train_fraction <= 1:
@@ -178,27 +184,50 @@ class FinetuneConfig:
         check_trainer_args(self.trainer_args)
         if self.eval_every_epochs < 1:
             raise ValueError(f"eval_every_epochs must be >= 1, got {self.eval_every_epochs}")
-        for key in ("max_steps", "eval_every", "patience", "warmup_steps", "max_eval_examples",
-                    "no_repeat_ngram_size"):  # fmt: skip
+        for key in (
+            "max_steps",
+            "eval_every",
+            "patience",
+            "warmup_steps",
+            "max_eval_examples",
+            "no_repeat_ngram_size",
+        ):
             if getattr(self, key) < 0:
                 raise ValueError(f"{key} must be >= 0, got {getattr(self, key)}")
 
 
 RECIPE_ARGUMENTS = {
-    "output_dir": "output_dir", "seed": "seed", "data_seed": "seed",
-    "per_device_train_batch_size": "micro_batch", "gradient_accumulation_steps": "batch_size",
-    "per_device_eval_batch_size": "eval_batch", "learning_rate": "lr",
-    "lr_scheduler_type": "warmup_steps", "warmup_steps": "warmup_steps",
-    "weight_decay": "weight_decay", "max_grad_norm": "grad_clip",
-    "label_smoothing_factor": "label_smoothing", "num_train_epochs": "max_epochs",
-    "max_steps": "max_steps", "eval_strategy": "eval_every", "save_strategy": "eval_every",
-    "eval_steps": "eval_every", "save_steps": "eval_every", "save_total_limit": "keep_checkpoints",
-    "load_best_model_at_end": "patience", "metric_for_best_model": "task",
-    "greater_is_better": "task", "predict_with_generate": "num_beams",
-    "logging_steps": "log_every", "report_to": "report_to", "bf16": "precision",
-    "deepspeed": "deepspeed", "use_cpu": "the device", "log_level": "the recipe",
+    "output_dir": "output_dir",
+    "seed": "seed",
+    "data_seed": "seed",
+    "per_device_train_batch_size": "micro_batch",
+    "gradient_accumulation_steps": "batch_size",
+    "per_device_eval_batch_size": "eval_batch",
+    "learning_rate": "lr",
+    "lr_scheduler_type": "warmup_steps",
+    "warmup_steps": "warmup_steps",
+    "weight_decay": "weight_decay",
+    "max_grad_norm": "grad_clip",
+    "label_smoothing_factor": "label_smoothing",
+    "num_train_epochs": "max_epochs",
+    "max_steps": "max_steps",
+    "eval_strategy": "eval_every",
+    "save_strategy": "eval_every",
+    "eval_steps": "eval_every",
+    "save_steps": "eval_every",
+    "save_total_limit": "keep_checkpoints",
+    "load_best_model_at_end": "patience",
+    "metric_for_best_model": "task",
+    "greater_is_better": "task",
+    "predict_with_generate": "num_beams",
+    "logging_steps": "log_every",
+    "report_to": "report_to",
+    "bf16": "precision",
+    "deepspeed": "deepspeed",
+    "use_cpu": "the device",
+    "log_level": "the recipe",
     "remove_unused_columns": "the recipe",
-}  # fmt: skip
+}
 """`Seq2SeqTrainingArguments` the recipe sets -> the config field that decides each."""
 
 
@@ -213,8 +242,10 @@ def check_trainer_args(extra: dict) -> None:
     known = {f.name for f in fields(Seq2SeqTrainingArguments) if f.init}
     for key in extra:
         if key in RECIPE_ARGUMENTS:
-            raise ConfigError(f"trainer_args.{key}: set by the recipe from "
-                              f"{RECIPE_ARGUMENTS[key]}; set that instead")  # fmt: skip
+            raise ConfigError(
+                f"trainer_args.{key}: set by the recipe from "
+                f"{RECIPE_ARGUMENTS[key]}; set that instead"
+            )
         if key not in known:
             raise ConfigError(f"trainer_args.{key}: not a Seq2SeqTrainingArguments field")
 
@@ -250,16 +281,22 @@ def claim_output(cfg: FinetuneConfig, out: Path) -> None:
     others = sorted(p.name for p in out.iterdir() if p.name not in launcher) if out.is_dir() else []
     if not ours and others:  # would be written into and mixed
         found = ", ".join(others[:5])
-        raise UserError(f"{out} is not empty and holds no fine-tuning run ({found}); give a new "
-                        "or empty output_dir")  # fmt: skip
+        raise UserError(
+            f"{out} is not empty and holds no fine-tuning run ({found}); give a new "
+            "or empty output_dir"
+        )
     if (out / RESULT).exists():
         if not cfg.overwrite:
             raise UserError(
                 f"{out} holds a finished run ({RESULT}); pass overwrite=true to replace it, "
                 "or use another output_dir"
             )
-        for old in (out / RESULT, out / "config.json", out / "log.jsonl",
-                    *out.glob("checkpoint-*")):  # fmt: skip
+        for old in (
+            out / RESULT,
+            out / "config.json",
+            out / "log.jsonl",
+            *out.glob("checkpoint-*"),
+        ):
             if old.is_dir():
                 shutil.rmtree(old)
             else:
@@ -336,13 +373,18 @@ def load_model(cfg: FinetuneConfig):
     model = load_pretrained(cfg.model, dropout=cfg.dropout, attention_dropout=cfg.dropout)
     model.generation_config = GenerationConfig(
         decoder_start_token_id=model.config.decoder_start_token_id,
-        bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id,
-        pad_token_id=tok.pad_token_id, forced_bos_token_id=tok.bos_token_id,
-        forced_eos_token_id=tok.eos_token_id, num_beams=cfg.num_beams,
-        min_new_tokens=cfg.min_gen_length, max_new_tokens=cfg.max_gen_length,
-        early_stopping=cfg.num_beams > 1, length_penalty=cfg.length_penalty,
+        bos_token_id=tok.bos_token_id,
+        eos_token_id=tok.eos_token_id,
+        pad_token_id=tok.pad_token_id,
+        forced_bos_token_id=tok.bos_token_id,
+        forced_eos_token_id=tok.eos_token_id,
+        num_beams=cfg.num_beams,
+        min_new_tokens=cfg.min_gen_length,
+        max_new_tokens=cfg.max_gen_length,
+        early_stopping=cfg.num_beams > 1,
+        length_penalty=cfg.length_penalty,
         no_repeat_ngram_size=cfg.no_repeat_ngram_size,
-    )  # fmt: skip
+    )
     quiet_pinned_lengths()
     return tok, model
 
@@ -377,10 +419,16 @@ def recipe_arguments(cfg: FinetuneConfig, metric: str, world: int) -> dict:
         from train.distributed import check_jit_locks
 
         check_jit_locks()  # DeepSpeed's start would wait forever on a killed build's lock
-        ds = {"train_batch_size": cfg.batch_size, "train_micro_batch_size_per_gpu": micro,
-              "gradient_accumulation_steps": accum, "gradient_clipping": cfg.grad_clip,
-              "zero_optimization": {"stage": cfg.zero_stage}, "bf16": {"enabled": bf16},
-              "zero_allow_untested_optimizer": True, "steps_per_print": 10**9}  # fmt: skip
+        ds = {
+            "train_batch_size": cfg.batch_size,
+            "train_micro_batch_size_per_gpu": micro,
+            "gradient_accumulation_steps": accum,
+            "gradient_clipping": cfg.grad_clip,
+            "zero_optimization": {"stage": cfg.zero_stage},
+            "bf16": {"enabled": bf16},
+            "zero_allow_untested_optimizer": True,
+            "steps_per_print": 10**9,
+        }
         if isinstance(cfg.deepspeed, str):
             from maskpt.core.config import read_yaml_mapping
             from train.monitor import deepspeed_config
@@ -389,19 +437,37 @@ def recipe_arguments(cfg: FinetuneConfig, metric: str, world: int) -> dict:
             ds = deepspeed_config(ds, user, cfg.deepspeed, "batch_size, micro_batch")
     when = "steps" if cfg.eval_every else "epoch"
     return dict(
-        output_dir=cfg.output_dir, seed=cfg.seed, data_seed=cfg.seed,
-        per_device_train_batch_size=micro, gradient_accumulation_steps=accum,
-        per_device_eval_batch_size=cfg.eval_batch, learning_rate=cfg.lr,
-        lr_scheduler_type="constant_with_warmup", warmup_steps=cfg.warmup_steps,
-        weight_decay=cfg.weight_decay, max_grad_norm=cfg.grad_clip,
-        label_smoothing_factor=cfg.label_smoothing, num_train_epochs=cfg.max_epochs,
-        max_steps=cfg.max_steps or -1, eval_strategy=when, save_strategy=when,
-        eval_steps=cfg.eval_every or None, save_steps=cfg.eval_every or None,
-        save_total_limit=1, load_best_model_at_end=True, metric_for_best_model=metric,
-        greater_is_better=True, predict_with_generate=True, logging_steps=cfg.log_every,
-        report_to=[r for r in cfg.report_to if r != "none"] or "none", bf16=bf16,
-        deepspeed=ds, use_cpu=not cuda, log_level="warning", remove_unused_columns=False,
-    )  # fmt: skip
+        output_dir=cfg.output_dir,
+        seed=cfg.seed,
+        data_seed=cfg.seed,
+        per_device_train_batch_size=micro,
+        gradient_accumulation_steps=accum,
+        per_device_eval_batch_size=cfg.eval_batch,
+        learning_rate=cfg.lr,
+        lr_scheduler_type="constant_with_warmup",
+        warmup_steps=cfg.warmup_steps,
+        weight_decay=cfg.weight_decay,
+        max_grad_norm=cfg.grad_clip,
+        label_smoothing_factor=cfg.label_smoothing,
+        num_train_epochs=cfg.max_epochs,
+        max_steps=cfg.max_steps or -1,
+        eval_strategy=when,
+        save_strategy=when,
+        eval_steps=cfg.eval_every or None,
+        save_steps=cfg.eval_every or None,
+        save_total_limit=1,
+        load_best_model_at_end=True,
+        metric_for_best_model=metric,
+        greater_is_better=True,
+        predict_with_generate=True,
+        logging_steps=cfg.log_every,
+        report_to=[r for r in cfg.report_to if r != "none"] or "none",
+        bf16=bf16,
+        deepspeed=ds,
+        use_cpu=not cuda,
+        log_level="warning",
+        remove_unused_columns=False,
+    )
 
 
 # --- phase 3: the step guard, logging and scoring -------------------------------------------
@@ -424,8 +490,9 @@ def _trainer_class():
 
         def prediction_step(self, model, inputs, prediction_loss_only, ignore_keys=None, **kw):
             index = inputs.pop("example_index")
-            loss, tokens, _ = super().prediction_step(model, inputs, prediction_loss_only,
-                                                      ignore_keys, **kw)  # fmt: skip
+            loss, tokens, _ = super().prediction_step(
+                model, inputs, prediction_loss_only, ignore_keys, **kw
+            )
             return loss, tokens, index
 
     return Trainer
@@ -505,14 +572,21 @@ class Scorer:
 
         ids = np.where(pred.predictions < 0, self.tok.pad_token_id, pred.predictions)
         texts = [""] * len(self.examples)
-        for i, text in zip(pred.label_ids[:, 0].tolist(), self.tok.batch_decode(
-                ids, skip_special_tokens=True), strict=True):  # fmt: skip
+        for i, text in zip(
+            pred.label_ids[:, 0].tolist(),
+            self.tok.batch_decode(ids, skip_special_tokens=True),
+            strict=True,
+        ):
             texts[i] = text.strip()
         self.records = [
-            {"id": ex.id, "prediction": p, "answers": list(ex.answers),
-             "score": score(self.metric, p, ex)}
+            {
+                "id": ex.id,
+                "prediction": p,
+                "answers": list(ex.answers),
+                "score": score(self.metric, p, ex),
+            }
             for ex, p in zip(self.examples, texts, strict=True)
-        ]  # fmt: skip
+        ]
         return {self.metric: sum(r["score"] for r in self.records) / max(1, len(self.records))}
 
 
@@ -537,9 +611,16 @@ def write_results(cfg, out: Path, trainer, tok, final: dict, records: dict, info
             f.writelines(json.dumps(r, ensure_ascii=False) + "\n" for r in recs)
     if cfg.save_model:
         export_pretrained(trainer.model, tok, out / "model")
-    metrics = {"task": cfg.task, **final, **info, "model": cfg.model, "lr": cfg.lr,
-               "batch_size": cfg.batch_size, "seed": cfg.seed,
-               "train_fraction": cfg.train_fraction}  # fmt: skip
+    metrics = {
+        "task": cfg.task,
+        **final,
+        **info,
+        "model": cfg.model,
+        "lr": cfg.lr,
+        "batch_size": cfg.batch_size,
+        "seed": cfg.seed,
+        "train_fraction": cfg.train_fraction,
+    }
     write_json_atomic(out / RESULT, metrics)
     if not cfg.keep_checkpoints:
         for ckpt in out.glob("checkpoint-*"):
@@ -581,11 +662,15 @@ def finetune(cfg: FinetuneConfig) -> dict | None:
     t0 = time.perf_counter()
     with stop_requests() as stop:
         trainer = _trainer_class()(
-            model=model, args=args, train_dataset=TrainSet(encoded["train"]), eval_dataset=dev_set,
+            model=model,
+            args=args,
+            train_dataset=TrainSet(encoded["train"]),
+            eval_dataset=dev_set,
             data_collator=Collator(tok.pad_token_id, model.config.decoder_start_token_id),
-            processing_class=tok, compute_metrics=scorer,
+            processing_class=tok,
+            compute_metrics=scorer,
             callbacks=_callbacks(cfg, out, scorer, timer, stop),
-        )  # fmt: skip
+        )
         trainer.train(resume_from_checkpoint=resume)
     state = trainer.state
     if stop.requested:
@@ -600,10 +685,15 @@ def finetune(cfg: FinetuneConfig) -> dict | None:
     for split in ("dev", "test"):
         if split not in records:
             final[split], records[split] = evaluate(trainer, scorer, splits[split], encoded[split])
-    info = {"best_step": best, "steps": state.global_step,
-            "train_examples": len(splits["train"]), "dev_examples": len(splits["dev"]),
-            "test_examples": len(splits["test"]), "seconds": time.perf_counter() - t0,
-            "train_examples_per_s": timer["steps"] * cfg.batch_size / max(timer["train_s"], 1e-9)}  # fmt: skip
+    info = {
+        "best_step": best,
+        "steps": state.global_step,
+        "train_examples": len(splits["train"]),
+        "dev_examples": len(splits["dev"]),
+        "test_examples": len(splits["test"]),
+        "seconds": time.perf_counter() - t0,
+        "train_examples_per_s": timer["steps"] * cfg.batch_size / max(timer["train_s"], 1e-9),
+    }
     if not trainer.is_world_process_zero():
         return None
     return write_results(cfg, out, trainer, tok, final, records, info)
@@ -624,8 +714,10 @@ def main(argv=None) -> int:
     def run(cfg: FinetuneConfig, _) -> int:
         metrics = finetune(cfg)
         if metrics is not None:
-            print(f"{cfg.task}: dev {metrics['metric']} {metrics['dev']:.4f}, "
-                  f"test {metrics['test']:.4f} (best step {metrics['best_step']})")  # fmt: skip
+            print(
+                f"{cfg.task}: dev {metrics['metric']} {metrics['dev']:.4f}, "
+                f"test {metrics['test']:.4f} (best step {metrics['best_step']})"
+            )
         return 0
 
     return config_args().main(argv, run)

@@ -44,8 +44,16 @@ def _ft_inputs(batch: dict) -> dict:
     return {"input_ids": batch["q"], "attention_mask": batch["q_att"], "labels": batch["a"]}
 
 
-def inner_higher(model, batch: dict, d: torch.Tensor, mask_id: int, steps: int,
-                 pretrain_lr: float, finetune_lr: float, create_graph: bool = True) -> InnerResult:  # fmt: skip
+def inner_higher(
+    model,
+    batch: dict,
+    d: torch.Tensor,
+    mask_id: int,
+    steps: int,
+    pretrain_lr: float,
+    finetune_lr: float,
+    create_graph: bool = True,
+) -> InnerResult:
     import higher
 
     if not create_graph:
@@ -55,8 +63,9 @@ def inner_higher(model, batch: dict, d: torch.Tensor, mask_id: int, steps: int,
         l_pre = None
         for _ in range(steps):
             embeds = mixed_embeddings(fmodel.model.encoder.embed_tokens, batch["ctx"], d, mask_id)
-            loss = fmodel(inputs_embeds=embeds, attention_mask=batch["ctx_att"],
-                          labels=batch["ctx_labels"]).loss  # fmt: skip
+            loss = fmodel(
+                inputs_embeds=embeds, attention_mask=batch["ctx_att"], labels=batch["ctx_labels"]
+            ).loss
             l_pre = loss if l_pre is None else l_pre
             diffopt.step(loss)
         theta = [p.detach().clone() for p in fmodel.parameters(time=steps)]
@@ -66,8 +75,16 @@ def inner_higher(model, batch: dict, d: torch.Tensor, mask_id: int, steps: int,
     return InnerResult(l_pre, l_ft1, l_ft2, theta)
 
 
-def inner_func(model, batch: dict, d: torch.Tensor, mask_id: int, steps: int,
-               pretrain_lr: float, finetune_lr: float, create_graph: bool = True) -> InnerResult:  # fmt: skip
+def inner_func(
+    model,
+    batch: dict,
+    d: torch.Tensor,
+    mask_id: int,
+    steps: int,
+    pretrain_lr: float,
+    finetune_lr: float,
+    create_graph: bool = True,
+) -> InnerResult:
     from torch.func import functional_call
 
     names = [n for n, _ in model.named_parameters()]
@@ -77,8 +94,9 @@ def inner_func(model, batch: dict, d: torch.Tensor, mask_id: int, steps: int,
         d = d.detach()
 
     def sgd(params: dict, loss: torch.Tensor, lr: float) -> dict:
-        grads = torch.autograd.grad(loss, list(params.values()), create_graph=create_graph,
-                                    allow_unused=True)  # fmt: skip
+        grads = torch.autograd.grad(
+            loss, list(params.values()), create_graph=create_graph, allow_unused=True
+        )
         new = {}
         for (n, p), g in zip(params.items(), grads, strict=True):
             q = p if g is None else p - lr * g
@@ -92,9 +110,16 @@ def inner_func(model, batch: dict, d: torch.Tensor, mask_id: int, steps: int,
         embeds = mixed_embeddings(
             lambda ids, w=w: torch.nn.functional.embedding(ids, w) * scale, batch["ctx"], d, mask_id
         )
-        loss = functional_call(model, theta, (), {"inputs_embeds": embeds,
-                               "attention_mask": batch["ctx_att"],
-                               "labels": batch["ctx_labels"]}).loss  # fmt: skip
+        loss = functional_call(
+            model,
+            theta,
+            (),
+            {
+                "inputs_embeds": embeds,
+                "attention_mask": batch["ctx_att"],
+                "labels": batch["ctx_labels"],
+            },
+        ).loss
         l_pre = loss if l_pre is None else l_pre
         theta = sgd(theta, loss, pretrain_lr)
     l_ft1 = functional_call(model, theta, (), _ft_inputs(batch)).loss

@@ -150,8 +150,15 @@ class MetaConfig:
             raise ValueError(f"outer_loss must be difference or after, got {self.outer_loss!r}")
         if self.backend not in ("higher", "func"):
             raise ValueError(f"backend must be higher or func, got {self.backend!r}")
-        for key in ("steps", "batch_size", "hidden", "max_length", "max_source_length",
-                    "max_target_length", "log_every"):  # fmt: skip
+        for key in (
+            "steps",
+            "batch_size",
+            "hidden",
+            "max_length",
+            "max_source_length",
+            "max_target_length",
+            "log_every",
+        ):
             if getattr(self, key) < 1:
                 raise ValueError(f"{key} must be >= 1")
         if self.tau <= 0 or not 0 <= self.gamma <= 1 or self.eps < 0:
@@ -164,16 +171,23 @@ class MetaConfig:
             raise ValueError("inner_steps must be >= 1; beta, beta_warmup, probe_examples >= 0")
 
 
-def make_batch(tok, examples, max_length: int, prefix_space: bool = False,
-               source_length: int = 128, target_length: int = 64) -> dict:  # fmt: skip
+def make_batch(
+    tok,
+    examples,
+    max_length: int,
+    prefix_space: bool = False,
+    source_length: int = 128,
+    target_length: int = 64,
+) -> dict:
     """Tensors of a batch of (c, s, t): the context to mask, source and target."""
     from maskpt.core.batching import pad, pad_ids
 
     pre = " " if prefix_space else ""
     ctx = tok([e.context for e in examples], truncation=True, max_length=max_length)["input_ids"]
     q = tok([e.source for e in examples], truncation=True, max_length=source_length)["input_ids"]
-    a = tok([pre + e.target for e in examples], truncation=True,
-            max_length=target_length)["input_ids"]  # fmt: skip
+    a = tok([pre + e.target for e in examples], truncation=True, max_length=target_length)[
+        "input_ids"
+    ]
     ids, att = pad_ids(ctx, tok.pad_token_id)
     q_ids, q_att = pad_ids(q, tok.pad_token_id)
     special = torch.tensor([tok.bos_token_id, tok.eos_token_id, tok.pad_token_id])
@@ -208,8 +222,16 @@ def _policy_mask(masker, batch: dict, cfg: MetaConfig, noise: torch.Tensor):
     return d, probs, budget_regulariser(counted, content, cfg.gamma, cfg.eps)
 
 
-def meta_step(model, masker, batch, cfg: MetaConfig, mask_id: int, gen: torch.Generator,
-              frozen=None, beta: float | None = None) -> dict:  # fmt: skip
+def meta_step(
+    model,
+    masker,
+    batch,
+    cfg: MetaConfig,
+    mask_id: int,
+    gen: torch.Generator,
+    frozen=None,
+    beta: float | None = None,
+) -> dict:
     """One step of Algorithm 1. Leaves gradients on the policy's parameters,
     sets the model to theta(p,k), and returns the logged quantities.
     `frozen` (a copy of the initial policy): also the outer loss its mask
@@ -257,18 +279,27 @@ def meta_step(model, masker, batch, cfg: MetaConfig, mask_id: int, gen: torch.Ge
 
     if "outer_frozen" in rec:
         rec["meta_gain"] = rec["outer_frozen"] - outer.item()
-    rec.update({
-        "meta_loss": outer.item() + scale * reg.item(), "outer": outer.item(),
-        "l_pre": r.l_pre.item(), "l_ft1": r.l_ft1.item(), "l_ft2": r.l_ft2.item(),
-        "l_diff": (r.l_ft2 - r.l_ft1).item(), "reg": reg.item(), "beta_reg": scale * reg.item(),
-        "beta_effective": scale,
-        "mask_rate": (d.sum() / content.sum()).item(),
-        "expected_rate": (probs.sum() / content.sum()).item(),
-        "grad_norm_meta": meta_norm, "grad_norm_reg": scale * reg_norm,
-        "policy_grad_norm": _norm([p.grad for p in trained]),
-        "rows_in_budget": in_band(d.sum(1)), "rows_in_budget_expected": in_band(probs.sum(1)),
-        "mask": d.detach(),
-    })  # fmt: skip
+    rec.update(
+        {
+            "meta_loss": outer.item() + scale * reg.item(),
+            "outer": outer.item(),
+            "l_pre": r.l_pre.item(),
+            "l_ft1": r.l_ft1.item(),
+            "l_ft2": r.l_ft2.item(),
+            "l_diff": (r.l_ft2 - r.l_ft1).item(),
+            "reg": reg.item(),
+            "beta_reg": scale * reg.item(),
+            "beta_effective": scale,
+            "mask_rate": (d.sum() / content.sum()).item(),
+            "expected_rate": (probs.sum() / content.sum()).item(),
+            "grad_norm_meta": meta_norm,
+            "grad_norm_reg": scale * reg_norm,
+            "policy_grad_norm": _norm([p.grad for p in trained]),
+            "rows_in_budget": in_band(d.sum(1)),
+            "rows_in_budget_expected": in_band(probs.sum(1)),
+            "mask": d.detach(),
+        }
+    )
     return rec
 
 
@@ -301,8 +332,10 @@ def load_data(cfg: MetaConfig) -> tuple[list, list, Counter]:
     held = min(cfg.probe_examples, len(examples) // 4)  # never more than a quarter
     train_set, probe = split_probe(examples, held, cfg.seed)
     if not train_set:
-        raise TaskDataError(f"{cfg.examples or cfg.task}: no usable (context, source, target) "
-                            f"example (dropped: {dict(+dropped)})")  # fmt: skip
+        raise TaskDataError(
+            f"{cfg.examples or cfg.task}: no usable (context, source, target) "
+            f"example (dropped: {dict(+dropped)})"
+        )
     return train_set, probe, dropped
 
 
@@ -351,12 +384,17 @@ def train(cfg: MetaConfig, progress: bool = True) -> dict:
     params = sum(p.numel() for p in masker.parameters())
     trainable = sum(p.numel() for p in masker.parameters() if p.requires_grad)
     if progress:
-        print(f"meta_v1 policy: {params / 1e6:.1f} M parameters ({trainable / 1e6:.2f} M trained, "
-              f"the embedding frozen); {len(examples)} examples, dropped {dict(+dropped)}")  # fmt: skip
-        print(f"answer probe: {probe['examples']} held-out contexts, ratio at the start "
-              f"{start_probe['probe_ratio']:.3f}" if probe else
-              f"answer probe: none (fewer than {PROBE_MIN} held-out examples have their target "
-              "in the context: the probe needs extractive data)")  # fmt: skip
+        print(
+            f"meta_v1 policy: {params / 1e6:.1f} M parameters ({trainable / 1e6:.2f} M trained, "
+            f"the embedding frozen); {len(examples)} examples, dropped {dict(+dropped)}"
+        )
+        print(
+            f"answer probe: {probe['examples']} held-out contexts, ratio at the start "
+            f"{start_probe['probe_ratio']:.3f}"
+            if probe
+            else f"answer probe: none (fewer than {PROBE_MIN} held-out examples have their target "
+            "in the context: the probe needs extractive data)"
+        )
     model.train()
     opt = torch.optim.Adam([p for p in masker.parameters() if p.requires_grad], lr=cfg.policy_lr)
     gen = torch.Generator().manual_seed(stable_seed("meta-gumbel", cfg.seed))
@@ -369,15 +407,21 @@ def train(cfg: MetaConfig, progress: bool = True) -> dict:
     for step in tqdm(range(cfg.steps), desc="train meta_v1", disable=not progress):
         rng = stable_rng("meta-batch", cfg.seed, step)
         pick = rng.choice(len(examples), size=min(cfg.batch_size, len(examples)), replace=False)
-        batch = make_batch(tok, [examples[i] for i in pick], cfg.max_length,
-                           cfg.target_prefix_space, cfg.max_source_length,
-                           cfg.max_target_length)  # fmt: skip
+        batch = make_batch(
+            tok,
+            [examples[i] for i in pick],
+            cfg.max_length,
+            cfg.target_prefix_space,
+            cfg.max_source_length,
+            cfg.max_target_length,
+        )
         torch.manual_seed(stable_seed("meta-dropout", cfg.seed, step))
         opt.zero_grad(set_to_none=True)
         logged = step == 0 or (step + 1) % cfg.log_every == 0 or step + 1 == cfg.steps
         beta = cfg.beta * min(1.0, (step + 1) / cfg.beta_warmup) if cfg.beta_warmup else cfg.beta
-        rec = meta_step(model, masker, batch, cfg, tok.mask_token_id, gen,
-                        frozen if logged else None, beta)  # fmt: skip
+        rec = meta_step(
+            model, masker, batch, cfg, tok.mask_token_id, gen, frozen if logged else None, beta
+        )
         rec.pop("mask")
         if not np.isfinite(rec["meta_loss"]):
             from train.distributed import NonFiniteLoss
@@ -395,11 +439,20 @@ def train(cfg: MetaConfig, progress: bool = True) -> dict:
             window = []
     log.close()
     if float(np.mean(diffs)) >= 0:
-        print(f"warning: the inner fine-tuning step did not lower the fine-tuning loss on "
-              f"average (mean l_ft2 - l_ft1 = {np.mean(diffs):+.4f}): the inner steps are too "
-              "large for this model; lower pretrain_lr and finetune_lr", file=sys.stderr)  # fmt: skip
-    summary = {**last, "mean_l_diff": float(np.mean(diffs)), "examples": len(examples), "probe_examples": probe["examples"] if probe
-               else 0, "dropped": dict(+dropped), "parameters": params}  # fmt: skip
+        print(
+            f"warning: the inner fine-tuning step did not lower the fine-tuning loss on "
+            f"average (mean l_ft2 - l_ft1 = {np.mean(diffs):+.4f}): the inner steps are too "
+            "large for this model; lower pretrain_lr and finetune_lr",
+            file=sys.stderr,
+        )
+    summary = {
+        **last,
+        "mean_l_diff": float(np.mean(diffs)),
+        "examples": len(examples),
+        "probe_examples": probe["examples"] if probe else 0,
+        "dropped": dict(+dropped),
+        "parameters": params,
+    }
     checkpoint.save(out, "meta_v1", masker, args, tok, summary)
     return summary
 
@@ -413,13 +466,17 @@ def config_args():
 def main(argv=None) -> int:
     def run(cfg: MetaConfig, _) -> int:
         last = train(cfg)
-        print(f"meta_v1 checkpoint in {cfg.output_dir}: outer loss {last['outer']:.4f} "
-              f"(L' = l_ft2 - l_ft1 {last['l_diff']:.4f}), mask rate {last['mask_rate']:.3f}, "
-              f"rows in the band {last['rows_in_budget']:.2f}")  # fmt: skip
+        print(
+            f"meta_v1 checkpoint in {cfg.output_dir}: outer loss {last['outer']:.4f} "
+            f"(L' = l_ft2 - l_ft1 {last['l_diff']:.4f}), mask rate {last['mask_rate']:.3f}, "
+            f"rows in the band {last['rows_in_budget']:.2f}"
+        )
         if "probe_ratio" in last:
-            print(f"answer probe on {last['probe_examples']} held-out contexts: p(mask) on "
-                  f"answers / on other tokens = {last['probe_ratio']:.3f} (at the start "
-                  f"{last['probe_ratio_frozen']:.3f}; above 1: the policy prefers answers)")  # fmt: skip
+            print(
+                f"answer probe on {last['probe_examples']} held-out contexts: p(mask) on "
+                f"answers / on other tokens = {last['probe_ratio']:.3f} (at the start "
+                f"{last['probe_ratio_frozen']:.3f}; above 1: the policy prefers answers)"
+            )
         else:
             print("answer probe: none (the targets do not occur in the held-out contexts)")
         return 0

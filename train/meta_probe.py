@@ -53,8 +53,10 @@ def split_probe(examples: list, count: int, seed: int = 0) -> tuple[list, list]:
         return list(examples), []
     order = sorted(range(len(examples)), key=lambda i: _key(examples[i].id, seed))
     held = set(order[:count])
-    return ([e for i, e in enumerate(examples) if i not in held],
-            [e for i, e in enumerate(examples) if i in held])  # fmt: skip
+    return (
+        [e for i, e in enumerate(examples) if i not in held],
+        [e for i, e in enumerate(examples) if i in held],
+    )
 
 
 def build_probe(tok, examples: list, max_length: int) -> dict | None:
@@ -78,8 +80,12 @@ def build_probe(tok, examples: list, max_length: int) -> dict | None:
     for r, spans in enumerate(answers):
         for start, end in spans:
             is_answer[r, start:end] = True
-    return {"ctx": ids, "answer": is_answer & content, "other": content & ~is_answer,
-            "examples": len(rows)}  # fmt: skip
+    return {
+        "ctx": ids,
+        "answer": is_answer & content,
+        "other": content & ~is_answer,
+        "examples": len(rows),
+    }
 
 
 @torch.no_grad()
@@ -96,5 +102,8 @@ def probe_ratio(masker, probe: dict) -> dict:
     """The ratio and its two means."""
     p = mask_probabilities(masker, probe["ctx"])
     answer, other = p[probe["answer"]].mean().item(), p[probe["other"]].mean().item()
-    return {"probe_ratio": answer / max(other, 1e-12), "probe_p_answer": answer,
-            "probe_p_other": other}  # fmt: skip
+    return {
+        "probe_ratio": answer / max(other, 1e-12),
+        "probe_p_answer": answer,
+        "probe_p_other": other,
+    }

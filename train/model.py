@@ -42,8 +42,9 @@ def load_pretrained(name_or_path: str, **kwargs):
 
     check_local_or_hub(name_or_path, "model")
     try:
-        return from_local_or_hub(BartForConditionalGeneration.from_pretrained, name_or_path,
-                                 "model", **kwargs)  # fmt: skip
+        return from_local_or_hub(
+            BartForConditionalGeneration.from_pretrained, name_or_path, "model", **kwargs
+        )
     except OSError as exc:
         where = "folder" if Path(name_or_path).exists() else "hub name (or missing folder)"
         first = str(exc).splitlines()[0] if str(exc) else exc.__class__.__name__

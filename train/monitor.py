@@ -43,8 +43,10 @@ def check_reporters(report_to) -> None:
     if bad:
         raise ConfigError(f"report_to: unknown {bad} (choose from {', '.join(REPORTERS)})")
     if "wandb" in report_to and importlib.util.find_spec("wandb") is None:
-        raise ConfigError("report_to: wandb needs the wandb package: pip install 'maskpt[wandb]' "
-                          "(or drop wandb from report_to)")  # fmt: skip
+        raise ConfigError(
+            "report_to: wandb needs the wandb package: pip install 'maskpt[wandb]' "
+            "(or drop wandb from report_to)"
+        )
 
 
 def monitor_sections(report_to, out: Path, job: str) -> dict:
@@ -63,8 +65,12 @@ def monitor_sections(report_to, out: Path, job: str) -> dict:
     return sections
 
 
-def deepspeed_config(computed: dict, user: dict, source: str = "deepspeed",
-                     batch_fields: str = "global_batch, micro_batch") -> dict:  # fmt: skip
+def deepspeed_config(
+    computed: dict,
+    user: dict,
+    source: str = "deepspeed",
+    batch_fields: str = "global_batch, micro_batch",
+) -> dict:
     """The user's DeepSpeed config merged over the computed one, refusing batch
     sizes that disagree with the recipe's (which decide the data stream)."""
     for key in BATCH_KEYS:
@@ -94,15 +100,21 @@ class WandbRun:
 
         folder = out / "monitor"
         folder.mkdir(parents=True, exist_ok=True)
-        self.run = wandb.init(project=section.get("project") or "maskpt",
-                              group=section.get("group"), entity=section.get("team"),
-                              dir=str(folder), config=config, job_type="pretrain")  # fmt: skip
+        self.run = wandb.init(
+            project=section.get("project") or "maskpt",
+            group=section.get("group"),
+            entity=section.get("team"),
+            dir=str(folder),
+            config=config,
+            job_type="pretrain",
+        )
         self.run.define_metric("pretrain/step")
         self.run.define_metric("pretrain/*", step_metric="pretrain/step")
 
     def log(self, step: int, scalars: dict[str, float]) -> None:
-        self.run.log({**{f"pretrain/{k}": float(v) for k, v in scalars.items()},
-                      "pretrain/step": step})  # fmt: skip
+        self.run.log(
+            {**{f"pretrain/{k}": float(v) for k, v in scalars.items()}, "pretrain/step": step}
+        )
 
     def close(self) -> None:
         self.run.finish()

@@ -79,8 +79,10 @@ def task_examples(
         ks = Path(knowledge_source) if knowledge_source else folder / KNOWLEDGE_SOURCE
         examples = read_kilt(find_file(folder, (KILT_TRAIN[task],), task), ks, dropped)
     else:
-        examples = [PolicyExample(e.id, e.context, e.source, e.target, e.answers)
-                    for e in load_split(task, folder, "train")]  # fmt: skip
+        examples = [
+            PolicyExample(e.id, e.context, e.source, e.target, e.answers)
+            for e in load_split(task, folder, "train")
+        ]
     kept = []
     for e in examples:
         if e.id in held_out or normalise(e.source) in held_out:
@@ -94,8 +96,10 @@ def _synth_examples(qa: Path) -> Path:
     for path in (qa / SYNTH_EXAMPLES, qa.parent / SYNTH_EXAMPLES):
         if path.is_file():
             return path
-    raise TaskDataError(f"synth: no {SYNTH_EXAMPLES} in {qa} or {qa.parent} (`maskpt world` "
-                        "writes it beside the world's qa/ folder)")  # fmt: skip
+    raise TaskDataError(
+        f"synth: no {SYNTH_EXAMPLES} in {qa} or {qa.parent} (`maskpt world` "
+        "writes it beside the world's qa/ folder)"
+    )
 
 
 def normalise(text: str) -> str:
@@ -113,8 +117,10 @@ def finetune_eval_keys(task: str, folder: Path) -> set[str]:
 
 
 def _closed_book(task: str, folder: Path, dropped: Counter) -> list[PolicyExample]:
-    dpr = next((p for p in (folder / DPR_FILES[task], folder / f"{DPR_FILES[task]}.gz")
-                if p.exists()), None)  # fmt: skip
+    dpr = next(
+        (p for p in (folder / DPR_FILES[task], folder / f"{DPR_FILES[task]}.gz") if p.exists()),
+        None,
+    )
     out = read_dpr(dpr, dropped) if dpr else []
     has_evidence = (folder / "evidence" / "wikipedia").is_dir() or (
         folder / "evidence_wikipedia"
@@ -185,8 +191,15 @@ def read_dpr(path: Path, dropped: Counter) -> list[PolicyExample]:
         if not positives:
             dropped["no_context"] += 1
             continue
-        out.append(PolicyExample(f"dpr-{path.name.split('.')[0]}-{n}", positives[0]["text"],
-                                 question, answers[0], answers))  # fmt: skip
+        out.append(
+            PolicyExample(
+                f"dpr-{path.name.split('.')[0]}-{n}",
+                positives[0]["text"],
+                question,
+                answers[0],
+                answers,
+            )
+        )
     return out
 
 
@@ -196,8 +209,14 @@ def read_tqa_evidence(folder: Path, split: str, dropped: Counter) -> list[Policy
 
     names = (f"unfiltered-web-{split}.json", f"web-{split}.json", f"wikipedia-{split}.json")
     path = find_file(folder, names, "tqa")
-    evidence = next((d for d in (folder / "evidence" / "wikipedia", folder / "evidence_wikipedia")
-                     if d.is_dir()), None)  # fmt: skip
+    evidence = next(
+        (
+            d
+            for d in (folder / "evidence" / "wikipedia", folder / "evidence_wikipedia")
+            if d.is_dir()
+        ),
+        None,
+    )
     if evidence is None:
         raise TaskDataError(f"tqa: no evidence/wikipedia/ folder in {folder}")
     out = []
@@ -214,8 +233,15 @@ def read_tqa_evidence(folder: Path, split: str, dropped: Counter) -> list[Policy
             for k, para in enumerate(paragraphs):
                 if locate(para, answers):
                     found = True
-                    out.append(PolicyExample(f"{q.get('QuestionId')}-{file.stem}-{k}", para,
-                                             q.get("Question", ""), answers[0], answers))  # fmt: skip
+                    out.append(
+                        PolicyExample(
+                            f"{q.get('QuestionId')}-{file.stem}-{k}",
+                            para,
+                            q.get("Question", ""),
+                            answers[0],
+                            answers,
+                        )
+                    )
         if not found:
             dropped["answer_absent"] += 1
     return out

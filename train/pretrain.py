@@ -124,19 +124,30 @@ def prepare(cfg: PretrainConfig, world: int, rank: int = 0):
             from maskpt.core.tokenizer import TokenizerInfo
             from preprocess.remask import Remasker
 
-            s.remasker = Remasker(s.index, TokenizerInfo.from_tokenizer(tok), cfg.data.policy or None,
-                                  cfg.data.mask_seed)  # fmt: skip
+            s.remasker = Remasker(
+                s.index,
+                TokenizerInfo.from_tokenizer(tok),
+                cfg.data.policy or None,
+                cfg.data.mask_seed,
+            )
     return tok, sources
 
 
 def data_record(cfg: PretrainConfig, sources, world: int) -> dict:
     """What a stream position means: saved in every checkpoint, compared on resume."""
-    return {"shards": [s.index_checksum for s in sources],
-            "weights": [s.weight for s in sources], "seed": cfg.seed,
-            "shuffle": cfg.data.shuffle, "global_batch": cfg.global_batch,
-            "micro_batch": cfg.micro_batch, "world_size": world,
-            "remask": cfg.data.remask, "policy": cfg.data.policy,
-            "mask_seed": cfg.data.mask_seed, "bucket": cfg.data.bucket}  # fmt: skip
+    return {
+        "shards": [s.index_checksum for s in sources],
+        "weights": [s.weight for s in sources],
+        "seed": cfg.seed,
+        "shuffle": cfg.data.shuffle,
+        "global_batch": cfg.global_batch,
+        "micro_batch": cfg.micro_batch,
+        "world_size": world,
+        "remask": cfg.data.remask,
+        "policy": cfg.data.policy,
+        "mask_seed": cfg.data.mask_seed,
+        "bucket": cfg.data.bucket,
+    }
 
 
 def claim_output(out: Path, resume: bool, overwrite: bool) -> bool:
@@ -187,21 +198,41 @@ def setup(cfg: PretrainConfig, resume: bool, overwrite: bool = False) -> Run:
             **cfg.compile_options
         )  # in place: the parameter names (and checkpoints) stay the model's
     o = cfg.optim
-    optimizer = torch.optim.AdamW(model.parameters(), lr=o.lr, betas=tuple(o.betas), eps=o.eps,
-                                  weight_decay=o.weight_decay)  # fmt: skip
+    optimizer = torch.optim.AdamW(
+        model.parameters(), lr=o.lr, betas=tuple(o.betas), eps=o.eps, weight_decay=o.weight_decay
+    )
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(cfg))
     accum = split_batch(cfg.global_batch, cfg.micro_batch, world)
-    computed = {**zero_config(cfg.global_batch, cfg.micro_batch, accum, o.grad_clip,
-                              resolve_zero_stage(cfg.zero_stage, world), bf16),
-                **monitor_sections(cfg.report_to, out, "pretrain")}  # fmt: skip
+    computed = {
+        **zero_config(
+            cfg.global_batch,
+            cfg.micro_batch,
+            accum,
+            o.grad_clip,
+            resolve_zero_stage(cfg.zero_stage, world),
+            bf16,
+        ),
+        **monitor_sections(cfg.report_to, out, "pretrain"),
+    }
     ds_config = deepspeed_config(computed, cfg.deepspeed)
     wandb_section = take_wandb(ds_config)  # the recipe logs to W&B itself (train/monitor.py)
-    engine, _, _, _ = deepspeed.initialize(model=model, optimizer=optimizer,
-                                           lr_scheduler=scheduler, config=ds_config)  # fmt: skip
-    stream = PretrainStream(sources, cfg.micro_batch, rank, world, cfg.seed, cfg.data.shuffle,
-                            len(tok), cfg.max_length, accum=accum, bucket=cfg.data.bucket,
-                            pad_id=tok.pad_token_id,
-                            pad_to_multiple_of=cfg.data.pad_to_multiple_of)  # fmt: skip
+    engine, _, _, _ = deepspeed.initialize(
+        model=model, optimizer=optimizer, lr_scheduler=scheduler, config=ds_config
+    )
+    stream = PretrainStream(
+        sources,
+        cfg.micro_batch,
+        rank,
+        world,
+        cfg.seed,
+        cfg.data.shuffle,
+        len(tok),
+        cfg.max_length,
+        accum=accum,
+        bucket=cfg.data.bucket,
+        pad_id=tok.pad_token_id,
+        pad_to_multiple_of=cfg.data.pad_to_multiple_of,
+    )
     if rank == 0:
         from maskpt.core.config import to_dict
 
@@ -215,9 +246,19 @@ def setup(cfg: PretrainConfig, resume: bool, overwrite: bool = False) -> Run:
         from maskpt.core.config import to_dict
 
         wandb_run = WandbRun(wandb_section, out, to_dict(cfg))
-    return Run(cfg, rank, world, tok, engine, stream, accum, out,
-               data=data_record(cfg, sources, world), own_grad_norm=own_norm,
-               wandb=wandb_run)  # fmt: skip
+    return Run(
+        cfg,
+        rank,
+        world,
+        tok,
+        engine,
+        stream,
+        accum,
+        out,
+        data=data_record(cfg, sources, world),
+        own_grad_norm=own_norm,
+        wandb=wandb_run,
+    )
 
 
 def _agree(ok: bool) -> bool:
@@ -233,8 +274,11 @@ def restore(run: Run, allow_data_change: bool = False) -> None:
     for tag in checkpoints.tags(run.ckpt_dir):
         why = checkpoints.intact(run.ckpt_dir, tag, run.rank, content=True)
         if not _agree(not why):
-            _warn(run, f"checkpoint {tag} is not intact ({why or 'on another rank'}); "
-                       "trying the one before")  # fmt: skip
+            _warn(
+                run,
+                f"checkpoint {tag} is not intact ({why or 'on another rank'}); "
+                "trying the one before",
+            )
             continue
         try:
             _, client = run.engine.load_checkpoint(str(run.ckpt_dir), tag=tag)
@@ -244,8 +288,9 @@ def restore(run: Run, allow_data_change: bool = False) -> None:
         if not _agree(loaded):
             _warn(run, f"checkpoint {tag} does not load ({why}); trying the one before")
             continue
-        checkpoints.check_data(client.get("record", {}), run.data, f"checkpoint {tag}",
-                               allow_data_change)  # fmt: skip
+        checkpoints.check_data(
+            client.get("record", {}), run.data, f"checkpoint {tag}", allow_data_change
+        )
         run.step = int(client["step"])
         run.stream.load_state_dict(client["data"])
         if run.stream.micro_steps_done != run.step * run.accum:
@@ -277,8 +322,7 @@ def open_logs(run: Run) -> None:
         from tqdm import tqdm
 
         run.log = (run.out / "log.jsonl").open("a")
-        run.bar = tqdm(total=cfg.total_steps, initial=run.step, desc="pretrain",
-                       dynamic_ncols=True)  # fmt: skip
+        run.bar = tqdm(total=cfg.total_steps, initial=run.step, desc="pretrain", dynamic_ncols=True)
     if cfg.debug_records:
         run.out.mkdir(parents=True, exist_ok=True)  # rank 0 may not have made it yet
         run.ids_log = (run.out / f"example_ids.rank{run.rank}.jsonl").open("a")
@@ -299,8 +343,10 @@ def train_step(run: Run, batches, stop_requested: bool = False) -> tuple[float, 
     for micro in range(accum):
         b = next(batches)
         if "data_error" in b:  # a shard that cannot be read (changed, corrupt): stop, one line
-            raise DataError(f"at step {step + 1}: {b['data_error']}; nothing of this step was "
-                            f"applied, the checkpoints in {run.ckpt_dir} are kept")  # fmt: skip
+            raise DataError(
+                f"at step {step + 1}: {b['data_error']}; nothing of this step was "
+                f"applied, the checkpoints in {run.ckpt_dir} are kept"
+            )
         ids.append(b["ids"])
         if run.ids_log is not None:
             run.ids_log.write(json.dumps({"step": step, "micro": micro, "ids": b["ids"]}) + "\n")
@@ -321,9 +367,16 @@ def train_step(run: Run, batches, stop_requested: bool = False) -> tuple[float, 
             run.stream.advance()
     flags = (~torch.stack(finite)).double()
     norm = _grad_norm(engine) if run.own_grad_norm else flags.new_zeros(())
-    local = torch.cat([torch.stack(losses).double().sum().reshape(1), norm.double().reshape(1), flags,
-                       torch.tensor([*counts, float(stop_requested)], dtype=torch.float64,
-                                    device=flags.device)])  # fmt: skip
+    local = torch.cat(
+        [
+            torch.stack(losses).double().sum().reshape(1),
+            norm.double().reshape(1),
+            flags,
+            torch.tensor(
+                [*counts, float(stop_requested)], dtype=torch.float64, device=flags.device
+            ),
+        ]
+    )
     total = all_reduce(local)  # the step's one host sync
     loss_sum, run.grad_norm, bad = total[0], total[1] / run.world, total[2 : 2 + accum]
     tokens, label_tokens, masked, original, stops = total[2 + accum :]
@@ -371,8 +424,9 @@ def log_step(run: Run, loss: float, tokens: float, seconds: float) -> None:
         "examples_seen": run.step * run.cfg.global_batch,
     }
     scalars = ("loss", "lr", "grad_norm", "mask_ratio", "tokens_per_s")
-    write_scalars(run.engine, run.step, {k: rec[k] for k in scalars if rec[k] is not None},
-                  run.wandb)  # fmt: skip
+    write_scalars(
+        run.engine, run.step, {k: rec[k] for k in scalars if rec[k] is not None}, run.wandb
+    )
     run.log.write(json.dumps(rec) + "\n")
     run.log.flush()
     run.bar.set_postfix(loss=f"{loss:.3f}", tok_s=f"{rec['tokens_per_s']:.0f}")
@@ -387,9 +441,11 @@ def save(run: Run) -> None:
 
     tag = f"step{run.step:08d}"
     try:
-        run.engine.save_checkpoint(str(run.ckpt_dir), tag=tag,
-                                   client_state={"step": run.step, "data": run.stream.state_dict(),
-                                                 "record": run.data})  # fmt: skip
+        run.engine.save_checkpoint(
+            str(run.ckpt_dir),
+            tag=tag,
+            client_state={"step": run.step, "data": run.stream.state_dict(), "record": run.data},
+        )
     except (OSError, RuntimeError) as exc:  # torch's zip writer says "unexpected pos ..."
         if not disk_full(exc) and shutil.disk_usage(run.ckpt_dir).free > 1 << 30:
             raise
@@ -434,8 +490,12 @@ def cleanup(run: Run) -> None:
 # --- the recipe -----------------------------------------------------------------------
 
 
-def train(cfg: PretrainConfig, resume: bool = False, overwrite: bool = False,
-          allow_data_change: bool = False) -> dict:  # fmt: skip
+def train(
+    cfg: PretrainConfig,
+    resume: bool = False,
+    overwrite: bool = False,
+    allow_data_change: bool = False,
+) -> dict:
     """Run (or resume) pre-training; returns the last step and the losses of
     this invocation. A SIGINT/SIGTERM stops after the step under way, with a
     checkpoint (`Interrupted`)."""
@@ -446,9 +506,13 @@ def train(cfg: PretrainConfig, resume: bool = False, overwrite: bool = False,
         restore(run, allow_data_change)
     workers = cfg.data.num_workers
     loader = torch.utils.data.DataLoader(
-        run.stream, batch_size=None, collate_fn=keep_as_is, num_workers=workers,
+        run.stream,
+        batch_size=None,
+        collate_fn=keep_as_is,
+        num_workers=workers,
         pin_memory=torch.cuda.is_available(),
-        prefetch_factor=cfg.data.prefetch_factor if workers else None)  # fmt: skip
+        prefetch_factor=cfg.data.prefetch_factor if workers else None,
+    )
     batches = iter(loader)
     open_logs(run)
     last = min(cfg.total_steps, run.step + cfg.stop_after) if cfg.stop_after else cfg.total_steps
@@ -483,16 +547,26 @@ def config_args():
     from maskpt.core.cli_args import ConfigArgs
 
     args = ConfigArgs(PretrainConfig, "maskpt pretrain", __doc__)
-    args.parser.add_argument("--resume", action="store_true",
-                             help="continue from the newest intact checkpoint in output_dir")  # fmt: skip
-    args.parser.add_argument("--overwrite", action="store_true",
-                             help="start over in an output_dir that has checkpoints")  # fmt: skip
-    args.parser.add_argument("--deepspeed_config", "--deepspeed-config", metavar="FILE",
-                             help="a DeepSpeed JSON config merged over the recipe's (and over "
-                                  "a `deepspeed:` section)")  # fmt: skip
-    args.parser.add_argument("--allow-data-change", action="store_true",
-                             help="with --resume: go on although the data or batch layout "
-                                  "differs from the checkpoint's (exactly-once is lost)")  # fmt: skip
+    args.parser.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue from the newest intact checkpoint in output_dir",
+    )
+    args.parser.add_argument(
+        "--overwrite", action="store_true", help="start over in an output_dir that has checkpoints"
+    )
+    args.parser.add_argument(
+        "--deepspeed_config",
+        "--deepspeed-config",
+        metavar="FILE",
+        help="a DeepSpeed JSON config merged over the recipe's (and over a `deepspeed:` section)",
+    )
+    args.parser.add_argument(
+        "--allow-data-change",
+        action="store_true",
+        help="with --resume: go on although the data or batch layout "
+        "differs from the checkpoint's (exactly-once is lost)",
+    )
     return args
 
 
@@ -506,8 +580,7 @@ def main(argv=None) -> int:
             cfg = replace(
                 cfg, deepspeed=merge(cfg.deepspeed, read_yaml_mapping(ns.deepspeed_config))
             )
-        train(cfg, resume=ns.resume, overwrite=ns.overwrite,
-              allow_data_change=ns.allow_data_change)  # fmt: skip
+        train(cfg, resume=ns.resume, overwrite=ns.overwrite, allow_data_change=ns.allow_data_change)
         return 0
 
     return config_args().main(argv, run)

@@ -148,9 +148,11 @@ class PretrainConfig:
             )
         if self.zero_stage not in (0, 1, 2, 3, "auto"):
             raise ValueError(f"zero_stage must be 0-3 or auto, got {self.zero_stage}")
-        for key, value in (("data.pad_to_multiple_of", self.data.pad_to_multiple_of),
-                           ("data.prefetch_factor", self.data.prefetch_factor),
-                           ("pad_vocab_to_multiple_of", self.pad_vocab_to_multiple_of)):  # fmt: skip
+        for key, value in (
+            ("data.pad_to_multiple_of", self.data.pad_to_multiple_of),
+            ("data.prefetch_factor", self.data.prefetch_factor),
+            ("pad_vocab_to_multiple_of", self.pad_vocab_to_multiple_of),
+        ):
             if value < 1:
                 raise ValueError(f"{key} must be >= 1, got {value}")
         for key in ("save_every", "stop_after", "keep_last"):

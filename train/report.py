@@ -96,12 +96,17 @@ def build(runs: list[dict], alpha: float = 0.1) -> dict:
             vals = list(v.values())
             p = None if best is None or c == best else paired_p(rows[best], v)
             cells[f"{c}/{task}"] = {
-                "checkpoint": c, "task": task, "mean": means[c],
+                "checkpoint": c,
+                "task": task,
+                "mean": means[c],
                 "std": float(np.std(vals, ddof=1)) if len(vals) > 1 else 0.0,
-                "seeds": sorted(v), "scores": [v[s] for s in sorted(v)],
-                "best": c == best, "tied_top": best is None and c in tops, "p_vs_best": p,
+                "seeds": sorted(v),
+                "scores": [v[s] for s in sorted(v)],
+                "best": c == best,
+                "tied_top": best is None and c in tops,
+                "p_vs_best": p,
                 "not_significantly_worse": c != best and p is not None and p > alpha,
-            }  # fmt: skip
+            }
     return {"checkpoints": checkpoints, "tasks": tasks, "alpha": alpha, "cells": cells}
 
 

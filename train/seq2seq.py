@@ -32,8 +32,11 @@ def encode(
     `prefix_space`, targets are encoded as " " + target."""
     src = tokenizer([e.source for e in examples], truncation=True, max_length=max_source)
     pre = " " if prefix_space else ""
-    tgt = tokenizer([pre + e.target.lstrip() if pre else e.target for e in examples],
-                    truncation=True, max_length=max_target)  # fmt: skip
+    tgt = tokenizer(
+        [pre + e.target.lstrip() if pre else e.target for e in examples],
+        truncation=True,
+        max_length=max_target,
+    )
     return [Encoded(s, t) for s, t in zip(src["input_ids"], tgt["input_ids"], strict=True)]
 
 

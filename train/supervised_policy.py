@@ -143,8 +143,9 @@ def train(cfg: SupervisedConfig, progress: bool = True) -> dict:
     from train.policy_sources import load_examples
 
     dropped: Counter = Counter()
-    examples = located(load_examples(cfg.examples, cfg.task, cfg.data_dir, cfg.knowledge_source,
-                                     dropped), dropped)  # fmt: skip
+    examples = located(
+        load_examples(cfg.examples, cfg.task, cfg.data_dir, cfg.knowledge_source, dropped), dropped
+    )
     tok = AutoTokenizer.from_pretrained(cfg.tokenizer or cfg.model)
     items = encode(tok, examples, cfg.max_length, cfg.max_span_length, dropped)
     if len(items) < 2:
@@ -157,8 +158,14 @@ def train(cfg: SupervisedConfig, progress: bool = True) -> dict:
     if emb.size(0) < len(tok):
         raise ValueError(f"{cfg.model}: {emb.size(0)} embeddings for {len(tok)} tokenizer tokens")
     torch.manual_seed(cfg.seed)
-    args = {"vocab_size": emb.size(0), "embed_dim": emb.size(1), "hidden": cfg.hidden,
-            "layers": cfg.layers, "dropout": cfg.dropout, "pad_id": tok.pad_token_id}  # fmt: skip
+    args = {
+        "vocab_size": emb.size(0),
+        "embed_dim": emb.size(1),
+        "hidden": cfg.hidden,
+        "layers": cfg.layers,
+        "dropout": cfg.dropout,
+        "pad_id": tok.pad_token_id,
+    }
     net = SpanExtractor(**args)
     with torch.no_grad():
         net.embed.weight.copy_(emb)
@@ -177,8 +184,9 @@ def train(cfg: SupervisedConfig, progress: bool = True) -> dict:
     while step < total:
         perm = stable_rng("sup-order", cfg.seed, epoch).permutation(len(train_items))
         for k in range(0, len(perm), cfg.batch_size):
-            ids, att, s, e = batch_tensors([train_items[i] for i in perm[k : k + cfg.batch_size]],
-                                           tok.pad_token_id)  # fmt: skip
+            ids, att, s, e = batch_tensors(
+                [train_items[i] for i in perm[k : k + cfg.batch_size]], tok.pad_token_id
+            )
             loss = span_loss(*net(ids, att), s, e)
             opt.zero_grad()
             loss.backward()
@@ -190,14 +198,22 @@ def train(cfg: SupervisedConfig, progress: bool = True) -> dict:
                 break
         epoch += 1
         val_loss, val_acc = evaluate(net, val, tok, cfg.max_span_length)
-        log.write(json.dumps({"epoch": epoch, "step": step, "val_loss": val_loss,
-                              "val_top1": val_acc}) + "\n")  # fmt: skip
+        log.write(
+            json.dumps({"epoch": epoch, "step": step, "val_loss": val_loss, "val_top1": val_acc})
+            + "\n"
+        )
         log.flush()
         if val_loss < best:
             best = val_loss
-            summary = {"epoch": epoch, "step": step, "val_loss": val_loss, "val_top1": val_acc,
-                       "train_examples": len(train_items), "val_examples": len(val),
-                       "dropped": dict(dropped)}  # fmt: skip
+            summary = {
+                "epoch": epoch,
+                "step": step,
+                "val_loss": val_loss,
+                "val_top1": val_acc,
+                "train_examples": len(train_items),
+                "val_examples": len(val),
+                "dropped": dict(dropped),
+            }
             checkpoint.save(out, "sup_v1", net, args, tok, summary)
     bar.close()
     log.close()
@@ -213,8 +229,10 @@ def config_args():
 def main(argv=None) -> int:
     def run(cfg: SupervisedConfig, _) -> int:
         s = train(cfg)
-        print(f"sup_v1 checkpoint in {cfg.output_dir}: val loss {s['val_loss']:.3f}, top-1 span "
-              f"accuracy {s['val_top1']:.3f}; dropped {s['dropped'] or 'none'}")  # fmt: skip
+        print(
+            f"sup_v1 checkpoint in {cfg.output_dir}: val loss {s['val_loss']:.3f}, top-1 span "
+            f"accuracy {s['val_top1']:.3f}; dropped {s['dropped'] or 'none'}"
+        )
         return 0
 
     return config_args().main(argv, run)

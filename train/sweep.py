@@ -153,13 +153,16 @@ class Executor:
                 ray.init(address=address, log_to_driver=False)
             gpus = ray.cluster_resources().get("GPU", 0)
             if gpus_per_run > 0 and gpus < gpus_per_run:
-                log(f"warning: each run asks for {gpus_per_run:g} GPU and the cluster has "
+                log(
+                    f"warning: each run asks for {gpus_per_run:g} GPU and the cluster has "
                     f"{gpus:g} now: the runs wait until GPU nodes join (an autoscaler adds "
-                    "them on demand); pass --gpus-per-run 0 to fine-tune on CPUs")  # fmt: skip
+                    "them on demand); pass --gpus-per-run 0 to fine-tune on CPUs"
+                )
             # a run whose node dies is retried on another (Ray retries system failures
             # only; a run that fails by itself is retried by this executor, --retries)
-            self._remote = ray.remote(num_gpus=gpus_per_run, num_cpus=1, max_retries=3,
-                                      retry_exceptions=False)(execute)  # fmt: skip
+            self._remote = ray.remote(
+                num_gpus=gpus_per_run, num_cpus=1, max_retries=3, retry_exceptions=False
+            )(execute)
 
     def run_all(self, runs: list[Run]) -> None:
         todo = []
@@ -258,12 +261,12 @@ def sweep(
         for task in tasks:
             if task not in data:
                 raise ConfigError(f"no data folder for task {task!r}: pass --data {task}=DIR")
-            makers.append(plan(_name(ck), task, out,
-                               {**settings, "data_dir": _local(data[task])}))  # fmt: skip
+            makers.append(plan(_name(ck), task, out, {**settings, "data_dir": _local(data[task])}))
     chosen: dict = {}
     if search == "grid":
-        executor.run_all([m(lr, bs, s) for m in makers for lr in lrs for bs in batch_sizes
-                          for s in seeds])  # fmt: skip
+        executor.run_all(
+            [m(lr, bs, s) for m in makers for lr in lrs for bs in batch_sizes for s in seeds]
+        )
     else:
         stage1 = {m: [m(lr, batch_sizes[0], seeds[0]) for lr in lrs] for m in makers}
         executor.run_all([r for rs in stage1.values() for r in rs])
@@ -326,15 +329,27 @@ def main(argv=None) -> int:
                 and key in FinetuneConfig.__dataclass_fields__
                 and key not in (SweepConfig.__dataclass_fields__)
             ):
-                raise ConfigError(f"maskpt sweep: {key} is a fine-tuning setting: write "
-                                  f"finetune.{item}")  # fmt: skip
+                raise ConfigError(
+                    f"maskpt sweep: {key} is a fine-tuning setting: write finetune.{item}"
+                )
         cfg, _ = args.parse(argv)
         executor = Executor(cfg.address, cfg.gpus_per_run, cfg.retries)
-        summary = sweep(list(cfg.checkpoints), list(cfg.tasks), data_dirs(cfg.data, cfg.tasks),
-                        Path(cfg.out), list(cfg.lrs), list(cfg.batch_sizes), list(cfg.seeds),
-                        cfg.search, cfg.finetune, executor)  # fmt: skip
-        print(f"sweep: {summary['ran']} run(s) executed, {summary['skipped_finished']} already "
-              f"finished, {len(summary['failed'])} failed; summary in {cfg.out}/sweep.json")  # fmt: skip
+        summary = sweep(
+            list(cfg.checkpoints),
+            list(cfg.tasks),
+            data_dirs(cfg.data, cfg.tasks),
+            Path(cfg.out),
+            list(cfg.lrs),
+            list(cfg.batch_sizes),
+            list(cfg.seeds),
+            cfg.search,
+            cfg.finetune,
+            executor,
+        )
+        print(
+            f"sweep: {summary['ran']} run(s) executed, {summary['skipped_finished']} already "
+            f"finished, {len(summary['failed'])} failed; summary in {cfg.out}/sweep.json"
+        )
         for f in summary["failed"]:
             print(f"  failed: {f} (see {f}/log.txt)", file=sys.stderr)
         return 1 if summary["failed"] else 0

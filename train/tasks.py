@@ -148,8 +148,13 @@ def parse_kilt(path: Path) -> Iterator[TaskExample]:
         )
         if not answers:
             raise TaskDataError(f"{where}: output has no answer")
-        yield TaskExample(str(obj.get("id", n)), _field(obj, "input", where), answers[0], answers,
-                          provenance=_first_provenance(outputs))  # fmt: skip
+        yield TaskExample(
+            str(obj.get("id", n)),
+            _field(obj, "input", where),
+            answers[0],
+            answers,
+            provenance=_first_provenance(outputs),
+        )
 
 
 def _first_provenance(outputs: list) -> tuple[str, int, int] | None:
@@ -244,27 +249,67 @@ def _cbqa(train: tuple, test: tuple, n_train: int) -> dict:
 
 
 TASKS = {
-    "nq": Task("nq", "closed_book_qa", "em",
-               _cbqa(("NQ-open.train.jsonl",), ("NQ-open.dev.jsonl",), 79_168), parse_nq),
-    "tqa": Task("tqa", "closed_book_qa", "em",
-                _cbqa(("unfiltered-web-train.json", "web-train.json"),
-                      ("unfiltered-web-dev.json", "web-dev.json"), 78_785), parse_tqa),
-    "wq": Task("wq", "closed_book_qa", "em",
-               _cbqa(("webquestions.examples.train.json",), ("webquestions.examples.test.json",), 3_417),
-               parse_wq),
+    "nq": Task(
+        "nq",
+        "closed_book_qa",
+        "em",
+        _cbqa(("NQ-open.train.jsonl",), ("NQ-open.dev.jsonl",), 79_168),
+        parse_nq,
+    ),
+    "tqa": Task(
+        "tqa",
+        "closed_book_qa",
+        "em",
+        _cbqa(
+            ("unfiltered-web-train.json", "web-train.json"),
+            ("unfiltered-web-dev.json", "web-dev.json"),
+            78_785,
+        ),
+        parse_tqa,
+    ),
+    "wq": Task(
+        "wq",
+        "closed_book_qa",
+        "em",
+        _cbqa(("webquestions.examples.train.json",), ("webquestions.examples.test.json",), 3_417),
+        parse_wq,
+    ),
     "ay2": Task("ay2", "kilt", "em", _kilt("aidayago2"), parse_kilt),
     "zsre": Task("zsre", "kilt", "em", _kilt("structured_zeroshot"), parse_kilt),
     "wow": Task("wow", "kilt", "f1", _kilt("wow"), parse_kilt),
-    "ropes": Task("ropes", "multiple_choice", "em",
-                  {"train": (("train-v1.0.json",), None), "dev": (("dev-v1.0.json",), HALF_A),
-                   "test": (("dev-v1.0.json",), HALF_B)}, parse_ropes),
-    "wiqa": Task("wiqa", "multiple_choice", "accuracy",
-                 {s: ((f"{s}.jsonl",), None) for s in ("train", "dev", "test")}, parse_mc),
-    "quartz": Task("quartz", "multiple_choice", "accuracy",
-                   {s: ((f"{s}.jsonl",), None) for s in ("train", "dev", "test")}, parse_mc),
-    "synth": Task("synth", "closed_book_qa", "em",
-                  {s: ((f"synth-{s}.jsonl",), None) for s in ("train", "dev", "test")}, parse_kilt),
-}  # fmt: skip
+    "ropes": Task(
+        "ropes",
+        "multiple_choice",
+        "em",
+        {
+            "train": (("train-v1.0.json",), None),
+            "dev": (("dev-v1.0.json",), HALF_A),
+            "test": (("dev-v1.0.json",), HALF_B),
+        },
+        parse_ropes,
+    ),
+    "wiqa": Task(
+        "wiqa",
+        "multiple_choice",
+        "accuracy",
+        {s: ((f"{s}.jsonl",), None) for s in ("train", "dev", "test")},
+        parse_mc,
+    ),
+    "quartz": Task(
+        "quartz",
+        "multiple_choice",
+        "accuracy",
+        {s: ((f"{s}.jsonl",), None) for s in ("train", "dev", "test")},
+        parse_mc,
+    ),
+    "synth": Task(
+        "synth",
+        "closed_book_qa",
+        "em",
+        {s: ((f"synth-{s}.jsonl",), None) for s in ("train", "dev", "test")},
+        parse_kilt,
+    ),
+}
 
 
 def get_task(name: str) -> Task:

@@ -64,10 +64,14 @@ def _documents(cfg: MaskConfig):
 def mask_args():
     from maskpt.core.cli_args import ConfigArgs
 
-    return ConfigArgs(MaskConfig, "maskpt mask",
-                      "Segment and mask text with a policy, then print each segment's source "
-                      "(masks highlighted) and target. The first thing to run to see what a "
-                      "policy does.", MASK_EXAMPLES)  # fmt: skip
+    return ConfigArgs(
+        MaskConfig,
+        "maskpt mask",
+        "Segment and mask text with a policy, then print each segment's source "
+        "(masks highlighted) and target. The first thing to run to see what a "
+        "policy does.",
+        MASK_EXAMPLES,
+    )
 
 
 def main_mask(argv) -> int:
@@ -86,8 +90,9 @@ def main_mask(argv) -> int:
     counts = Counts()
     console = Console(stderr=cfg.json, highlight=False, soft_wrap=True, emoji=False)
     shown = 0
-    masked = mask_documents(_documents(cfg), tok, policy, cfg.seed, counts, cfg.max_length,
-                            epoch=cfg.epoch)  # fmt: skip
+    masked = mask_documents(
+        _documents(cfg), tok, policy, cfg.seed, counts, cfg.max_length, epoch=cfg.epoch
+    )
     for ex, _ in masked:
         if cfg.json:
             sys.stdout.write(json.dumps(to_json(tok, ex), ensure_ascii=False) + "\n")
@@ -102,9 +107,10 @@ def main_policies(argv) -> int:
     import policies
     from maskpt.core.config import field_docs
 
-    argparse.ArgumentParser(prog="maskpt policies",
-                            description="List the registered masking policies and their "
-                                        "config fields with defaults.").parse_args(argv)  # fmt: skip
+    argparse.ArgumentParser(
+        prog="maskpt policies",
+        description="List the registered masking policies and their config fields with defaults.",
+    ).parse_args(argv)
     for name in policies.names():
         cls = policies.get(name)
         doc = (sys.modules[cls.__module__].__doc__ or "").strip().splitlines()[0]
@@ -126,8 +132,9 @@ def main_tokenizer(argv) -> int:
     from maskpt.core.tokenizer import train_tokenizer
     from preprocess.readers import read_any
 
-    ap = argparse.ArgumentParser(prog="maskpt tokenizer",
-                                 description="Train a tokenizer for offline use.")  # fmt: skip
+    ap = argparse.ArgumentParser(
+        prog="maskpt tokenizer", description="Train a tokenizer for offline use."
+    )
     sub = ap.add_subparsers(dest="cmd", required=True)
     t = sub.add_parser(
         "train",
@@ -147,9 +154,22 @@ def main_tokenizer(argv) -> int:
             raise InputNotFound(missing_input(p))
     texts = (d.text for p in paths for d in read_any(p) if isinstance(d, Document))
     # reading (and cleaning a dump) is the long part: a bar in bytes against the files' sizes
-    with tqdm(desc="reading", total=sum(p.stat().st_size for p in paths), unit="B",
-              unit_scale=True, dynamic_ncols=True) as bar, metered(bar.update):  # fmt: skip
-        tok = train_tokenizer(texts, args.out, vocab_size=args.vocab_size,
-                              min_frequency=args.min_frequency, progress=True)  # fmt: skip
+    with (
+        tqdm(
+            desc="reading",
+            total=sum(p.stat().st_size for p in paths),
+            unit="B",
+            unit_scale=True,
+            dynamic_ncols=True,
+        ) as bar,
+        metered(bar.update),
+    ):
+        tok = train_tokenizer(
+            texts,
+            args.out,
+            vocab_size=args.vocab_size,
+            min_frequency=args.min_frequency,
+            progress=True,
+        )
     print(f"saved a {len(tok)}-token byte-level BPE tokenizer to {args.out}")
     return 0

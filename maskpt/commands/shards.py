@@ -23,12 +23,19 @@ def preprocess_args():
     from maskpt.core.cli_args import ConfigArgs
     from preprocess.config import PreprocessConfig
 
-    args = ConfigArgs(PreprocessConfig, "maskpt preprocess", PREPROCESS_DOC, PREPROCESS_EXAMPLES,
-                      aliases={"--input": "inputs",
-                               "--policy-checkpoint": "policy_config.checkpoint"})  # fmt: skip
-    args.parser.add_argument("--no-ray", action="store_true",
-                             help="process the units in this process, without Ray "
-                                  "(small inputs, debugging); the same output")  # fmt: skip
+    args = ConfigArgs(
+        PreprocessConfig,
+        "maskpt preprocess",
+        PREPROCESS_DOC,
+        PREPROCESS_EXAMPLES,
+        aliases={"--input": "inputs", "--policy-checkpoint": "policy_config.checkpoint"},
+    )
+    args.parser.add_argument(
+        "--no-ray",
+        action="store_true",
+        help="process the units in this process, without Ray "
+        "(small inputs, debugging); the same output",
+    )
     args.parser.add_argument("--quiet", action="store_true", help="no progress bar")
     return args
 
@@ -38,9 +45,12 @@ def main_preprocess(argv) -> int:
 
     cfg, ns = preprocess_args().parse(argv)
     if str(cfg.output).startswith("memory://"):  # fsspec's in-process store: gone at exit
-        print(f"maskpt preprocess: warning: --output {cfg.output}: memory:// lives in this "
-              "process only; the shards are gone when it ends unless this process uses them "
-              "(give a path or a persistent URL such as s3:// to keep them)", file=sys.stderr)  # fmt: skip
+        print(
+            f"maskpt preprocess: warning: --output {cfg.output}: memory:// lives in this "
+            "process only; the shards are gone when it ends unless this process uses them "
+            "(give a path or a persistent URL such as s3:// to keep them)",
+            file=sys.stderr,
+        )
     if cfg.policy == "ssm_v1" and not ns.quiet:
         _say_spacy_model(cfg.policy_config.get("spacy_model"))
     index = run_preprocess(cfg, progress=not ns.quiet, use_ray=not ns.no_ray)
@@ -63,9 +73,11 @@ def _say_spacy_model(model: str | None) -> None:
     model = model or SPACY_MODEL
     found = spacy_package(model)
     if found == SPACY_MODEL_FALLBACK:
-        print(f"ssm_v1: spaCy {model} from its PyPI copy {found} (the same model; install "
-              f"the official one with `python -m spacy download {model}` to use it)",
-              file=sys.stderr)  # fmt: skip
+        print(
+            f"ssm_v1: spaCy {model} from its PyPI copy {found} (the same model; install "
+            f"the official one with `python -m spacy download {model}` to use it)",
+            file=sys.stderr,
+        )
     elif found:
         print(f"ssm_v1: spaCy {found}", file=sys.stderr)
 
@@ -80,19 +92,28 @@ def _inspect_parser() -> argparse.ArgumentParser:
     p.add_argument("folder")
     p.add_argument("--show", type=int, metavar="N", help="print N examples")
     p.add_argument("--id", help="with --show: the example with this id")
-    p.add_argument("--verify", action="store_true",
-                   help="check every shard's sha256 and schema, decode every row, compare the "
-                        "counts with index.json; exit 1 naming the bad shard and row")  # fmt: skip
+    p.add_argument(
+        "--verify",
+        action="store_true",
+        help="check every shard's sha256 and schema, decode every row, compare the "
+        "counts with index.json; exit 1 naming the bad shard and row",
+    )
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.add_argument(
         "--tokenizer",
         help="tokenizer for --show (default: the copy stored with the shards, in FOLDER/tokenizer)",
     )
-    p.add_argument("--epoch", type=int, default=None, metavar="E",
-                   help="with --show: the masks the trainer draws in epoch E (default: the "
-                        "stored ones, epoch 0)")  # fmt: skip
-    p.add_argument("--policy", default=None,
-                   help="with --epoch: draw with this policy instead of the folder's")  # fmt: skip
+    p.add_argument(
+        "--epoch",
+        type=int,
+        default=None,
+        metavar="E",
+        help="with --show: the masks the trainer draws in epoch E (default: the "
+        "stored ones, epoch 0)",
+    )
+    p.add_argument(
+        "--policy", default=None, help="with --epoch: draw with this policy instead of the folder's"
+    )
     return p
 
 

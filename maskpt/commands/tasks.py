@@ -89,8 +89,9 @@ def main_report(argv) -> int:
     from train.report import __doc__ as doc
     from train.report import build, collect, markdown, write
 
-    p = argparse.ArgumentParser(prog="maskpt report", description=doc,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    p = argparse.ArgumentParser(
+        prog="maskpt report", description=doc, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("runs", nargs="+", help="sweep folders or run folders")
     p.add_argument("--out", help="where report.md and report.json go (default: first RUNS)")
     p.add_argument("--alpha", type=float, default=0.1, help="significance level (default 0.1)")

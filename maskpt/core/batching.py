@@ -20,8 +20,9 @@ def pad(seqs: Sequence[Sequence[int]], value: int, multiple: int = 1) -> torch.T
     return torch.from_numpy(out)
 
 
-def pad_ids(seqs: Sequence[Sequence[int]], pad_id: int,
-            multiple: int = 1) -> tuple[torch.Tensor, torch.Tensor]:  # fmt: skip
+def pad_ids(
+    seqs: Sequence[Sequence[int]], pad_id: int, multiple: int = 1
+) -> tuple[torch.Tensor, torch.Tensor]:
     """(input ids padded with `pad_id`, attention mask of 1s over the real tokens)."""
     ids = pad(seqs, pad_id, multiple)
     lengths = np.array([len(s) for s in seqs])

@@ -102,27 +102,44 @@ class ConfigArgs:
             kind = _kind(self.hints[top]) if key == top else "scalar"
             self._add_flag(flag, key, kind)
         self.parser.add_argument(
-            "--set", action="append", default=[], metavar="KEY=VALUE",
+            "--set",
+            action="append",
+            default=[],
+            metavar="KEY=VALUE",
             help="override a config field (repeatable); the same as a bare KEY=VALUE",
-        )  # fmt: skip
+        )
         self.parser.add_argument("--local_rank", type=int, default=None, help=argparse.SUPPRESS)
         for name, help_ in positionals:  # before the overrides, which take the rest
             self.parser.add_argument(name, help=help_)
         self.parser.add_argument(
-            "overrides", nargs="*", metavar="KEY=VALUE",
+            "overrides",
+            nargs="*",
+            metavar="KEY=VALUE",
             help="dotted config overrides, anywhere on the line (see the fields below)",
-        )  # fmt: skip
+        )
 
     def _add_flag(self, flag: str, key: str, kind: str) -> None:
         dest = "cfg__" + key.replace(".", "__")
         self.flag_keys[dest] = (key, kind)
         doc = f"sets {key}"
         if kind == "list":
-            self.parser.add_argument(flag, dest=dest, nargs="+", action="extend", metavar="VALUE",
-                                     help=doc + " (one or more; repeatable)")  # fmt: skip
+            self.parser.add_argument(
+                flag,
+                dest=dest,
+                nargs="+",
+                action="extend",
+                metavar="VALUE",
+                help=doc + " (one or more; repeatable)",
+            )
         elif kind == "flag":
-            self.parser.add_argument(flag, dest=dest, nargs="?", const="true", metavar="BOOL",
-                                     help=doc + " (alone: true)")  # fmt: skip
+            self.parser.add_argument(
+                flag,
+                dest=dest,
+                nargs="?",
+                const="true",
+                metavar="BOOL",
+                help=doc + " (alone: true)",
+            )
         else:
             self.parser.add_argument(flag, dest=dest, metavar="VALUE", help=doc)
 
@@ -132,8 +149,9 @@ class ConfigArgs:
             head = f"  {key}" + (f" = {default}" if default else "")
             lines.append(head)
             if doc:
-                lines += textwrap.wrap(doc, width=94, initial_indent="      ",
-                                       subsequent_indent="      ")  # fmt: skip
+                lines += textwrap.wrap(
+                    doc, width=94, initial_indent="      ", subsequent_indent="      "
+                )
         return "\n".join(lines) + "\n"
 
     def _is_override(self, item: str) -> bool:
@@ -174,7 +192,11 @@ class ConfigArgs:
         data = merge(merge(data, flags), parse_overrides([*moved, *ns.overrides, *ns.set]))
         where = ns.config or self.prog
         items = [*moved, *ns.overrides, *ns.set]
-        items += [f"{k}={getattr(ns, d)}" for d, (k, _) in self.flag_keys.items()
-                  if getattr(ns, d) is not None]  # fmt: skip
-        return blaming_overrides(lambda: build_dataclass(self.cls, data, where=where), where,
-                                 items), ns  # fmt: skip
+        items += [
+            f"{k}={getattr(ns, d)}"
+            for d, (k, _) in self.flag_keys.items()
+            if getattr(ns, d) is not None
+        ]
+        return blaming_overrides(
+            lambda: build_dataclass(self.cls, data, where=where), where, items
+        ), ns

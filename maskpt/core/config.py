@@ -209,8 +209,11 @@ def load_config(cls, path: str | Path | None = None, overrides=()):
     """Load a YAML file (may be None) into `cls`, then apply overrides."""
     data = read_yaml_mapping(path) if path is not None else {}
     where = str(path) if path else "config"
-    return blaming_overrides(lambda: build_dataclass(cls, data, overrides, where=where), where,
-                             [str(o) for o in overrides])  # fmt: skip
+    return blaming_overrides(
+        lambda: build_dataclass(cls, data, overrides, where=where),
+        where,
+        [str(o) for o in overrides],
+    )
 
 
 def blaming_overrides(build, where: str, items: list[str]):

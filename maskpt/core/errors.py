@@ -57,6 +57,9 @@ def exit_on_user_error(prog: str, run: Callable[[], int | None]) -> int:
         if not disk_full(exc):
             raise
         where = f" writing {exc.filename}" if exc.filename else ""
-        print(f"{prog}: error: no space left on the disk{where} ({exc.strerror or exc}); "
-              "free space and rerun the same command: finished work is kept", file=sys.stderr)  # fmt: skip
+        print(
+            f"{prog}: error: no space left on the disk{where} ({exc.strerror or exc}); "
+            "free space and rerun the same command: finished work is kept",
+            file=sys.stderr,
+        )
         return 2

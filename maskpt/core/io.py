@@ -86,8 +86,14 @@ def spec_diff(old: dict, new: dict, keys=None) -> list[str]:
     ]
 
 
-def claim_spec(path: str | os.PathLike, spec: dict, what: str, keys=None,
-               error: type[FolderInUse] = FolderInUse, record: bool = True) -> bool:  # fmt: skip
+def claim_spec(
+    path: str | os.PathLike,
+    spec: dict,
+    what: str,
+    keys=None,
+    error: type[FolderInUse] = FolderInUse,
+    record: bool = True,
+) -> bool:
     """Check `spec` against the JSON spec at `path`: a difference raises
     `error` starting with `what` and listing the keys (all, or `keys`).
     True when it was there; otherwise it is recorded there (unless `record`

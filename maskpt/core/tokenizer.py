@@ -143,9 +143,12 @@ def tokenizer_fingerprint(tokenizer) -> str:
 
 
 def train_tokenizer(
-    texts, out_dir: str | os.PathLike, vocab_size: int = 8000, min_frequency: int = 2,
+    texts,
+    out_dir: str | os.PathLike,
+    vocab_size: int = 8000,
+    min_frequency: int = 2,
     progress: bool = False,
-):  # fmt: skip
+):
     """Train a byte-level BPE (BART/RoBERTa layout: `<s>`=0, `<pad>`=1,
     `</s>`=2, `<unk>`=3, `<mask>`=4) on an iterable of strings and save it so
     `AutoTokenizer.from_pretrained(out_dir)` loads it (`progress`: the

@@ -33,8 +33,13 @@ class WorkerTokenizer:
 
     is_fast = True
 
-    def __init__(self, definition: str, name_or_path: str, special: dict[str, int],
-                 all_special_ids: list[int]):  # fmt: skip
+    def __init__(
+        self,
+        definition: str,
+        name_or_path: str,
+        special: dict[str, int],
+        all_special_ids: list[int],
+    ):
         self.definition = definition
         self.name_or_path = name_or_path
         self.all_special_ids = list(all_special_ids)
@@ -49,8 +54,12 @@ class WorkerTokenizer:
         """From a loaded Hugging Face fast tokenizer (its special ids checked
         by `load_tokenizer`)."""
         ids = {k: getattr(tokenizer, f"{k}_token_id") for k in ("bos", "eos", "pad", "mask")}
-        return cls(tokenizer.backend_tokenizer.to_str(), tokenizer.name_or_path, ids,
-                   tokenizer.all_special_ids)  # fmt: skip
+        return cls(
+            tokenizer.backend_tokenizer.to_str(),
+            tokenizer.name_or_path,
+            ids,
+            tokenizer.all_special_ids,
+        )
 
     @staticmethod
     def _backend(definition: str):
@@ -66,10 +75,19 @@ class WorkerTokenizer:
         """Write the definition to `rel` in `storage`; the small reference to it."""
         data = self.definition.encode("utf-8")
         storage.write_bytes(rel, data)
-        ids = {"bos": self.bos_token_id, "eos": self.eos_token_id, "pad": self.pad_token_id,
-               "mask": self.mask_token_id}  # fmt: skip
-        return TokenizerFile(storage.url(rel), hashlib.sha256(data).hexdigest(),
-                             self.name_or_path, ids, tuple(self.all_special_ids))  # fmt: skip
+        ids = {
+            "bos": self.bos_token_id,
+            "eos": self.eos_token_id,
+            "pad": self.pad_token_id,
+            "mask": self.mask_token_id,
+        }
+        return TokenizerFile(
+            storage.url(rel),
+            hashlib.sha256(data).hexdigest(),
+            self.name_or_path,
+            ids,
+            tuple(self.all_special_ids),
+        )
 
     def __len__(self) -> int:
         return self.backend_tokenizer.get_vocab_size(with_added_tokens=True)
@@ -103,7 +121,10 @@ class TokenizerFile:
 
         data = Storage(self.url).read_bytes("")
         if hashlib.sha256(data).hexdigest() != self.sha256:
-            raise RuntimeError(f"{self.url}: the tokenizer definition changed since the "
-                               "driver wrote it (checksum differs)")  # fmt: skip
-        return WorkerTokenizer(data.decode("utf-8"), self.name_or_path, self.special,
-                               list(self.all_special_ids))  # fmt: skip
+            raise RuntimeError(
+                f"{self.url}: the tokenizer definition changed since the "
+                "driver wrote it (checksum differs)"
+            )
+        return WorkerTokenizer(
+            data.decode("utf-8"), self.name_or_path, self.special, list(self.all_special_ids)
+        )

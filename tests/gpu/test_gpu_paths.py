@@ -41,14 +41,22 @@ def _losses(folder):
 
 def test_pretraining_stopped_and_resumed_matches_uninterrupted(device, tmp_path, shards, tokenizer):
     bf16 = device == "cuda"
-    common = dict(total_steps=6, global_batch=16, micro_batch=8, save_every=3,
-                  precision="bf16" if bf16 else "fp32", report_to="[none]")  # fmt: skip
+    common = dict(
+        total_steps=6,
+        global_batch=16,
+        micro_batch=8,
+        save_every=3,
+        precision="bf16" if bf16 else "fp32",
+        report_to="[none]",
+    )
     full, part = tmp_path / "full", tmp_path / "part"
     run_main(["--config", str(TINY), *run_cfg(full, shards, tokenizer, **common)], tmp_path)
-    run_main(["--config", str(TINY), *run_cfg(part, shards, tokenizer, stop_after=3, **common)],
-             tmp_path)  # fmt: skip
-    run_main(["--config", str(TINY), "--resume", *run_cfg(part, shards, tokenizer, **common)],
-             tmp_path)  # fmt: skip
+    run_main(
+        ["--config", str(TINY), *run_cfg(part, shards, tokenizer, stop_after=3, **common)], tmp_path
+    )
+    run_main(
+        ["--config", str(TINY), "--resume", *run_cfg(part, shards, tokenizer, **common)], tmp_path
+    )
     # bf16 kernels are not bit-reproducible across a restart; fp32 on CPU is
     assert _losses(part) == pytest.approx(_losses(full), rel=2e-2 if bf16 else 1e-5)
     cfg = json.loads((full / "deepspeed_config.json").read_text())
@@ -63,9 +71,25 @@ def test_finetuning_with_beam_search(device, tmp_path, tiny_bart, tiny_qa):
     from train.finetune import main as finetune_main
 
     out = tmp_path / "ft"
-    args = ["--task", "zsre", "--data-dir", tiny_qa, "--model", tiny_bart, "--output-dir",
-            str(out), "lr=3e-3", "batch_size=16", "max_steps=150", "eval_every=50", "patience=0",
-            "num_beams=4", "max_gen_length=5", "warmup_steps=10", "report_to=[none]"]  # fmt: skip
+    args = [
+        "--task",
+        "zsre",
+        "--data-dir",
+        tiny_qa,
+        "--model",
+        tiny_bart,
+        "--output-dir",
+        str(out),
+        "lr=3e-3",
+        "batch_size=16",
+        "max_steps=150",
+        "eval_every=50",
+        "patience=0",
+        "num_beams=4",
+        "max_gen_length=5",
+        "warmup_steps=10",
+        "report_to=[none]",
+    ]
     assert finetune_main(args) == 0
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["test_examples"] == 32 and 0.0 <= metrics["test"] <= 1.0
@@ -73,13 +97,20 @@ def test_finetuning_with_beam_search(device, tmp_path, tiny_bart, tiny_qa):
 
 
 @pytest.mark.parametrize("name", ["sup_v1", "meta_v1"])
-def test_learned_policy_inference_gives_the_cpu_masks(device, name, checkpoints, tokenizer,  # noqa: F811
-                                                      tok_info):  # fmt: skip
+def test_learned_policy_inference_gives_the_cpu_masks(
+    device,
+    name,
+    checkpoints,  # noqa: F811
+    tokenizer,
+    tok_info,
+):
     import policies
     from maskpt.core.tokenizer import encode_segment
 
-    segs = [encode_segment(tokenizer, t, f"d{i}-0", f"d{i}", 128)
-            for i, t in enumerate(synthetic_texts(40, seed=9))]  # fmt: skip
+    segs = [
+        encode_segment(tokenizer, t, f"d{i}-0", f"d{i}", 128)
+        for i, t in enumerate(synthetic_texts(40, seed=9))
+    ]
     cfg = {"checkpoint": checkpoints[name], "batch_size": 16}
     on_cpu = policies.create(name, tok_info, cfg)
     on_cpu.setup("cpu")
@@ -89,8 +120,11 @@ def test_learned_policy_inference_gives_the_cpu_masks(device, name, checkpoints,
     if name == "sup_v1":
         _assert_same_ranking_up_to_rounding(on_cpu, segs, a, b)
     else:  # mask probabilities in thousandths
-        diffs = [abs(p - q) for x, y in zip(a, b, strict=True)
-                 for p, q in zip(x.token_probs, y.token_probs, strict=True)]  # fmt: skip
+        diffs = [
+            abs(p - q)
+            for x, y in zip(a, b, strict=True)
+            for p, q in zip(x.token_probs, y.token_probs, strict=True)
+        ]
         assert diffs and max(diffs) <= 10
     for s, ann in zip(segs, b, strict=True):
         drawn = on_dev.draw(s, ann, seed=0, epoch=1)

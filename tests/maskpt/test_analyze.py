@@ -11,10 +11,13 @@ from preprocess.shards import write_shard
 # (text, words to mask, their expected groups)
 SENTENCES = [
     ("Alice visited Paris in 1999.", ["Paris", "1999"], ["propn", "num"]),
-    ("The cat sat quietly on the red mat.", ["cat", "quietly", "red", "on"],
-     ["noun", "adv", "adj", "adp"]),
+    (
+        "The cat sat quietly on the red mat.",
+        ["cat", "quietly", "red", "on"],
+        ["noun", "adv", "adj", "adp"],
+    ),
     ("The children played in the garden.", ["played", "garden", "The"], ["verb", "noun", "other"]),
-]  # fmt: skip
+]
 
 
 def _row(tok, rid, text, words):
@@ -23,19 +26,36 @@ def _row(tok, rid, text, words):
     for w in words:
         k = text.index(w)
         spans.append((k, k + len(w)))
-    mask = [any(s < b and a < e for a, b in spans) and b > a for s, e in enc["offset_mapping"]
-            for a, b in [(s, e)]]  # fmt: skip
+    mask = [
+        any(s < b and a < e for a, b in spans) and b > a
+        for s, e in enc["offset_mapping"]
+        for a, b in [(s, e)]
+    ]
     ids = list(enc["input_ids"])
-    return {"id": rid, "doc_id": rid, "input_ids": ids, "labels": ids, "original_ids": ids,
-            "masked": mask}  # fmt: skip
+    return {
+        "id": rid,
+        "doc_id": rid,
+        "input_ids": ids,
+        "labels": ids,
+        "original_ids": ids,
+        "masked": mask,
+    }
 
 
 def _shard_folder(folder, tok, rows, policy):
     folder.mkdir(parents=True)
     entry = write_shard(Storage(str(folder)), "arrow/shard-000000.arrow", "arrow", rows, "u")
-    index = ShardIndex(policy=PolicyInfo(policy), seed=0, max_length=128, inputs=(),
-                       tokenizer=TokenizerRef(tok.name_or_path, len(tok), ""), formats=("arrow",),
-                       shard_size=len(rows), docs_per_unit=1, shards=(entry,))  # fmt: skip
+    index = ShardIndex(
+        policy=PolicyInfo(policy),
+        seed=0,
+        max_length=128,
+        inputs=(),
+        tokenizer=TokenizerRef(tok.name_or_path, len(tok), ""),
+        formats=("arrow",),
+        shard_size=len(rows),
+        docs_per_unit=1,
+        shards=(entry,),
+    )
     (folder / "index.json").write_text(json.dumps(index.as_dict()))
     return folder
 

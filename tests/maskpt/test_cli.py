@@ -44,13 +44,21 @@ def test_bad_values_are_one_line_errors(tmp_path, capsys):
     assert main(["--version"]) == 0
 
 
-def test_preprocess_warns_that_a_memory_output_dies_with_the_process(tmp_path, capsys,
-                                                                      tokenizer_dir):  # fmt: skip
+def test_preprocess_warns_that_a_memory_output_dies_with_the_process(
+    tmp_path, capsys, tokenizer_dir
+):
     """memory:// was accepted silently, and the shards were gone when the command
     ended; in one process (tests/preprocess/test_memory_round_trip.py) it is useful."""
     inp = tmp_path / "in.jsonl"
     inp.write_text('{"id": "a", "text": "A line of text."}\n')
-    args = ["preprocess", f"inputs=[{inp}]", f"output=memory://{tmp_path.name}/shards",
-            "policy=rand_v1", f"tokenizer={tokenizer_dir}", "--no-ray", "--quiet"]  # fmt: skip
+    args = [
+        "preprocess",
+        f"inputs=[{inp}]",
+        f"output=memory://{tmp_path.name}/shards",
+        "policy=rand_v1",
+        f"tokenizer={tokenizer_dir}",
+        "--no-ray",
+        "--quiet",
+    ]
     assert main(args) == 0
     assert "memory:// lives in this process only" in capsys.readouterr().err

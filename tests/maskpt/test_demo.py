@@ -36,8 +36,10 @@ def test_tiny_demo_end_to_end_then_resume(tmp_path, capsys):
     budget = table["meta_budget"]["meta_v1"]
     assert budget["rows"] > 0 and 0 <= budget["drawn_in_budget"] <= 1
     # the transfer policies learned on birth_year and birthplace questions only
-    ids = [json.loads(x)["id"] for x in (out / "policies" / "transfer_examples.jsonl")
-           .read_text().splitlines()]  # fmt: skip
+    ids = [
+        json.loads(x)["id"]
+        for x in (out / "policies" / "transfer_examples.jsonl").read_text().splitlines()
+    ]
     assert ids and {i.split("-")[1] for i in ids} == {"birth_year", "birthplace"}
     # each learned policy trained with 2 seeds; pre-training run k uses policy seed k mod 2
     import yaml
@@ -68,8 +70,11 @@ def test_tiny_demo_end_to_end_then_resume(tmp_path, capsys):
         log = [json.loads(x) for x in (out / "pretrain" / p / "log.jsonl").read_text().splitlines()]
         assert log[-1]["step"] == (30 if p == "general" else 20), p
         assert (out / "pretrain" / p / "hf" / "model.safetensors").exists()
-    losses = [json.loads(x)["loss"] for k in (0, 1) for x in
-              (out / "pretrain" / "ssm_v1" / f"seed{k}" / "log.jsonl").read_text().splitlines()]  # fmt: skip
+    losses = [
+        json.loads(x)["loss"]
+        for k in (0, 1)
+        for x in (out / "pretrain" / "ssm_v1" / f"seed{k}" / "log.jsonl").read_text().splitlines()
+    ]
     assert losses[: len(losses) // 2] != losses[len(losses) // 2 :]  # two seeds, two runs
 
     # a rerun finds every stage complete and trains nothing

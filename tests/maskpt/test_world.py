@@ -30,8 +30,10 @@ def test_same_seed_same_world_other_seed_other_world(world, tmp_path):
 
 def test_heldout_facts_only_in_the_pretraining_corpus(world):
     people = json.loads((world / "world.json").read_text())["people"]
-    by_split = {s: {p["name"] for p in people if p["split"] == s}
-                for s in ("train", "dev", "test", "background")}  # fmt: skip
+    by_split = {
+        s: {p["name"] for p in people if p["split"] == s}
+        for s in ("train", "dev", "test", "background")
+    }
     assert all(by_split.values()) and len(set.union(*by_split.values())) == len(people)
     train_text = (world / "qa" / "synth-train.jsonl").read_text() + (
         world / "policy_examples.jsonl"
@@ -71,8 +73,9 @@ def test_qa_files_load_as_the_synth_task(world):
 
 
 def test_people_and_splits_follow_the_config():
-    people = make_people(WorldConfig(people=20, background_people=5, train_fraction=0.5,
-                                     dev_fraction=0.2))  # fmt: skip
+    people = make_people(
+        WorldConfig(people=20, background_people=5, train_fraction=0.5, dev_fraction=0.2)
+    )
     counts = {
         s: sum(p["split"] == s for p in people) for s in ("train", "dev", "test", "background")
     }

@@ -36,12 +36,29 @@ def checkpoints(tmp_path_factory, tiny_bart):
             f.write(
                 json.dumps({"context": text, "question": f"which word {i}", "answer": ans}) + "\n"
             )
-    sup = SupervisedConfig(examples=str(d / "ex.jsonl"), model=tiny_bart, output_dir=str(d / "sup"),
-                           max_steps=20, lr=1e-2, batch_size=16, hidden=16)  # fmt: skip
+    sup = SupervisedConfig(
+        examples=str(d / "ex.jsonl"),
+        model=tiny_bart,
+        output_dir=str(d / "sup"),
+        max_steps=20,
+        lr=1e-2,
+        batch_size=16,
+        hidden=16,
+    )
     train_sup(sup, progress=False)
-    meta = MetaConfig(examples=str(d / "ex.jsonl"), model=tiny_bart, output_dir=str(d / "meta"),
-                      steps=100, hidden=16, pretrain_lr=0.1, finetune_lr=0.1, policy_lr=1e-2,
-                      beta=50.0, batch_size=8, start_at_budget=False)  # fmt: skip
+    meta = MetaConfig(
+        examples=str(d / "ex.jsonl"),
+        model=tiny_bart,
+        output_dir=str(d / "meta"),
+        steps=100,
+        hidden=16,
+        pretrain_lr=0.1,
+        finetune_lr=0.1,
+        policy_lr=1e-2,
+        beta=50.0,
+        batch_size=8,
+        start_at_budget=False,
+    )
     last = train_meta(meta, progress=False)
     return {"sup_v1": str(d / "sup"), "meta_v1": str(d / "meta"), "meta_last": last, "dir": d}
 
@@ -75,9 +92,16 @@ def test_preprocess_with_learned_policy(
     name, checkpoints, corpus, tmp_path, tokenizer_dir, ray_local
 ):
     def run(out, use_ray, seed=0):
-        cfg = PreprocessConfig(inputs=(str(corpus),), output=str(out), policy=name,
-                               policy_config={"checkpoint": checkpoints[name], "batch_size": 7},
-                               tokenizer=tokenizer_dir, docs_per_unit=9, workers=2, seed=seed)  # fmt: skip
+        cfg = PreprocessConfig(
+            inputs=(str(corpus),),
+            output=str(out),
+            policy=name,
+            policy_config={"checkpoint": checkpoints[name], "batch_size": 7},
+            tokenizer=tokenizer_dir,
+            docs_per_unit=9,
+            workers=2,
+            seed=seed,
+        )
         return run_preprocess(cfg, progress=False, use_ray=use_ray)
 
     index = run(tmp_path / "ray", True)
@@ -100,14 +124,19 @@ def test_sample_mode_picks_among_top_k_across_epochs(checkpoints, tokenizer, tok
 
     segs = make_segments(tokenizer, synthetic_texts(20, seed=2))
     top1 = policies.create("sup_v1", tok_info, {"checkpoint": checkpoints["sup_v1"]})
-    samp = policies.create("sup_v1", tok_info, {"checkpoint": checkpoints["sup_v1"],
-                                                "mode": "sample", "max_span_length": 3})  # fmt: skip
+    samp = policies.create(
+        "sup_v1",
+        tok_info,
+        {"checkpoint": checkpoints["sup_v1"], "mode": "sample", "max_span_length": 3},
+    )
     seg = segs[0]
     (ann,) = samp.annotate([seg])
     assert len(ann.spans) == 5 and all(0 < e - s <= 3 for s, e in ann.spans)
     n = len(seg.input_ids)
-    allowed = {tuple(expand_to_whole_words([s <= i < e for i in range(n)], seg.word_ids).tolist())
-               for s, e in ann.spans}  # fmt: skip
+    allowed = {
+        tuple(expand_to_whole_words([s <= i < e for i in range(n)], seg.word_ids).tolist())
+        for s, e in ann.spans
+    }
     picked = {samp.draw(seg, ann, 0, epoch).mask for epoch in range(60)}
     assert picked <= allowed and len(picked) > 1  # only the top 5, and not always the same
     out = top1.mask_batch(segs, 0)
@@ -123,8 +152,9 @@ def test_meta_sample_masks_each_token_at_its_probability(checkpoints, tokenizer,
     anns = meta.annotate(segs)
     probs = np.concatenate([np.asarray(a.token_probs) / 1000 for a in anns])
     rng = np.random.default_rng(0)
-    draws = np.stack([np.concatenate([meta.token_mask(a.token_probs, rng) for a in anns])
-                      for _ in range(400)])  # fmt: skip
+    draws = np.stack(
+        [np.concatenate([meta.token_mask(a.token_probs, rng) for a in anns]) for _ in range(400)]
+    )
     rate, p = draws.mean(0), probs
     # per token: the empirical rate within 5 standard errors of its probability
     # (tokens forced as a row's most probable one aside)
@@ -147,14 +177,19 @@ def test_bad_checkpoints_are_refused(checkpoints, tok_info, tmp_path):
         policies.create("sup_v1", tok_info, {"checkpoint": str(tmp_path / "partial")})
     with pytest.raises(ValueError, match="policy_config.checkpoint"):
         policies.create("sup_v1", tok_info)
-    other = train_tokenizer(synthetic_texts(50, seed=3), tmp_path / "tok2", vocab_size=400,
-                            min_frequency=1)  # fmt: skip
+    other = train_tokenizer(
+        synthetic_texts(50, seed=3), tmp_path / "tok2", vocab_size=400, min_frequency=1
+    )
     with pytest.raises(PolicyCheckpointError, match="another tokenizer"):
-        policies.create("sup_v1", TokenizerInfo.from_tokenizer(other),
-                        {"checkpoint": checkpoints["sup_v1"]})  # fmt: skip
+        policies.create(
+            "sup_v1", TokenizerInfo.from_tokenizer(other), {"checkpoint": checkpoints["sup_v1"]}
+        )
     with pytest.raises(PolicyCheckpointError, match="another tokenizer .fingerprint"):
-        policies.create("sup_v1", TokenizerInfo.from_tokenizer(other, fingerprint=True),
-                        {"checkpoint": checkpoints["sup_v1"]})  # fmt: skip
+        policies.create(
+            "sup_v1",
+            TokenizerInfo.from_tokenizer(other, fingerprint=True),
+            {"checkpoint": checkpoints["sup_v1"]},
+        )
     bad = tmp_path / "nan"
     shutil.copytree(checkpoints["sup_v1"], bad)
     from safetensors.torch import load_file, save_file

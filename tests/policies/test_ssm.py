@@ -24,8 +24,12 @@ def test_masks_exactly_one_whole_entity(tok_info, segments, entities):
     results = pol.mask_batch(segments, 0, entities=entities)
     n_masked = 0
     for seg, ents, ex in zip(segments, entities, results):
-        salient = [(s, e) for s, e, label in ents if label in SALIENT_LABELS
-                   and (label != "DATE" or any(c.isdigit() for c in seg.text[s:e]))]  # fmt: skip
+        salient = [
+            (s, e)
+            for s, e, label in ents
+            if label in SALIENT_LABELS
+            and (label != "DATE" or any(c.isdigit() for c in seg.text[s:e]))
+        ]
         if isinstance(ex, Skip):
             assert ex.reason == "no_entity" and not salient
             continue
@@ -116,12 +120,16 @@ def test_an_entity_is_one_span_whatever_tokens_it_holds(tokenizer, tok_info):
 def test_dates_need_a_digit_as_realm_unless_all_dates_asked(tokenizer, tok_info):
     text = "We met yesterday and again on 4 May 1891 in the summer."
     (seg,) = make_segments(tokenizer, [text])
-    ents = [(text.index(w), text.index(w) + len(w), "DATE")
-            for w in ("yesterday", "4 May 1891", "the summer")]  # fmt: skip
+    ents = [
+        (text.index(w), text.index(w) + len(w), "DATE")
+        for w in ("yesterday", "4 May 1891", "the summer")
+    ]
     realm = policies.create("ssm_v1", tok_info).token_spans(seg, ents)
     every = policies.create("ssm_v1", tok_info, {"dates": "all"}).token_spans(seg, ents)
-    spelled = lambda spans: [text[seg.offsets[i][0] : seg.offsets[j - 1][1]].strip()  # noqa: E731
-                             for i, j in spans]  # fmt: skip
+
+    def spelled(spans):
+        return [text[seg.offsets[i][0] : seg.offsets[j - 1][1]].strip() for i, j in spans]
+
     assert spelled(realm) == ["4 May 1891"]
     assert spelled(every) == ["yesterday", "4 May 1891", "the summer"]
 
@@ -132,8 +140,9 @@ def test_the_official_spacy_model_is_preferred_to_its_pypi_copy(monkeypatch):
     from policies.ssm import SPACY_MODEL, SPACY_MODEL_FALLBACK, spacy_package
 
     installed = {SPACY_MODEL_FALLBACK}
-    monkeypatch.setattr(importlib.util, "find_spec",
-                        lambda name, *a: object() if name in installed else None)  # fmt: skip
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: object() if name in installed else None
+    )
     assert spacy_package() == SPACY_MODEL_FALLBACK
     installed.add(SPACY_MODEL)
     assert spacy_package() == SPACY_MODEL

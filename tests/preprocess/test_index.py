@@ -13,8 +13,7 @@ from tests.helpers import make_shards
 
 @pytest.fixture(scope="module")
 def folder(tmp_path_factory, tokenizer):
-    return make_shards(tmp_path_factory.mktemp("idx") / "s", tokenizer, n_synthetic=10,
-                       fmt="both")  # fmt: skip
+    return make_shards(tmp_path_factory.mktemp("idx") / "s", tokenizer, n_synthetic=10, fmt="both")
 
 
 def test_typed_fields_and_round_trip(folder):

@@ -23,8 +23,14 @@ from tests.helpers import ROOT, bundled_texts, synthetic_texts, write_jsonl
 
 
 def cfg(inp, out, tok, **kw):
-    base = dict(inputs=(str(inp),), output=str(out), policy="rand_v1", tokenizer=tok,
-                docs_per_unit=5, shard_size=7)  # fmt: skip
+    base = dict(
+        inputs=(str(inp),),
+        output=str(out),
+        policy="rand_v1",
+        tokenizer=tok,
+        docs_per_unit=5,
+        shard_size=7,
+    )
     return PreprocessConfig(**{**base, **kw})
 
 
@@ -63,8 +69,7 @@ def test_duplicate_ids_are_skipped_and_counted_never_written_twice(tmp_path, tok
     assert _rows(tmp_path / "out-False") == _rows(tmp_path / "out-True")
 
 
-def test_changed_input_of_the_same_size_is_refused_on_resume(tmp_path, tokenizer_dir,
-                                                             monkeypatch):  # fmt: skip
+def test_changed_input_of_the_same_size_is_refused_on_resume(tmp_path, tokenizer_dir, monkeypatch):
     import preprocess.pipeline
 
     texts = synthetic_texts(12, seed=5)
@@ -97,16 +102,32 @@ def test_same_tokenizer_and_input_by_another_path_resume(tmp_path, tokenizer_dir
 
 
 def test_lone_surrogate_is_skipped_and_counted(tmp_path, tokenizer_dir, capsys):
-    inp = _lines(tmp_path / "in.jsonl", [
-        json.dumps({"id": "ok", "text": bundled_texts()[0]}),
-        '{"id": "s", "text": "lone \\ud800 x."}',
-        json.dumps({"text": "no id here."}),
-    ])  # fmt: skip
-    index = run_preprocess(cfg(inp, tmp_path / "out", tokenizer_dir), progress=False,
-                           use_ray=False)  # fmt: skip
+    inp = _lines(
+        tmp_path / "in.jsonl",
+        [
+            json.dumps({"id": "ok", "text": bundled_texts()[0]}),
+            '{"id": "s", "text": "lone \\ud800 x."}',
+            json.dumps({"text": "no id here."}),
+        ],
+    )
+    index = run_preprocess(cfg(inp, tmp_path / "out", tokenizer_dir), progress=False, use_ray=False)
     assert index.counts.skipped_documents == {"invalid_text": 1, "missing_field:id": 1}
-    assert main(["mask", "--policy", "rand_v1", "--tokenizer", tokenizer_dir,
-                 "--input", str(inp), "--show", "0"]) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                "mask",
+                "--policy",
+                "rand_v1",
+                "--tokenizer",
+                tokenizer_dir,
+                "--input",
+                str(inp),
+                "--show",
+                "0",
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     assert "invalid_text: 1" in out
     assert "missing_field:id" in out  # not rich's emoji for ":id:"
@@ -188,16 +209,29 @@ def test_corrupted_string_buffer_is_named_by_shard_and_row(tmp_path, tokenizer_d
 def test_missing_folders_say_so(tmp_path, tokenizer_dir, capsys):
     assert main(["inspect", str(tmp_path / "nope")]) == 2
     assert "no such shard folder" in capsys.readouterr().err
-    assert main(["pretrain", f"data.shards=[{tmp_path / 'nope'}]",
-                 f"model.tokenizer={tokenizer_dir}"]) == 2  # fmt: skip
+    assert (
+        main(["pretrain", f"data.shards=[{tmp_path / 'nope'}]", f"model.tokenizer={tokenizer_dir}"])
+        == 2
+    )
     assert "no such shard folder" in capsys.readouterr().err
     t0 = time.monotonic()
     assert main(["mask", "--policy", "rand_v1", "--tokenizer", "./no/such/tok", "--text", "x"]) == 2
     assert "tokenizer './no/such/tok': no such folder" in capsys.readouterr().err
     assert time.monotonic() - t0 < 10  # no Hub retries for a path
-    for cmd in (["pretrain", f"data.shards=[{tmp_path}]", "model.name_or_path=./missing"],
-                ["finetune", "--task", "nq", "--data-dir", str(tmp_path), "--model", "./missing",
-                 "--output-dir", str(tmp_path / "ft")]):  # fmt: skip
+    for cmd in (
+        ["pretrain", f"data.shards=[{tmp_path}]", "model.name_or_path=./missing"],
+        [
+            "finetune",
+            "--task",
+            "nq",
+            "--data-dir",
+            str(tmp_path),
+            "--model",
+            "./missing",
+            "--output-dir",
+            str(tmp_path / "ft"),
+        ],
+    ):
         assert main(cmd) == 2  # the model named as the model, not as a missing tokenizer
         assert "model './missing': no such folder" in capsys.readouterr().err
 
@@ -231,8 +265,13 @@ def test_sigterm_stops_preprocessing_with_a_resume_hint(tmp_path, tokenizer_dir,
     out = tmp_path / "out"
     script = INTERRUPTED_DRIVER.format(tok=tokenizer_dir, inp=str(inp), out=str(out), ray=use_ray)
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    proc = subprocess.Popen([sys.executable, "-c", script], env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)  # fmt: skip
+    proc = subprocess.Popen(
+        [sys.executable, "-c", script],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and proc.poll() is None:
         if list((out / "_progress").glob("*.done")):
@@ -243,10 +282,14 @@ def test_sigterm_stops_preprocessing_with_a_resume_hint(tmp_path, tokenizer_dir,
     assert proc.returncode == 130, err[-2000:]
     assert "rerun the same command to resume" in err and "Traceback" not in err
     assert not (out / "index.json").exists()
-    run_preprocess(cfg(inp, out, tokenizer_dir, docs_per_unit=3, shard_size=9), progress=False,
-                   use_ray=False)  # fmt: skip
-    run_preprocess(cfg(inp, tmp_path / "ref", tokenizer_dir, docs_per_unit=3, shard_size=9),
-                   progress=False, use_ray=False)  # fmt: skip
+    run_preprocess(
+        cfg(inp, out, tokenizer_dir, docs_per_unit=3, shard_size=9), progress=False, use_ray=False
+    )
+    run_preprocess(
+        cfg(inp, tmp_path / "ref", tokenizer_dir, docs_per_unit=3, shard_size=9),
+        progress=False,
+        use_ray=False,
+    )
     assert _rows(out) == _rows(tmp_path / "ref")
 
 
@@ -283,8 +326,12 @@ def test_killed_driver_leaves_no_ray_process_and_no_worker_writing(tmp_path, tok
     inp = write_jsonl(tmp_path / "in.jsonl", synthetic_texts(60, seed=13))
     out = tmp_path / "out"
     script = INTERRUPTED_DRIVER.format(tok=tokenizer_dir, inp=str(inp), out=str(out), ray=True)
-    proc = subprocess.Popen([sys.executable, "-c", script], env={**os.environ, "PYTHONPATH": str(ROOT)},
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    proc = subprocess.Popen(
+        [sys.executable, "-c", script],
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and len(list((out / "_progress").glob("*.done"))) < 2:
         assert proc.poll() is None

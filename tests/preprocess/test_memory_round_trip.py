@@ -43,10 +43,21 @@ def test_memory_url_round_trip(tmp_path, tokenizer_dir):
     cwd.mkdir()
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
     proc = subprocess.run(
-        [sys.executable, "-c", SCRIPT, str(docs), tokenizer_dir, str(tmp_path / "run"),
-         str(ROOT / "configs" / "pretrain" / "tiny_cpu.yaml")],
-        cwd=cwd, env=env, capture_output=True, text=True, timeout=600,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-c",
+            SCRIPT,
+            str(docs),
+            tokenizer_dir,
+            str(tmp_path / "run"),
+            str(ROOT / "configs" / "pretrain" / "tiny_cpu.yaml"),
+        ],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
     assert "OK memory://maskpt-test/shards" in proc.stdout
     assert list(cwd.iterdir()) == []  # nothing written where it ran

@@ -63,13 +63,23 @@ def test_an_index_from_another_dump_is_a_clear_error(sample, tmp_path):
 
 
 def _cfg(dump, out, tokenizer_dir, **kw):
-    return PreprocessConfig(inputs=(str(dump),), output=str(out), policy="orig_v1",
-                            tokenizer=tokenizer_dir, docs_per_unit=25, shard_size=400, **kw)  # fmt: skip
+    return PreprocessConfig(
+        inputs=(str(dump),),
+        output=str(out),
+        policy="orig_v1",
+        tokenizer=tokenizer_dir,
+        docs_per_unit=25,
+        shard_size=400,
+        **kw,
+    )
 
 
 def _files(folder):
-    return {p.relative_to(folder).as_posix(): p.read_bytes()
-            for p in sorted(folder.rglob("*")) if p.is_file() and "_progress" not in p.parts}  # fmt: skip
+    return {
+        p.relative_to(folder).as_posix(): p.read_bytes()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file() and "_progress" not in p.parts
+    }
 
 
 def test_progress_total_is_known_from_the_index(sample, tmp_path, tokenizer_dir):
@@ -84,11 +94,11 @@ def test_progress_total_is_known_from_the_index(sample, tmp_path, tokenizer_dir)
 @pytest.mark.parametrize("workers", [1, 2])
 def test_same_shards_for_any_number_of_workers(sample, tmp_path, tokenizer_dir, workers, ray_local):
     dump = _multistream(sample, tmp_path, 25)
-    one = run_preprocess(_cfg(dump, tmp_path / "one", tokenizer_dir), progress=False,
-                         use_ray=False)  # fmt: skip
+    one = run_preprocess(_cfg(dump, tmp_path / "one", tokenizer_dir), progress=False, use_ray=False)
     assert one.counts.documents_read == 206
-    many = run_preprocess(_cfg(dump, tmp_path / "many", tokenizer_dir, workers=workers),
-                          progress=False)  # fmt: skip
+    many = run_preprocess(
+        _cfg(dump, tmp_path / "many", tokenizer_dir, workers=workers), progress=False
+    )
     assert many == one
     assert _files(tmp_path / "many") == _files(tmp_path / "one")
 
@@ -105,10 +115,29 @@ def test_same_shards_from_4_workers_on_two_simulated_nodes(sample, tmp_path, tok
             c.add_node(num_cpus=2)
         c.wait_for_nodes()
         # a driver of its own, joining the cluster (this process may hold the shared local Ray)
-        cmd = [sys.executable, "-m", "maskpt", "preprocess", "--input", str(dump), "--output",
-               str(tmp_path / "nodes"), "--policy", "orig_v1", "--tokenizer", tokenizer_dir,
-               "--docs-per-unit", "25", "--shard-size", "400", "--workers", "4", "--address",
-               c.address, "--quiet"]  # fmt: skip
+        cmd = [
+            sys.executable,
+            "-m",
+            "maskpt",
+            "preprocess",
+            "--input",
+            str(dump),
+            "--output",
+            str(tmp_path / "nodes"),
+            "--policy",
+            "orig_v1",
+            "--tokenizer",
+            tokenizer_dir,
+            "--docs-per-unit",
+            "25",
+            "--shard-size",
+            "400",
+            "--workers",
+            "4",
+            "--address",
+            c.address,
+            "--quiet",
+        ]
         env = {**os.environ, "PYTHONPATH": str(ROOT)}
         done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
         assert done.returncode == 0, done.stderr[-3000:]

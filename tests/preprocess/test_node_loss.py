@@ -44,8 +44,13 @@ print(json.dumps({n: r.get("CPU", 0.0) for n, r in state.available_resources_per
 
 def busy_nodes(address: str, candidates) -> list:
     """The candidate nodes whose CPU is taken (by a worker actor or task)."""
-    out = subprocess.run([sys.executable, "-c", PROBE, address], capture_output=True, text=True,
-                         timeout=120, env={**os.environ, "PYTHONPATH": str(ROOT)})  # fmt: skip
+    out = subprocess.run(
+        [sys.executable, "-c", PROBE, address],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
     free = json.loads(out.stdout.strip().splitlines()[-1])
     return [n for n in candidates if free.get(n.node_id, 1.0) < 1.0]
 
@@ -71,9 +76,13 @@ def test_preprocess_finishes_identically_when_a_worker_node_dies(cluster, tmp_pa
     inp = write_jsonl(tmp_path / "in.jsonl", synthetic_texts(45, seed=12))
     out = tmp_path / "out"
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    proc = subprocess.Popen([sys.executable, "-c", SLOW_DRIVER, tokenizer_dir, str(inp), str(out),
-                             c.address], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True)  # fmt: skip
+    proc = subprocess.Popen(
+        [sys.executable, "-c", SLOW_DRIVER, tokenizer_dir, str(inp), str(out), c.address],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     deadline = time.monotonic() + 180
     while time.monotonic() < deadline and len(list((out / "_progress").glob("*.done"))) < 3:
         assert proc.poll() is None, proc.stderr.read()[-3000:]
@@ -83,8 +92,14 @@ def test_preprocess_finishes_identically_when_a_worker_node_dies(cluster, tmp_pa
     _, err = proc.communicate(timeout=300)
     assert proc.returncode == 0, err[-3000:]  # no "rerun the same command": it went on
     assert verify(out) == []
-    ref = PreprocessConfig(inputs=(str(inp),), output=str(tmp_path / "ref"), policy="rand_v1",
-                           tokenizer=tokenizer_dir, docs_per_unit=3, shard_size=9)  # fmt: skip
+    ref = PreprocessConfig(
+        inputs=(str(inp),),
+        output=str(tmp_path / "ref"),
+        policy="rand_v1",
+        tokenizer=tokenizer_dir,
+        docs_per_unit=3,
+        shard_size=9,
+    )
     run_preprocess(ref, progress=False, use_ray=False)
     for sub in ("arrow",):
         a = sorted((out / sub).iterdir())

@@ -82,8 +82,9 @@ def _strings(obj):
     return [obj] if isinstance(obj, str) else []
 
 
-def test_a_finished_folder_is_clean_and_carries_its_tokenizer(corpus, tmp_path, tokenizer_dir,
-                                                              capsys):  # fmt: skip
+def test_a_finished_folder_is_clean_and_carries_its_tokenizer(
+    corpus, tmp_path, tokenizer_dir, capsys
+):
     """No `_progress/` once complete, no local absolute path in index.json, and
     the tokenizer kept beside the shards: with the folder moved and the
     tokenizer's own folder gone, `maskpt inspect --show` still decodes rows."""
@@ -116,8 +117,9 @@ def test_a_finished_folder_is_clean_and_carries_its_tokenizer(corpus, tmp_path, 
     # a crash between index.json and the cleanup: the rerun removes what was left
     (moved / "_progress").mkdir()
     (moved / "_progress" / "run.json").write_text("{}")
-    again = run_preprocess(cfg(corpus, moved, str(tokenizer_dir), workers=1), progress=False,
-                           use_ray=False)  # fmt: skip
+    again = run_preprocess(
+        cfg(corpus, moved, str(tokenizer_dir), workers=1), progress=False, use_ray=False
+    )
     assert again.counts == index.counts and not (moved / "_progress").exists()
 
 
@@ -312,8 +314,11 @@ class GpuTrivialPolicy(Policy):
 def test_gpu_policy_hook_falls_back_to_cpu_actors(corpus, tmp_path, tokenizer_dir, tok_info):
     pol = GpuTrivialPolicy(NoConfig(), tok_info)
     restart = {"max_restarts": -1, "max_task_retries": -1}  # a lost node's actor comes back
-    assert actor_options(pol, {"CPU": 8, "GPU": 2}, 1.0) == {"num_cpus": 1, "num_gpus": 1.0,
-                                                             **restart}  # fmt: skip
+    assert actor_options(pol, {"CPU": 8, "GPU": 2}, 1.0) == {
+        "num_cpus": 1,
+        "num_gpus": 1.0,
+        **restart,
+    }
     assert actor_options(pol, {"CPU": 8}, 1.0) == {"num_cpus": 1, "num_gpus": 0, **restart}
     assert actor_options(policies.create("rand_v1", tok_info), {"GPU": 2}, 1.0)["num_gpus"] == 0
     index = run_preprocess(cfg(corpus, tmp_path / "gpu", tokenizer_dir), policy=pol, progress=False)
@@ -372,8 +377,9 @@ def test_output_to_a_file_url_from_ray_workers(corpus, tmp_path, tokenizer_dir):
     index = run_preprocess(cfg(corpus, url, tokenizer_dir, format="both"), progress=False)
     assert index.folder == url and (tmp_path / "remote" / "index.json").exists()
     assert verify(url) == []
-    local = run_preprocess(cfg(corpus, tmp_path / "local", tokenizer_dir, format="both"),
-                           progress=False, use_ray=False)  # fmt: skip
+    local = run_preprocess(
+        cfg(corpus, tmp_path / "local", tokenizer_dir, format="both"), progress=False, use_ray=False
+    )
     assert [s.sha256 for s in index.shards] == [s.sha256 for s in local.shards]
 
 

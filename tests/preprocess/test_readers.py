@@ -70,12 +70,23 @@ def test_parquet_gz_zst_give_the_same_shards_as_jsonl(tmp_path, tokenizer_dir):
     from tests.helpers import synthetic_texts
 
     texts = synthetic_texts(40, seed=3)
-    rows = [{"id": str(i), "url": f"https://en.wikipedia.org/wiki?curid={i}", "title": f"T{i}",
-             "text": t} for i, t in enumerate(texts)]  # fmt: skip
+    rows = [
+        {
+            "id": str(i),
+            "url": f"https://en.wikipedia.org/wiki?curid={i}",
+            "title": f"T{i}",
+            "text": t,
+        }
+        for i, t in enumerate(texts)
+    ]
     rows[5]["text"] = None  # one bad record: skipped and counted in every format
     lines = b"".join(json.dumps(r).encode() + b"\n" for r in rows)
-    inputs = {"jsonl": tmp_path / "w.jsonl", "gz": tmp_path / "w.jsonl.gz",
-              "zst": tmp_path / "w.jsonl.zst", "parquet": tmp_path / "w.parquet"}  # fmt: skip
+    inputs = {
+        "jsonl": tmp_path / "w.jsonl",
+        "gz": tmp_path / "w.jsonl.gz",
+        "zst": tmp_path / "w.jsonl.zst",
+        "parquet": tmp_path / "w.parquet",
+    }
     inputs["jsonl"].write_bytes(lines)
     inputs["gz"].write_bytes(gzip.compress(lines))
     inputs["zst"].write_bytes(zstandard.ZstdCompressor().compress(lines))
@@ -83,8 +94,14 @@ def test_parquet_gz_zst_give_the_same_shards_as_jsonl(tmp_path, tokenizer_dir):
     indexes, shards = {}, {}
     for name, path in inputs.items():
         out = tmp_path / f"out-{name}"
-        cfg = PreprocessConfig(inputs=(str(path),), output=str(out), policy="rand_v1",
-                               tokenizer=tokenizer_dir, docs_per_unit=8, shard_size=50)  # fmt: skip
+        cfg = PreprocessConfig(
+            inputs=(str(path),),
+            output=str(out),
+            policy="rand_v1",
+            tokenizer=tokenizer_dir,
+            docs_per_unit=8,
+            shard_size=50,
+        )
         indexes[name] = run_preprocess(cfg, progress=False, use_ray=False)
         shards[name] = [p.read_bytes() for p in sorted((out / "arrow").iterdir())]
     c = indexes["jsonl"].counts
@@ -95,8 +112,9 @@ def test_parquet_gz_zst_give_the_same_shards_as_jsonl(tmp_path, tokenizer_dir):
 
 
 def _jsonl_bytes(n=20):
-    return b"".join(json.dumps({"id": f"d{i}", "text": "word " * 300}).encode() + b"\n"
-                    for i in range(n))  # fmt: skip
+    return b"".join(
+        json.dumps({"id": f"d{i}", "text": "word " * 300}).encode() + b"\n" for i in range(n)
+    )
 
 
 @pytest.mark.parametrize("suffix", [".jsonl.zst", ".jsonl.gz"])
@@ -112,8 +130,11 @@ def test_truncated_or_corrupt_compressed_jsonl_is_refused(tmp_path, suffix, toke
     from preprocess.pipeline import run_preprocess
     from preprocess.readers import InputError
 
-    data = (zstandard.ZstdCompressor(write_checksum=True).compress if suffix.endswith("zst")
-            else gzip.compress)(_jsonl_bytes())  # fmt: skip
+    data = (
+        zstandard.ZstdCompressor(write_checksum=True).compress
+        if suffix.endswith("zst")
+        else gzip.compress
+    )(_jsonl_bytes())
     whole, cut, bad = (tmp_path / f"{n}{suffix}" for n in ("whole", "cut", "bad"))
     whole.write_bytes(data)
     cut.write_bytes(data[: len(data) // 2])
@@ -126,8 +147,13 @@ def test_truncated_or_corrupt_compressed_jsonl_is_refused(tmp_path, suffix, toke
     for path in (cut, bad):
         with pytest.raises(InputError, match=rf"{path.name}: truncated or corrupt compressed"):
             list(read_jsonl(path))
-    cfg = PreprocessConfig(inputs=(str(cut),), output=str(tmp_path / "o"), policy="rand_v1",
-                           tokenizer=tokenizer_dir, docs_per_unit=50)  # fmt: skip
+    cfg = PreprocessConfig(
+        inputs=(str(cut),),
+        output=str(tmp_path / "o"),
+        policy="rand_v1",
+        tokenizer=tokenizer_dir,
+        docs_per_unit=50,
+    )
     with pytest.raises(InputError, match="truncated"):
         run_preprocess(cfg, progress=False, use_ray=False)
     assert not (tmp_path / "o" / "index.json").exists()
@@ -148,8 +174,12 @@ def test_a_folder_given_as_input_is_a_one_line_error(tmp_path, tokenizer_dir):
     from preprocess.pipeline import run_preprocess
 
     (tmp_path / "dump").mkdir()
-    cfg = PreprocessConfig(inputs=(str(tmp_path / "dump"),), output=str(tmp_path / "o"),
-                           policy="rand_v1", tokenizer=tokenizer_dir)  # fmt: skip
+    cfg = PreprocessConfig(
+        inputs=(str(tmp_path / "dump"),),
+        output=str(tmp_path / "o"),
+        policy="rand_v1",
+        tokenizer=tokenizer_dir,
+    )
     with pytest.raises(UserError, match="dump is a folder; give the files in it"):
         run_preprocess(cfg, progress=False, use_ray=False)
 
@@ -163,8 +193,12 @@ def test_parquet_with_a_corrupt_row_group_or_a_wrong_column_type_is_named(tmp_pa
     from preprocess.readers import InputError, read_parquet
 
     texts = ["some words here " * 20 + str(i) for i in range(2000)]
-    pq.write_table(pa.table({"id": [f"d{i}" for i in range(2000)], "text": texts}),
-                   tmp_path / "a.parquet", row_group_size=500, compression="snappy")  # fmt: skip
+    pq.write_table(
+        pa.table({"id": [f"d{i}" for i in range(2000)], "text": texts}),
+        tmp_path / "a.parquet",
+        row_group_size=500,
+        compression="snappy",
+    )
     data = bytearray((tmp_path / "a.parquet").read_bytes())
     for i in range(len(data) // 2, len(data) // 2 + 200):
         data[i] ^= 0x5A

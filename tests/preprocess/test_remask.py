@@ -27,8 +27,10 @@ DRAWN = ("input_ids", "labels", "masked")
 @pytest.fixture(scope="module")
 def folders(tmp_path_factory, tokenizer):
     tmp = tmp_path_factory.mktemp("remask")
-    return {p: make_shards(tmp / p, tokenizer, policy=p, n_synthetic=40)
-            for p in ("orig_v1", "rand_v1", "ssm_v1")}  # fmt: skip
+    return {
+        p: make_shards(tmp / p, tokenizer, policy=p, n_synthetic=40)
+        for p in ("orig_v1", "rand_v1", "ssm_v1")
+    }
 
 
 def _rows(folder):
@@ -79,9 +81,14 @@ def test_draws_are_the_same_in_another_process_and_any_dataloader_workers(
     from train.data import PretrainStream, open_source
 
     folder = folders["orig_v1"]
-    out = subprocess.run([sys.executable, "-c", SUBPROCESS, str(folder), tokenizer_dir],
-                         capture_output=True, text=True, timeout=120, check=True,
-                         env={**os.environ, "PYTHONPATH": str(ROOT)})  # fmt: skip
+    out = subprocess.run(
+        [sys.executable, "-c", SUBPROCESS, str(folder), tokenizer_dir],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
     assert out.stdout.strip() == _digest(Remasker(load_index(folder), tok_info), _rows(folder), 3)
     src = open_source(str(folder))
     src.remasker = Remasker(src.index, tok_info)
@@ -90,8 +97,10 @@ def test_draws_are_the_same_in_another_process_and_any_dataloader_workers(
     direct = [stream.micro_batch(k) for k in range(steps)]
     it = iter(torch.utils.data.DataLoader(stream, batch_size=None, num_workers=2))
     assert [next(it) for _ in range(steps)] == direct
-    epochs = [[r["masked"] for b in direct for r in b][e * src.size : (e + 1) * src.size]
-              for e in range(2)]  # fmt: skip
+    epochs = [
+        [r["masked"] for b in direct for r in b][e * src.size : (e + 1) * src.size]
+        for e in range(2)
+    ]
     assert epochs[0] != epochs[1]
 
 
@@ -129,8 +138,21 @@ def test_inspect_shows_any_epoch(folders, capsys):
     assert capsys.readouterr().out == stored
     assert main(["inspect", folder, "--show", "2", "--json", "--epoch", "5"]) == 0
     assert capsys.readouterr().out != stored
-    assert main(["inspect", str(folders["ssm_v1"]), "--show", "1", "--epoch", "1",
-                 "--policy", "rand_v1"]) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                "inspect",
+                str(folders["ssm_v1"]),
+                "--show",
+                "1",
+                "--epoch",
+                "1",
+                "--policy",
+                "rand_v1",
+            ]
+        )
+        == 0
+    )
     assert "rand_v1" in capsys.readouterr().out
 
 
@@ -155,10 +177,13 @@ def wiki(shared_data, tmp_path_factory):
 
     dump = shared_data / "wikipedia" / "enwiki-sample-pages-articles.xml.bz2"
     docs = [d for d in read_wikipedia_dump(dump) if isinstance(d, Document)]
-    tok = train_tokenizer([d.text for d in docs], tmp_path_factory.mktemp("wtok"),
-                          vocab_size=8000)  # fmt: skip
-    segs = [s for d in docs[:40] for s in segment_document(tok, d.id, d.text, 128)
-            if hasattr(s, "input_ids")]  # fmt: skip
+    tok = train_tokenizer([d.text for d in docs], tmp_path_factory.mktemp("wtok"), vocab_size=8000)
+    segs = [
+        s
+        for d in docs[:40]
+        for s in segment_document(tok, d.id, d.text, 128)
+        if hasattr(s, "input_ids")
+    ]
     return segs, TokenizerInfo.from_tokenizer(tok)
 
 
@@ -187,7 +212,8 @@ def test_rand_masks_exactly_15_percent_in_every_epoch(wiki):
         for s in segs[:500]:
             n = s.num_content_tokens
             assert pol.draw(s, base_annotation(s), 0, epoch).num_masked == max(
-                1, math.floor(0.15 * n + 0.5))  # fmt: skip
+                1, math.floor(0.15 * n + 0.5)
+            )
 
 
 def test_ssm_masks_one_whole_entity_chosen_uniformly(wiki):

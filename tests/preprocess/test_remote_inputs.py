@@ -31,15 +31,20 @@ def _inputs(folder):
     texts = synthetic_texts(30, seed=11)
     rows = [{"id": str(i), "title": f"T{i}", "text": t} for i, t in enumerate(texts)]
     lines = b"".join(json.dumps(r).encode() + b"\n" for r in rows)
-    files = {"w.jsonl": lines, "w.jsonl.gz": gzip.compress(lines),
-             "w.jsonl.zst": zstandard.ZstdCompressor().compress(lines),
-             "w.txt": "\n\n".join(texts[:10]).encode()}  # fmt: skip
+    files = {
+        "w.jsonl": lines,
+        "w.jsonl.gz": gzip.compress(lines),
+        "w.jsonl.zst": zstandard.ZstdCompressor().compress(lines),
+        "w.txt": "\n\n".join(texts[:10]).encode(),
+    }
     for name, data in files.items():
         (folder / name).write_bytes(data)
     pq.write_table(pa.Table.from_pylist(rows), folder / "w.parquet", row_group_size=7)
     xml = folder / "wiki.xml"
-    pages = [page(i + 1, f"Page {i}", f"'''Page {i}''' is [[a|an]] article. {t}")
-             for i, t in enumerate(texts)]  # fmt: skip
+    pages = [
+        page(i + 1, f"Page {i}", f"'''Page {i}''' is [[a|an]] article. {t}")
+        for i, t in enumerate(texts)
+    ]
     xml.write_text(dump(pages))
     write_multistream(xml, folder / "wiki-multistream.xml.bz2", pages_per_stream=4)
     xml.unlink()
@@ -78,8 +83,12 @@ def test_units_of_a_remote_input_are_the_local_units(remote):
         key = [(u.id, u.kind, u.start, u.end, u.first_line, u.size) for u in here]
         assert key == [(u.id, u.kind, u.start, u.end, u.first_line, u.size) for u in there], name
         assert [list(u.read()) for u in here] == [list(u.read()) for u in there], name
-    kinds = {u.kind for u in plan_units([f"{base}/{n}" for n in names if "index" not in n], 5,
-                                        warn=lambda _: None)}  # fmt: skip
+    kinds = {
+        u.kind
+        for u in plan_units(
+            [f"{base}/{n}" for n in names if "index" not in n], 5, warn=lambda _: None
+        )
+    }
     assert kinds == {"multistream", "lines", "parquet", "file", "records"}
 
 
@@ -88,9 +97,14 @@ def test_remote_inputs_give_the_local_shards(remote, tmp_path, tokenizer_dir):
     inputs = [n for n in names if "index" not in n]
     out = {}
     for where, prefix in (("local", str(local)), ("remote", base)):
-        cfg = PreprocessConfig(inputs=tuple(f"{prefix}/{n}" for n in inputs),
-                               output=str(tmp_path / f"out-{where}"), policy="orig_v1",
-                               tokenizer=tokenizer_dir, docs_per_unit=5, shard_size=40)  # fmt: skip
+        cfg = PreprocessConfig(
+            inputs=tuple(f"{prefix}/{n}" for n in inputs),
+            output=str(tmp_path / f"out-{where}"),
+            policy="orig_v1",
+            tokenizer=tokenizer_dir,
+            docs_per_unit=5,
+            shard_size=40,
+        )
         index = run_preprocess(cfg, progress=False, use_ray=False)
         shards = sorted((tmp_path / f"out-{where}" / "arrow").iterdir())
         out[where] = (index, [p.read_bytes() for p in shards])
@@ -102,8 +116,12 @@ def test_remote_inputs_give_the_local_shards(remote, tmp_path, tokenizer_dir):
 
 
 def test_a_missing_remote_input_is_refused_before_any_work(tmp_path, tokenizer_dir):
-    cfg = PreprocessConfig(inputs=("memory://maskpt-nowhere/x.jsonl",), output=str(tmp_path / "o"),
-                           policy="rand_v1", tokenizer=tokenizer_dir)  # fmt: skip
+    cfg = PreprocessConfig(
+        inputs=("memory://maskpt-nowhere/x.jsonl",),
+        output=str(tmp_path / "o"),
+        policy="rand_v1",
+        tokenizer=tokenizer_dir,
+    )
     with pytest.raises(InputNotFound, match="memory://maskpt-nowhere/x.jsonl"):
         run_preprocess(cfg, progress=False, use_ray=False)
     assert not (tmp_path / "o").exists()
@@ -149,7 +167,8 @@ def test_an_unreachable_http_input_says_so_not_that_it_does_not_exist(tmp_path, 
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     url = f"http://127.0.0.1:{port}/dump.jsonl"
-    cfg = PreprocessConfig(inputs=(url,), output=str(tmp_path / "o"), policy="rand_v1",
-                           tokenizer=tokenizer_dir)  # fmt: skip
+    cfg = PreprocessConfig(
+        inputs=(url,), output=str(tmp_path / "o"), policy="rand_v1", tokenizer=tokenizer_dir
+    )
     with pytest.raises(InputNotFound, match=rf"cannot reach 127.0.0.1:{port}"):
         run_preprocess(cfg, progress=False, use_ray=False)

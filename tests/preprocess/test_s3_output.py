@@ -28,12 +28,17 @@ def s3_env():
     port = _free_port()
     server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=port)
     server.start()
-    env = {"AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}", "AWS_ACCESS_KEY_ID": "test",
-           "AWS_SECRET_ACCESS_KEY": "test", "AWS_DEFAULT_REGION": "us-east-1"}  # fmt: skip
+    env = {
+        "AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}",
+        "AWS_ACCESS_KEY_ID": "test",
+        "AWS_SECRET_ACCESS_KEY": "test",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }
     import s3fs
 
-    s3fs.S3FileSystem(client_kwargs={"endpoint_url": env["AWS_ENDPOINT_URL"]},
-                      key="test", secret="test").mkdir("maskpt-test")  # fmt: skip
+    s3fs.S3FileSystem(
+        client_kwargs={"endpoint_url": env["AWS_ENDPOINT_URL"]}, key="test", secret="test"
+    ).mkdir("maskpt-test")
     yield env
     server.stop()
 
@@ -43,12 +48,30 @@ def test_preprocess_to_s3_on_ray_then_verify(s3_env, tmp_path, tokenizer_dir):
     docs = write_jsonl(tmp_path / "docs.jsonl", bundled_texts())
     env = {**os.environ, **s3_env, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
     url = "s3://maskpt-test/shards/rand"
-    common = ["--input", str(docs), "--tokenizer", tokenizer_dir, "--policy", "rand_v1",
-              "--format", "all", "--quiet", "docs_per_unit=5", "--workers", "2"]  # fmt: skip
+    common = [
+        "--input",
+        str(docs),
+        "--tokenizer",
+        tokenizer_dir,
+        "--policy",
+        "rand_v1",
+        "--format",
+        "all",
+        "--quiet",
+        "docs_per_unit=5",
+        "--workers",
+        "2",
+    ]
 
     def maskpt(*args):
-        proc = subprocess.run([sys.executable, "-m", "maskpt", *args], env=env, cwd=tmp_path,
-                              capture_output=True, text=True, timeout=600)  # fmt: skip
+        proc = subprocess.run(
+            [sys.executable, "-m", "maskpt", *args],
+            env=env,
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
         assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
         return proc.stdout
 
@@ -59,8 +82,9 @@ def test_preprocess_to_s3_on_ray_then_verify(s3_env, tmp_path, tokenizer_dir):
 
     import s3fs
 
-    fs = s3fs.S3FileSystem(client_kwargs={"endpoint_url": s3_env["AWS_ENDPOINT_URL"]},
-                           key="test", secret="test")  # fmt: skip
+    fs = s3fs.S3FileSystem(
+        client_kwargs={"endpoint_url": s3_env["AWS_ENDPOINT_URL"]}, key="test", secret="test"
+    )
     remote = json.loads(fs.cat(f"{url}/index.json"))
     local = json.loads((tmp_path / "local" / "index.json").read_text())
     assert [s["sha256"] for s in remote["shards"]] == [s["sha256"] for s in local["shards"]]
@@ -80,10 +104,14 @@ def test_inputs_on_s3_read_by_ray_workers_give_the_local_shards(s3_env, tmp_path
 
     local = tmp_path / "in"
     local.mkdir()
-    names = [n for n in _inputs(local) if n in ("w.jsonl", "w.parquet")
-             or n.startswith("wiki-multistream")]  # fmt: skip
-    fs = s3fs.S3FileSystem(client_kwargs={"endpoint_url": s3_env["AWS_ENDPOINT_URL"]},
-                           key="test", secret="test")  # fmt: skip
+    names = [
+        n
+        for n in _inputs(local)
+        if n in ("w.jsonl", "w.parquet") or n.startswith("wiki-multistream")
+    ]
+    fs = s3fs.S3FileSystem(
+        client_kwargs={"endpoint_url": s3_env["AWS_ENDPOINT_URL"]}, key="test", secret="test"
+    )
     for n in names:
         fs.pipe(f"maskpt-test/inputs/{n}", (local / n).read_bytes())
     inputs = [n for n in names if "index" not in n]
@@ -91,11 +119,29 @@ def test_inputs_on_s3_read_by_ray_workers_give_the_local_shards(s3_env, tmp_path
     indexes = {}
     for where, prefix in (("s3", "s3://maskpt-test/inputs"), ("local", str(local))):
         out = tmp_path / f"out-{where}"
-        args = ["preprocess", "--tokenizer", tokenizer_dir, "--policy", "orig_v1", "--quiet",
-                "--workers", "2", "--output", str(out), "docs_per_unit=4",
-                "--input", *[f"{prefix}/{n}" for n in inputs]]  # fmt: skip
-        proc = subprocess.run([sys.executable, "-m", "maskpt", *args], env=env, cwd=tmp_path,
-                              capture_output=True, text=True, timeout=600)  # fmt: skip
+        args = [
+            "preprocess",
+            "--tokenizer",
+            tokenizer_dir,
+            "--policy",
+            "orig_v1",
+            "--quiet",
+            "--workers",
+            "2",
+            "--output",
+            str(out),
+            "docs_per_unit=4",
+            "--input",
+            *[f"{prefix}/{n}" for n in inputs],
+        ]
+        proc = subprocess.run(
+            [sys.executable, "-m", "maskpt", *args],
+            env=env,
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
         assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
         assert "cannot be split" not in proc.stderr
         indexes[where] = json.loads((out / "index.json").read_text())

@@ -25,9 +25,28 @@ def folder(tmp_path_factory, tokenizer):
         for i, t in enumerate(texts):
             f.write(json.dumps({"id": f"Q{i}.v2/x {i}", "title": "t", "text": t}) + "\n")
     out = tmp / "all"
-    assert main(["preprocess", "--input", str(tmp / "docs.jsonl"), "--output", str(out),
-                 "--policy", "orig_v1", "--tokenizer", tokenizer.name_or_path, "--format", "all",
-                 "shard_size=17", "max_length=64", "--no-ray", "--quiet"]) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                "preprocess",
+                "--input",
+                str(tmp / "docs.jsonl"),
+                "--output",
+                str(out),
+                "--policy",
+                "orig_v1",
+                "--tokenizer",
+                tokenizer.name_or_path,
+                "--format",
+                "all",
+                "shard_size=17",
+                "max_length=64",
+                "--no-ray",
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     return out
 
 
@@ -59,8 +78,9 @@ def test_datasets_from_file_memory_maps_each_arrow_shard(folder, expected):
 def test_datasets_load_dataset_arrow_streaming(folder, expected):
     from datasets import load_dataset
 
-    ds = load_dataset("arrow", data_files=str(folder / "arrow" / "*.arrow"), split="train",
-                      streaming=True)  # fmt: skip
+    ds = load_dataset(
+        "arrow", data_files=str(folder / "arrow" / "*.arrow"), split="train", streaming=True
+    )
     assert _as_map(ds) == expected
 
 
@@ -94,8 +114,10 @@ def test_wids_reads_the_index(folder, expected):
     assert len(ds) == len(expected)
     import json
 
-    rows = [json.loads(ds[i][".json"].read()) if hasattr(ds[i][".json"], "read")
-            else ds[i][".json"] for i in range(len(ds))]  # fmt: skip
+    rows = [
+        json.loads(ds[i][".json"].read()) if hasattr(ds[i][".json"], "read") else ds[i][".json"]
+        for i in range(len(ds))
+    ]
     assert _as_map(rows) == expected
 
 

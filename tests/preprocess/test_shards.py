@@ -23,13 +23,20 @@ from preprocess.shards import (
 from tests.helpers import make_shards
 
 ROWS = [
-    {"id": f"d{i}.x/{i}-0", "doc_id": f"d{i}", "input_ids": [0, 4, 6, 2],
-     "labels": [0, 5 + i, 2], "original_ids": [0, 5 + i, 6, 2],
-     "masked": [False, True, False, False], "word_starts": [False, True, True, False],
-     "sentence_starts": [False, True, False, False], "spans": [1, 2],
-     "token_probs": [0, 900, 10, 0] if i % 2 else []}
+    {
+        "id": f"d{i}.x/{i}-0",
+        "doc_id": f"d{i}",
+        "input_ids": [0, 4, 6, 2],
+        "labels": [0, 5 + i, 2],
+        "original_ids": [0, 5 + i, 6, 2],
+        "masked": [False, True, False, False],
+        "word_starts": [False, True, True, False],
+        "sentence_starts": [False, True, False, False],
+        "spans": [1, 2],
+        "token_probs": [0, 900, 10, 0] if i % 2 else [],
+    }
     for i in range(5)
-]  # fmt: skip
+]
 
 
 @pytest.mark.parametrize("fmt", list(FORMATS))
@@ -41,8 +48,18 @@ def test_round_trip_and_same_bytes(tmp_path, fmt):
     assert list(read_rows(store, entry.path, fmt)) == ROWS
     again = write_shard(store, shard_name(fmt, 1), fmt, ROWS, "000-000000")
     assert store.read_bytes(again.path) == store.read_bytes(entry.path)
-    assert list(SCHEMA.names) == ["id", "doc_id", "input_ids", "labels", "original_ids", "masked",
-                                  "word_starts", "sentence_starts", "spans", "token_probs"]  # fmt: skip
+    assert list(SCHEMA.names) == [
+        "id",
+        "doc_id",
+        "input_ids",
+        "labels",
+        "original_ids",
+        "masked",
+        "word_starts",
+        "sentence_starts",
+        "spans",
+        "token_probs",
+    ]
 
 
 def test_webdataset_keys_are_safe_and_unique(tmp_path):

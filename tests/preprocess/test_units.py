@@ -66,9 +66,11 @@ def test_line_ranges_cut_at_line_ends_whatever_the_scan_chunk(tmp_path, chunk):
 def test_multistream_units_from_the_index(tmp_path):
     from preprocess.multistream import write_multistream
 
-    pages = "".join(f"<page><title>P{i}</title><ns>0</ns><id>{i + 1}</id><revision>"
-                    f"<text>Page {i} is about the river {i}.</text></revision></page>\n"
-                    for i in range(250))  # fmt: skip
+    pages = "".join(
+        f"<page><title>P{i}</title><ns>0</ns><id>{i + 1}</id><revision>"
+        f"<text>Page {i} is about the river {i}.</text></revision></page>\n"
+        for i in range(250)
+    )
     src = tmp_path / "src.xml"
     src.write_text(f"<mediawiki><siteinfo><sitename>W</sitename></siteinfo>\n{pages}</mediawiki>\n")
     dump = tmp_path / "w-multistream.xml.bz2"

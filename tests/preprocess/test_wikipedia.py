@@ -53,8 +53,11 @@ def test_reader_fixture_every_page_accounted(tmp_path):
     assert len(out) == 5
     assert [d.id for d in out if isinstance(d, Document)] == ["1"]
     assert [s.reason for s in out if isinstance(s, Skip)] == [
-        "redirect", "non_article_namespace", "only_markup", "empty_text",
-    ]  # fmt: skip
+        "redirect",
+        "non_article_namespace",
+        "only_markup",
+        "empty_text",
+    ]
 
 
 def test_multistream_bz2(tmp_path):

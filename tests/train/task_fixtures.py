@@ -33,10 +33,17 @@ def write_nq(folder: Path, n: int = 12, overlap: int = 2) -> None:
     train, test = qa[:n], qa[n:]  # NQ-open train (all of it "train" at this size), dev (= test)
     _jsonl(folder / "NQ-open.train.jsonl", [{"question": q, "answer": [a]} for _, q, a in train])
     _jsonl(folder / "NQ-open.dev.jsonl", [{"question": q, "answer": [a]} for _, q, a in test])
-    dpr = [{"dataset": "nq", "question": q, "answers": [a],
+    dpr = [
+        {
+            "dataset": "nq",
+            "question": q,
+            "answers": [a],
             "positive_ctxs": [{"title": "t", "text": c, "passage_id": str(i)}],
-            "negative_ctxs": [], "hard_negative_ctxs": [{"title": "x", "text": "no"}]}
-           for i, (c, q, a) in enumerate(train)]  # fmt: skip
+            "negative_ctxs": [],
+            "hard_negative_ctxs": [{"title": "x", "text": "no"}],
+        }
+        for i, (c, q, a) in enumerate(train)
+    ]
     for c, q, a in test[:overlap]:  # repeats of evaluation questions
         dpr.append({"question": q, "answers": [a], "positive_ctxs": [{"text": c}]})
     dpr.append({"question": "no passage", "answers": ["x"], "positive_ctxs": []})
@@ -52,17 +59,26 @@ def write_tqa(folder: Path, n: int = 12, overlap: int = 2) -> None:
 
     def q(i, c, text, a, split):
         (ev / f"{split}{i}.txt").write_text(f"Intro line.\n\n{c}\n")
-        return {"QuestionId": f"{split}{i}", "Question": text, "Answer": {"Value": a,
-                "Aliases": [a]}, "EntityPages": [{"Filename": f"{split}{i}.txt"}]}  # fmt: skip
+        return {
+            "QuestionId": f"{split}{i}",
+            "Question": text,
+            "Answer": {"Value": a, "Aliases": [a]},
+            "EntityPages": [{"Filename": f"{split}{i}.txt"}],
+        }
 
     train = [q(i, *x, "tr") for i, x in enumerate(qa[:n])]
     test = [q(i, *x, "te") for i, x in enumerate(qa[n:])]
     train += [{**t, "QuestionId": f"copy{k}"} for k, t in enumerate(test[:overlap])]
     (folder / "unfiltered-web-train.json").write_text(json.dumps({"Data": train}))
     (folder / "unfiltered-web-dev.json").write_text(json.dumps({"Data": test}))
-    dpr = [{"question": t["Question"], "answers": [t["Answer"]["Value"]],
-            "positive_ctxs": [{"text": (ev / t["EntityPages"][0]["Filename"]).read_text()}]}
-           for t in train]  # fmt: skip
+    dpr = [
+        {
+            "question": t["Question"],
+            "answers": [t["Answer"]["Value"]],
+            "positive_ctxs": [{"text": (ev / t["EntityPages"][0]["Filename"]).read_text()}],
+        }
+        for t in train
+    ]
     (folder / "biencoder-trivia-train.json").write_text(json.dumps(dpr))
 
 
@@ -74,13 +90,32 @@ def write_kilt(folder: Path, prefix: str, n: int = 12, overlap: int = 2, dialogu
         for i, (c, q, a) in enumerate(part):
             source = f"I like the bell.\nWhere is it? {q}" if dialogue else f"bell {i} [SEP] {q}"
             target = f"It is by the {a}, I think." if dialogue else a
-            prov = [{"wikipedia_id": f"{split}{i}", "title": "T", "start_paragraph_id": 1,
-                     "end_paragraph_id": 2, "start_character": 0, "end_character": 5}]  # fmt: skip
-            rows.append({"id": f"{split}-{i}", "input": source,
-                         "output": [{"answer": target, "provenance": prov}]})  # fmt: skip
+            prov = [
+                {
+                    "wikipedia_id": f"{split}{i}",
+                    "title": "T",
+                    "start_paragraph_id": 1,
+                    "end_paragraph_id": 2,
+                    "start_character": 0,
+                    "end_character": 5,
+                }
+            ]
+            rows.append(
+                {
+                    "id": f"{split}-{i}",
+                    "input": source,
+                    "output": [{"answer": target, "provenance": prov}],
+                }
+            )
             half = len(c) // 2
-            pages.append({"_id": f"p{split}{i}", "wikipedia_id": f"{split}{i}",
-                          "wikipedia_title": "T", "text": ["T\n", c[:half] + "\n", c[half:] + "\n"]})  # fmt: skip
+            pages.append(
+                {
+                    "_id": f"p{split}{i}",
+                    "wikipedia_id": f"{split}{i}",
+                    "wikipedia_title": "T",
+                    "text": ["T\n", c[:half] + "\n", c[half:] + "\n"],
+                }
+            )
         if split == "train":
             rows[0]["output"][0].pop("provenance")  # one without provenance
             rows[1]["output"][0]["provenance"][0]["wikipedia_id"] = "absent"
@@ -101,9 +136,14 @@ def write_ropes(folder: Path, n: int = 12, overlap: int = 2) -> None:
     qa = _qa(n + 8, 3, "plant")
 
     def data(part, tag):
-        paras = [{"background": c, "situation": f"Field {i} gets rain.",
-                  "qas": [{"id": f"{tag}{i}", "question": q, "answers": [{"text": a}]}]}
-                 for i, (c, q, a) in enumerate(part)]  # fmt: skip
+        paras = [
+            {
+                "background": c,
+                "situation": f"Field {i} gets rain.",
+                "qas": [{"id": f"{tag}{i}", "question": q, "answers": [{"text": a}]}],
+            }
+            for i, (c, q, a) in enumerate(part)
+        ]
         return {"version": "1.0", "data": [{"title": "t", "paragraphs": paras}]}
 
     dev = data(qa[n:], "dev")
@@ -120,15 +160,24 @@ def write_mc(folder: Path, kind: str, n: int = 12, overlap: int = 2) -> None:
     def rec(i, c, q, a, split):
         choices = [{"label": "A", "text": a}, {"label": "B", "text": "nowhere"}]
         if kind == "wiqa":
-            return {"question": {"stem": q, "para_steps": c.split(". "), "choices": choices},
-                    "answerKey": "A", "metadata": {"ques_id": f"{split}{i}"}}  # fmt: skip
-        return {"id": f"{split}{i}", "question": {"stem": q, "choices": choices}, "para": c,
-                "answerKey": "A"}  # fmt: skip
+            return {
+                "question": {"stem": q, "para_steps": c.split(". "), "choices": choices},
+                "answerKey": "A",
+                "metadata": {"ques_id": f"{split}{i}"},
+            }
+        return {
+            "id": f"{split}{i}",
+            "question": {"stem": q, "choices": choices},
+            "para": c,
+            "answerKey": "A",
+        }
 
     splits = {"train": qa[:n], "dev": qa[n : n + 3], "test": qa[n + 3 :]}
     rows = {s: [rec(i, *x, s) for i, x in enumerate(part)] for s, part in splits.items()}
-    rows["train"] += [{**r, "id": f"copy{k}", "metadata": {"ques_id": f"copy{k}"}}
-                      for k, r in enumerate((rows["dev"] + rows["test"])[:overlap])]  # fmt: skip
+    rows["train"] += [
+        {**r, "id": f"copy{k}", "metadata": {"ques_id": f"copy{k}"}}
+        for k, r in enumerate((rows["dev"] + rows["test"])[:overlap])
+    ]
     for s, r in rows.items():
         _jsonl(folder / f"{s}.jsonl", r)
 

@@ -16,8 +16,9 @@ def source(tmp_path_factory, tokenizer):
 
 
 def _stream(source, rank=0, world=2, accum=3, bucket=True, **kw):
-    return PretrainStream([source], 4, rank, world, seed=5, accum=accum, bucket=bucket,
-                          pad_id=1, **kw)  # fmt: skip
+    return PretrainStream(
+        [source], 4, rank, world, seed=5, accum=accum, bucket=bucket, pad_id=1, **kw
+    )
 
 
 def test_collate_pads_and_counts():
@@ -82,7 +83,8 @@ def test_bucketed_stream_resumes_and_splits_over_workers_exactly(source):
     assert [next(it)["ids"] for _ in range(9)] == want[7:]
     from train.batches import keep_as_is
 
-    loader = torch.utils.data.DataLoader(_stream(source, world=1, accum=4), batch_size=None,
-                                         collate_fn=keep_as_is, num_workers=2)  # fmt: skip
+    loader = torch.utils.data.DataLoader(
+        _stream(source, world=1, accum=4), batch_size=None, collate_fn=keep_as_is, num_workers=2
+    )
     it = iter(loader)
     assert [next(it)["ids"] for _ in range(16)] == want

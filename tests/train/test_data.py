@@ -186,7 +186,8 @@ def test_a_shard_error_in_a_loader_worker_reaches_the_trainer_as_one_line(shards
     for shard in copy.glob("arrow/*.arrow"):
         shard.write_bytes(shard.read_bytes()[:-7])  # every shard now differs
     stream = PretrainStream([src], 4, 0, 1, seed=0, pad_id=1)
-    loader = torch.utils.data.DataLoader(stream, batch_size=None, collate_fn=keep_as_is,
-                                         num_workers=1)  # fmt: skip
+    loader = torch.utils.data.DataLoader(
+        stream, batch_size=None, collate_fn=keep_as_is, num_workers=1
+    )
     first = next(iter(loader))
     assert "\n" not in first["data_error"] and "size or sha256 differs" in first["data_error"]

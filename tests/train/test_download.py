@@ -14,11 +14,13 @@ from train.tasks import TaskDataError
 
 QUARTZ = {
     "id": "q1",
-    "question": {"stem": "Which is warmer?", "choices": [{"label": "A", "text": "sun"},
-                                                         {"label": "B", "text": "ice"}]},
+    "question": {
+        "stem": "Which is warmer?",
+        "choices": [{"label": "A", "text": "sun"}, {"label": "B", "text": "ice"}],
+    },
     "para": "The sun is hot.",
     "answerKey": "A",
-}  # fmt: skip
+}
 
 
 def test_zip_members_are_unpacked_and_verified(tmp_path, monkeypatch):
@@ -53,8 +55,9 @@ def test_bz2_file_is_decompressed(tmp_path, monkeypatch):
 def test_malformed_download_and_missing_network_are_clear(tmp_path, monkeypatch):
     bad = tmp_path / "bad.jsonl"
     bad.write_text("{not json\n")
-    monkeypatch.setitem(dl.SOURCES, "nq", [(bad.as_uri(), {"": f"NQ-open.{s}.jsonl"})
-                                           for s in ("train", "dev")])  # fmt: skip
+    monkeypatch.setitem(
+        dl.SOURCES, "nq", [(bad.as_uri(), {"": f"NQ-open.{s}.jsonl"}) for s in ("train", "dev")]
+    )
     with pytest.raises(TaskDataError, match=r"NQ-open.train.jsonl:1: not a JSON line"):
         dl.download("nq", tmp_path / "out", progress=False)
     monkeypatch.setitem(dl.SOURCES, "nq", [("file:///nonexistent/x.jsonl", {"": "a.jsonl"})])

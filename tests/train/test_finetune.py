@@ -64,9 +64,22 @@ def test_config_validation_names_the_field():
 def test_tiny_bart_improves_on_tiny_qa(tmp_path, tiny_bart, tiny_qa):
     out = tmp_path / "run"
     # options and overrides in any order
-    args = ["--task", "zsre", "lr=3e-3", "--data-dir", tiny_qa, "batch_size=16", "--model",
-            tiny_bart, "max_steps=150", "--output-dir", str(out), "eval_every=50",
-            "patience=0", *FAST]  # fmt: skip
+    args = [
+        "--task",
+        "zsre",
+        "lr=3e-3",
+        "--data-dir",
+        tiny_qa,
+        "batch_size=16",
+        "--model",
+        tiny_bart,
+        "max_steps=150",
+        "--output-dir",
+        str(out),
+        "eval_every=50",
+        "patience=0",
+        *FAST,
+    ]
     assert finetune_main(args) == 0
     evals = [r for r in _log(out) if "dev" in r]
     assert [r["step"] for r in evals] == [50, 100, 150]
@@ -85,9 +98,22 @@ def test_tiny_bart_improves_on_tiny_qa(tmp_path, tiny_bart, tiny_qa):
 
 def test_untrained_model_scores_near_zero_and_train_fraction_applies(tmp_path, tiny_bart, tiny_qa):
     out = tmp_path / "run"
-    args = ["--task", "zsre", "--data-dir", tiny_qa, "--model", tiny_bart, "--output-dir",
-            str(out), "--train-fraction", "0.1", "lr=1e-6", "batch_size=4", "max_steps=2",
-            *FAST]  # fmt: skip
+    args = [
+        "--task",
+        "zsre",
+        "--data-dir",
+        tiny_qa,
+        "--model",
+        tiny_bart,
+        "--output-dir",
+        str(out),
+        "--train-fraction",
+        "0.1",
+        "lr=1e-6",
+        "batch_size=4",
+        "max_steps=2",
+        *FAST,
+    ]
     assert finetune_main(args) == 0
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["train_examples"] == 6  # round(0.1 * 64)
@@ -96,8 +122,19 @@ def test_untrained_model_scores_near_zero_and_train_fraction_applies(tmp_path, t
 
 def test_finished_run_is_not_overwritten(tmp_path, tiny_bart, tiny_qa, capsys):
     out = tmp_path / "run"
-    args = ["--task", "zsre", "--data-dir", tiny_qa, "--model", tiny_bart, "--output-dir",
-            str(out), "batch_size=8", "max_steps=2", *FAST]  # fmt: skip
+    args = [
+        "--task",
+        "zsre",
+        "--data-dir",
+        tiny_qa,
+        "--model",
+        tiny_bart,
+        "--output-dir",
+        str(out),
+        "batch_size=8",
+        "max_steps=2",
+        *FAST,
+    ]
     assert finetune_main(args) == 0
     before = (out / "metrics.json").read_bytes()
     assert finetune_main(args) == 2
@@ -107,8 +144,21 @@ def test_finished_run_is_not_overwritten(tmp_path, tiny_bart, tiny_qa, capsys):
 
 
 def test_resume_from_a_checkpoint_equals_uninterrupted(tmp_path, tiny_bart, tiny_qa):
-    common = ["--task", "zsre", "--data-dir", tiny_qa, "--model", tiny_bart, "lr=1e-3",
-              "batch_size=8", "eval_every=4", "patience=0", "keep_checkpoints=true", "log_every=1", *FAST]  # fmt: skip
+    common = [
+        "--task",
+        "zsre",
+        "--data-dir",
+        tiny_qa,
+        "--model",
+        tiny_bart,
+        "lr=1e-3",
+        "batch_size=8",
+        "eval_every=4",
+        "patience=0",
+        "keep_checkpoints=true",
+        "log_every=1",
+        *FAST,
+    ]
     full, part = tmp_path / "full", tmp_path / "part"
     assert finetune_main([*common, "--output-dir", str(full), "max_steps=8"]) == 0
     assert finetune_main([*common, "--output-dir", str(part), "max_steps=4"]) == 0
@@ -129,9 +179,22 @@ def test_tensorboard_events_hold_the_logged_scalars(tmp_path, tiny_bart, tiny_qa
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     out = tmp_path / "run"
-    args = ["--task", "zsre", "--data-dir", tiny_qa, "--model", tiny_bart, "--output-dir",
-            str(out), "batch_size=8", "max_steps=4", "eval_every=2", "log_every=1",
-            *FAST[:-1], "report_to=[tensorboard]"]  # fmt: skip
+    args = [
+        "--task",
+        "zsre",
+        "--data-dir",
+        tiny_qa,
+        "--model",
+        tiny_bart,
+        "--output-dir",
+        str(out),
+        "batch_size=8",
+        "max_steps=4",
+        "eval_every=2",
+        "log_every=1",
+        *FAST[:-1],
+        "report_to=[tensorboard]",
+    ]
     assert finetune_main(args) == 0
     events = list((out / "runs").rglob("events.out.tfevents.*"))
     assert events
@@ -145,8 +208,19 @@ def test_tensorboard_events_hold_the_logged_scalars(tmp_path, tiny_bart, tiny_qa
 def test_missing_task_file_is_named(tmp_path, tiny_bart, capsys):
     from maskpt.cli import main
 
-    rc = main(["finetune", "--task", "zsre", "--data-dir", str(tmp_path), "--model", tiny_bart,
-               "--output-dir", str(tmp_path / "o")])  # fmt: skip
+    rc = main(
+        [
+            "finetune",
+            "--task",
+            "zsre",
+            "--data-dir",
+            str(tmp_path),
+            "--model",
+            tiny_bart,
+            "--output-dir",
+            str(tmp_path / "o"),
+        ]
+    )
     assert rc == 2
     assert "structured_zeroshot-train-kilt.jsonl" in capsys.readouterr().err
     assert not (tmp_path / "o").exists()  # no run folder that looks started
@@ -158,10 +232,29 @@ def test_two_cpu_ranks_over_gloo_score_every_example_once(tmp_path, tiny_bart, t
     every dev example predicted exactly once, in example order."""
     out = tmp_path / "ddp"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
-           "--master_port", "29641", str(ROOT / "train" / "finetune.py"), "--task", "zsre",
-           "--data-dir", tiny_qa, "--model", tiny_bart, "--output-dir", str(out), "lr=3e-3",
-           "batch_size=16", "max_steps=20", "eval_every=10", *FAST]  # fmt: skip
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node",
+        "2",
+        "--master_port",
+        "29641",
+        str(ROOT / "train" / "finetune.py"),
+        "--task",
+        "zsre",
+        "--data-dir",
+        tiny_qa,
+        "--model",
+        tiny_bart,
+        "--output-dir",
+        str(out),
+        "lr=3e-3",
+        "batch_size=16",
+        "max_steps=20",
+        "eval_every=10",
+        *FAST,
+    ]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=280)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     metrics = json.loads((out / "metrics.json").read_text())
@@ -176,11 +269,28 @@ def test_deepspeed_config_trains_in_one_cpu_process(tmp_path, tiny_bart, tiny_qa
     process: DeepSpeed leaves a process group behind."""
     out = tmp_path / "ds"
     env = {k: v for k, v in os.environ.items() if k not in ("RANK", "LOCAL_RANK", "WORLD_SIZE")}
-    cmd = [sys.executable, "-m", "train.finetune", "--task", "zsre", "--data-dir", tiny_qa,
-           "--model", tiny_bart, "--output-dir", str(out), "deepspeed=true", "batch_size=8",
-           "max_steps=2", "eval_every=2", "keep_checkpoints=true", *FAST]  # fmt: skip
-    proc = subprocess.run(cmd, env={**env, "OMP_NUM_THREADS": "1"}, capture_output=True,
-                          text=True, timeout=280)  # fmt: skip
+    cmd = [
+        sys.executable,
+        "-m",
+        "train.finetune",
+        "--task",
+        "zsre",
+        "--data-dir",
+        tiny_qa,
+        "--model",
+        tiny_bart,
+        "--output-dir",
+        str(out),
+        "deepspeed=true",
+        "batch_size=8",
+        "max_steps=2",
+        "eval_every=2",
+        "keep_checkpoints=true",
+        *FAST,
+    ]
+    proc = subprocess.run(
+        cmd, env={**env, "OMP_NUM_THREADS": "1"}, capture_output=True, text=True, timeout=280
+    )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert (out / "checkpoint-2" / "global_step2").is_dir()  # a DeepSpeed (ZeRO) checkpoint
     said = proc.stdout + proc.stderr  # no start-up or per-batch noise
@@ -195,20 +305,43 @@ def test_a_user_deepspeed_json_trains_like_the_built_in_config(tmp_path, tiny_ba
     from safetensors.torch import load_file
 
     ds_json = tmp_path / "ds.json"
-    ds_json.write_text(json.dumps({
-        "zero_optimization": {"stage": 2, "contiguous_gradients": True, "overlap_comm": False},
-        "train_batch_size": "auto", "gradient_clipping": "auto",
-    }))  # fmt: skip
+    ds_json.write_text(
+        json.dumps(
+            {
+                "zero_optimization": {
+                    "stage": 2,
+                    "contiguous_gradients": True,
+                    "overlap_comm": False,
+                },
+                "train_batch_size": "auto",
+                "gradient_clipping": "auto",
+            }
+        )
+    )
     env = {k: v for k, v in os.environ.items() if k not in ("RANK", "LOCAL_RANK", "WORLD_SIZE")}
-    common = ["--task", "zsre", "--data-dir", tiny_qa, "--model", tiny_bart, "batch_size=8",
-              "max_steps=3", "eval_every=3", "save_model=true", *FAST]  # fmt: skip
+    common = [
+        "--task",
+        "zsre",
+        "--data-dir",
+        tiny_qa,
+        "--model",
+        tiny_bart,
+        "batch_size=8",
+        "max_steps=3",
+        "eval_every=3",
+        "save_model=true",
+        *FAST,
+    ]
     weights = {}
-    for name, how in (("built_in", ["deepspeed=true", "zero_stage=2"]),
-                      ("user", ["--deepspeed", str(ds_json)])):  # fmt: skip
+    for name, how in (
+        ("built_in", ["deepspeed=true", "zero_stage=2"]),
+        ("user", ["--deepspeed", str(ds_json)]),
+    ):
         out = tmp_path / name
         cmd = [sys.executable, "-m", "train.finetune", *common, "--output-dir", str(out), *how]
-        proc = subprocess.run(cmd, env={**env, "OMP_NUM_THREADS": "1"}, capture_output=True,
-                              text=True, timeout=280)  # fmt: skip
+        proc = subprocess.run(
+            cmd, env={**env, "OMP_NUM_THREADS": "1"}, capture_output=True, text=True, timeout=280
+        )
         assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
         weights[name] = load_file(str(out / "model" / "model.safetensors"))
     base = load_file(str(__import__("pathlib").Path(tiny_bart) / "model.safetensors"))
@@ -222,8 +355,12 @@ def test_trainer_args_pass_through_and_recipe_fields_are_named(tiny_qa):
     from maskpt.core.config import ConfigError
     from train.finetune import RECIPE_ARGUMENTS, recipe_arguments, training_arguments
 
-    cfg = FinetuneConfig(task="zsre", data_dir=tiny_qa, report_to=("none",),
-                         trainer_args={"activation_checkpointing": True, "optim": "adafactor"})  # fmt: skip
+    cfg = FinetuneConfig(
+        task="zsre",
+        data_dir=tiny_qa,
+        report_to=("none",),
+        trainer_args={"activation_checkpointing": True, "optim": "adafactor"},
+    )
     args = training_arguments(cfg, "em", 1)
     assert args.activation_checkpointing is True and args.optim == "adafactor"
     with pytest.raises(ConfigError, match=r"trainer_args.learning_rate: set by the recipe from lr"):
@@ -252,8 +389,23 @@ def test_non_finite_loss_stops_without_results(tmp_path, tiny_bart, tiny_qa, mon
 
     monkeypatch.setattr(Seq2SeqTrainer, "compute_loss", nan_loss)
     out = tmp_path / "run"
-    assert finetune_main(["--task", "zsre", "--data-dir", tiny_qa, "--model", tiny_bart,
-                          "--output-dir", str(out), "max_steps=3", *FAST]) == 2  # fmt: skip
+    assert (
+        finetune_main(
+            [
+                "--task",
+                "zsre",
+                "--data-dir",
+                tiny_qa,
+                "--model",
+                tiny_bart,
+                "--output-dir",
+                str(out),
+                "max_steps=3",
+                *FAST,
+            ]
+        )
+        == 2
+    )
     err = capsys.readouterr().err
     assert "non-finite loss at step 1" in err and "Traceback" not in err  # one line, exit 2
     assert not (out / "metrics.json").exists()
@@ -266,12 +418,28 @@ def test_sigint_stops_finetuning_with_a_checkpoint_then_resumes(tmp_path, tiny_b
     import time
 
     out = tmp_path / "run"
-    args = [sys.executable, "-m", "train.finetune", "--task", "zsre", "--data-dir", tiny_qa,
-            "--model", tiny_bart, "--output-dir", str(out), "batch_size=8", "max_steps=600",
-            "eval_every=600", "log_every=1", *FAST]  # fmt: skip
+    args = [
+        sys.executable,
+        "-m",
+        "train.finetune",
+        "--task",
+        "zsre",
+        "--data-dir",
+        tiny_qa,
+        "--model",
+        tiny_bart,
+        "--output-dir",
+        str(out),
+        "batch_size=8",
+        "max_steps=600",
+        "eval_every=600",
+        "log_every=1",
+        *FAST,
+    ]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    proc = subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True)  # fmt: skip
+    proc = subprocess.Popen(
+        args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
     deadline = time.monotonic() + 200
     while time.monotonic() < deadline and proc.poll() is None:
         if (out / "log.jsonl").exists() and (out / "log.jsonl").read_text().count("\n") >= 3:
@@ -293,9 +461,22 @@ def test_sigint_stops_finetuning_with_a_checkpoint_then_resumes(tmp_path, tiny_b
 
 def test_every_n_epochs_and_kilt_halves(tmp_path, tiny_bart, tiny_qa):
     out = tmp_path / "run"
-    args = ["--task", "zsre", "--data-dir", tiny_qa, "--model", tiny_bart, "--output-dir",
-            str(out), "batch_size=16", "max_epochs=3", "eval_every_epochs=2", "kilt_eval=halves",
-            "lr=1e-3", *FAST]  # fmt: skip
+    args = [
+        "--task",
+        "zsre",
+        "--data-dir",
+        tiny_qa,
+        "--model",
+        tiny_bart,
+        "--output-dir",
+        str(out),
+        "batch_size=16",
+        "max_epochs=3",
+        "eval_every_epochs=2",
+        "kilt_eval=halves",
+        "lr=1e-3",
+        *FAST,
+    ]
     assert finetune_main(args) == 0
     # 64 examples / 16 = 4 steps an epoch: epoch 2 (step 8) and the last, epoch 3 (step 12)
     assert [r["step"] for r in _log(out) if "dev" in r] == [8, 12]
@@ -314,9 +495,15 @@ def test_paper_yaml_is_table_5_and_nothing_more():
         1.0,
         0,
     )
-    assert (paper["lr"], paper["batch_size"], paper["warmup_steps"], paper["label_smoothing"],
-            paper["weight_decay"], paper["grad_clip"], paper["dropout"]) == (
-        1e-5, 32, 500, 0.1, 0.01, 0.1, 0.1)  # fmt: skip
+    assert (
+        paper["lr"],
+        paper["batch_size"],
+        paper["warmup_steps"],
+        paper["label_smoothing"],
+        paper["weight_decay"],
+        paper["grad_clip"],
+        paper["dropout"],
+    ) == (1e-5, 32, 500, 0.1, 0.01, 0.1, 0.1)
     cfg = FinetuneConfig(task="nq", data_dir="x", **{k: v for k, v in paper.items()})
     assert cfg.patience == 0 and cfg.eval_every == 0
 
@@ -326,8 +513,19 @@ def test_a_folder_with_unrelated_files_is_refused(tmp_path, tiny_bart, tiny_qa, 
     out = tmp_path / "mine"
     out.mkdir()
     (out / "log.jsonl").write_text('{"my": "notes"}\n')
-    args = ["--task", "zsre", "--data-dir", tiny_qa, "--model", tiny_bart, "--output-dir",
-            str(out), "batch_size=8", "max_steps=2", *FAST]  # fmt: skip
+    args = [
+        "--task",
+        "zsre",
+        "--data-dir",
+        tiny_qa,
+        "--model",
+        tiny_bart,
+        "--output-dir",
+        str(out),
+        "batch_size=8",
+        "max_steps=2",
+        *FAST,
+    ]
     assert finetune_main(args) == 2
     assert "is not empty and holds no fine-tuning run (log.jsonl)" in capsys.readouterr().err
     assert (out / "log.jsonl").read_text() == '{"my": "notes"}\n'

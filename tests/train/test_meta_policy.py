@@ -16,19 +16,26 @@ from train.policy_data import PolicyExample
 
 
 def _examples():
-    texts = [("the secret word is apple today", "what is the secret word", "apple"),
-             ("the secret word is river now", "what is the secret word", "river"),
-             ("a blue stone lay by the old mill", "what lay by the mill", "blue stone")]  # fmt: skip
+    texts = [
+        ("the secret word is apple today", "what is the secret word", "apple"),
+        ("the secret word is river now", "what is the secret word", "river"),
+        ("a blue stone lay by the old mill", "what lay by the mill", "blue stone"),
+    ]
     return [PolicyExample(str(i), c, q, a) for i, (c, q, a) in enumerate(texts)]
 
 
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory, tiny_bart):
     path = tmp_path_factory.mktemp("meta") / "ex.jsonl"
-    path.write_text("\n".join(json.dumps({"context": e.context, "source": e.source,
-                                          "target": e.target}) for e in _examples()))  # fmt: skip
-    cfg = MetaConfig(examples=str(path), model=tiny_bart, hidden=16, pretrain_lr=0.5,
-                     finetune_lr=0.5, tau=1.0)  # fmt: skip
+    path.write_text(
+        "\n".join(
+            json.dumps({"context": e.context, "source": e.source, "target": e.target})
+            for e in _examples()
+        )
+    )
+    cfg = MetaConfig(
+        examples=str(path), model=tiny_bart, hidden=16, pretrain_lr=0.5, finetune_lr=0.5, tau=1.0
+    )
     tok, model, masker, _ = load_models(cfg)
     model.config.dropout = 0.0
     for m in model.modules():
@@ -155,10 +162,19 @@ def test_answers_can_carry_the_in_sentence_tokens(setup):
 
 # --- the policy learns to mask the token that helps -----------------------------------
 
-_CODES = {"zorb": "apple", "plim": "river", "quax": "stone", "vendo": "cloud", "trisk": "tiger",
-          "molp": "maple", "yarn": "ocean", "fesk": "violet", "gulo": "candle", "nabi": "forest"}  # fmt: skip
-_FILL = ["the", "a", "one", "old", "new", "small", "big", "green", "quiet", "loud", "early",
-         "late"]  # fmt: skip
+_CODES = {
+    "zorb": "apple",
+    "plim": "river",
+    "quax": "stone",
+    "vendo": "cloud",
+    "trisk": "tiger",
+    "molp": "maple",
+    "yarn": "ocean",
+    "fesk": "violet",
+    "gulo": "candle",
+    "nabi": "forest",
+}
+_FILL = ["the", "a", "one", "old", "new", "small", "big", "green", "quiet", "loud", "early", "late"]
 
 
 def _code_examples(n: int, seed: int) -> list[PolicyExample]:
@@ -199,14 +215,28 @@ def test_mask_probability_rises_on_the_helpful_token(tmp_path):
     from tests.helpers import save_tiny_bart
 
     examples = _code_examples(400, seed=0)
-    tok = train_tokenizer([e.context for e in examples] + [e.source for e in examples],
-                          tmp_path / "tok", vocab_size=400, min_frequency=1)  # fmt: skip
+    tok = train_tokenizer(
+        [e.context for e in examples] + [e.source for e in examples],
+        tmp_path / "tok",
+        vocab_size=400,
+        min_frequency=1,
+    )
     path = tmp_path / "ex.jsonl"
     path.write_text("")
-    cfg = MetaConfig(examples=str(path), model=save_tiny_bart(tok, tmp_path / "bart", d_model=64),
-                     hidden=32, pretrain_lr=0.05, finetune_lr=0.05, policy_lr=3e-3, beta=0.01,
-                     outer_loss="after", target_prefix_space=True, backend="func",
-                     budget="sampled", start_at_budget=False)  # fmt: skip
+    cfg = MetaConfig(
+        examples=str(path),
+        model=save_tiny_bart(tok, tmp_path / "bart", d_model=64),
+        hidden=32,
+        pretrain_lr=0.05,
+        finetune_lr=0.05,
+        policy_lr=3e-3,
+        beta=0.01,
+        outer_loss="after",
+        target_prefix_space=True,
+        backend="func",
+        budget="sampled",
+        start_at_budget=False,
+    )
     torch.manual_seed(0)
     tok, model, masker, _ = load_models(cfg)
     for m in model.modules():
@@ -221,8 +251,9 @@ def test_mask_probability_rises_on_the_helpful_token(tmp_path):
         loss.backward()
         opt.step()
     assert loss.item() < 0.05
-    answers = torch.tensor(sorted({tok(" " + w, add_special_tokens=False)["input_ids"][0]
-                                   for w in _CODES.values()}))  # fmt: skip
+    answers = torch.tensor(
+        sorted({tok(" " + w, add_special_tokens=False)["input_ids"][0] for w in _CODES.values()})
+    )
     probe = make_batch(tok, examples[:200], 64)
     is_answer = torch.isin(probe["ctx"], answers)
     other = (probe["content"] > 0) & ~is_answer
@@ -261,17 +292,33 @@ def test_meta_learns_from_a_non_extractive_task_and_preprocessing_deploys_it(
 
     folder = write_task(task, tmp_path / task, overlap=2)
     out = tmp_path / "meta"
-    cfg = MetaConfig(task=task, data_dir=str(folder), model=tiny_bart, output_dir=str(out),
-                     steps=3, batch_size=4, hidden=16, log_every=1, max_length=64)  # fmt: skip
+    cfg = MetaConfig(
+        task=task,
+        data_dir=str(folder),
+        model=tiny_bart,
+        output_dir=str(out),
+        steps=3,
+        batch_size=4,
+        hidden=16,
+        log_every=1,
+        max_length=64,
+    )
     last = train(cfg, progress=False)
     assert last["step"] == 3 and np.isfinite(last["meta_loss"])
     info = json.loads((out / "policy.json").read_text())["training"]
     assert info["examples"] >= 8 and info["dropped"]["in_finetune_eval"] == 2
     corpus = write_jsonl(tmp_path / "docs.jsonl", bundled_texts()[:4])
-    index = run_preprocess(PreprocessConfig(inputs=(str(corpus),), output=str(tmp_path / "shards"),
-                                            policy="meta_v1", policy_config={"checkpoint": str(out)},
-                                            tokenizer=tokenizer.name_or_path),
-                           progress=False, use_ray=False)  # fmt: skip
+    index = run_preprocess(
+        PreprocessConfig(
+            inputs=(str(corpus),),
+            output=str(tmp_path / "shards"),
+            policy="meta_v1",
+            policy_config={"checkpoint": str(out)},
+            tokenizer=tokenizer.name_or_path,
+        ),
+        progress=False,
+        use_ray=False,
+    )
     assert verify(tmp_path / "shards") == [] and index.counts.segments_written > 0
 
 
@@ -288,10 +335,12 @@ def test_expected_budget_is_quiet_inside_the_band_where_sampled_masks_are_not():
     # masks drawn from the same probabilities leave the band on about a third of draws
     gen = torch.Generator().manual_seed(0)
     outside = sum(
-        budget_regulariser((torch.rand(1, 30, generator=gen) < 0.15).float() * content,
-                           content, 0.15, 0.05).item() > 0
+        budget_regulariser(
+            (torch.rand(1, 30, generator=gen) < 0.15).float() * content, content, 0.15, 0.05
+        ).item()
+        > 0
         for _ in range(400)
-    )  # fmt: skip
+    )
     assert 0.25 < outside / 400 < 0.45
 
 
@@ -312,8 +361,7 @@ def test_start_at_budget_puts_every_token_at_gamma():
 @pytest.mark.parametrize("backend", ["higher", "func"])
 def test_inner_steps_carry_theta_k(setup, backend):
     cfg, tok, model0, masker0 = setup
-    cfg = MetaConfig(**{**cfg.__dict__, "backend": backend, "inner_steps": 2,
-                        "pretrain_lr": 0.1})  # fmt: skip
+    cfg = MetaConfig(**{**cfg.__dict__, "backend": backend, "inner_steps": 2, "pretrain_lr": 0.1})
     model, masker = copy.deepcopy(model0), copy.deepcopy(masker0)
     expect = copy.deepcopy(model0)
     batch = make_batch(tok, _examples(), 64)
@@ -327,8 +375,9 @@ def test_inner_steps_carry_theta_k(setup, backend):
             torch.full_like(ids, tok.mask_token_id)
         )
         sgd.zero_grad()
-        expect(inputs_embeds=mixed, attention_mask=batch["ctx_att"],
-               labels=batch["ctx_labels"]).loss.backward()  # fmt: skip
+        expect(
+            inputs_embeds=mixed, attention_mask=batch["ctx_att"], labels=batch["ctx_labels"]
+        ).loss.backward()
         sgd.step()
     for (n, p), q in zip(model.named_parameters(), expect.parameters()):
         assert torch.allclose(p, q, atol=1e-5), n
@@ -356,8 +405,9 @@ def test_a_frozen_copy_of_the_policy_gains_nothing(setup):
     model, masker = copy.deepcopy(model0), copy.deepcopy(masker0)
     frozen = copy.deepcopy(masker0).requires_grad_(False)
     batch = make_batch(tok, _examples(), 64)
-    rec = meta_step(model, masker, batch, cfg, tok.mask_token_id,
-                    torch.Generator().manual_seed(2), frozen)  # fmt: skip
+    rec = meta_step(
+        model, masker, batch, cfg, tok.mask_token_id, torch.Generator().manual_seed(2), frozen
+    )
     assert rec["meta_gain"] == pytest.approx(0.0, abs=1e-4 * abs(rec["outer"]) + 1e-6)
     assert rec["outer_frozen"] == pytest.approx(rec["outer"], rel=1e-4)
 
@@ -370,16 +420,39 @@ def test_train_policy_meta_on_the_synth_task_logs_its_diagnostics(tmp_path, tiny
 
     generate(WorldConfig(people=8, background_people=0, repeats=1), tmp_path / "world")
     out = tmp_path / "meta"
-    rc = main(["train-policy", "meta", "--task", "synth", "--data-dir",
-               str(tmp_path / "world" / "qa"), f"model={tiny_bart}", f"output_dir={out}",
-               "steps=4", "batch_size=4", "hidden=16", "log_every=2"])  # fmt: skip
+    rc = main(
+        [
+            "train-policy",
+            "meta",
+            "--task",
+            "synth",
+            "--data-dir",
+            str(tmp_path / "world" / "qa"),
+            f"model={tiny_bart}",
+            f"output_dir={out}",
+            "steps=4",
+            "batch_size=4",
+            "hidden=16",
+            "log_every=2",
+        ]
+    )
     assert rc == 0
     text = capsys.readouterr().out
     assert "answer probe on 8 held-out contexts" in text
     logs = [json.loads(x) for x in (out / "train_log.jsonl").read_text().splitlines()]
     assert [r["step"] for r in logs] == [1, 2, 4]
-    for key in ("l_ft1", "l_ft2", "l_diff", "beta_reg", "rows_in_budget", "grad_norm_meta",
-                "grad_norm_reg", "meta_gain", "probe_ratio", "probe_ratio_frozen"):  # fmt: skip
+    for key in (
+        "l_ft1",
+        "l_ft2",
+        "l_diff",
+        "beta_reg",
+        "rows_in_budget",
+        "grad_norm_meta",
+        "grad_norm_reg",
+        "meta_gain",
+        "probe_ratio",
+        "probe_ratio_frozen",
+    ):
         assert all(np.isfinite(r[key]) for r in logs), key
     info = json.loads((out / "policy.json").read_text())["training"]
     assert info["examples"] == 24 and info["probe_examples"] == 8  # 4 people x 8 questions

@@ -16,9 +16,17 @@ def test_model_config_needs_a_model_and_a_tokenizer():
 
 
 def test_export_sets_model_max_length_to_the_positions(tmp_path, tokenizer):
-    cfg = BartConfig(vocab_size=len(tokenizer), d_model=16, encoder_layers=1, decoder_layers=1,
-                     encoder_attention_heads=2, decoder_attention_heads=2, encoder_ffn_dim=16,
-                     decoder_ffn_dim=16, max_position_embeddings=48)  # fmt: skip
+    cfg = BartConfig(
+        vocab_size=len(tokenizer),
+        d_model=16,
+        encoder_layers=1,
+        decoder_layers=1,
+        encoder_attention_heads=2,
+        decoder_attention_heads=2,
+        encoder_ffn_dim=16,
+        decoder_ffn_dim=16,
+        max_position_embeddings=48,
+    )
     before = tokenizer.model_max_length
     export_pretrained(BartForConditionalGeneration(cfg), tokenizer, tmp_path / "hf")
     assert tokenizer.model_max_length == before  # the caller's tokenizer is left as it was
@@ -27,8 +35,9 @@ def test_export_sets_model_max_length_to_the_positions(tmp_path, tokenizer):
     ids = tok("word " * 200, truncation=True)["input_ids"]
     assert len(ids) == 48
     model = load_pretrained(str(tmp_path / "hf"))
-    out = model.generate(**tok(["word " * 200], truncation=True, return_tensors="pt"),
-                         max_new_tokens=3)  # fmt: skip
+    out = model.generate(
+        **tok(["word " * 200], truncation=True, return_tensors="pt"), max_new_tokens=3
+    )
     assert out.shape[0] == 1
 
 

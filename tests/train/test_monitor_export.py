@@ -24,8 +24,11 @@ def test_user_config_is_merged_and_batch_sizes_are_checked(tmp_path):
         **zero_config(16, 4, 2, 1.0, 1, False),
         **monitor_sections(["tensorboard"], tmp_path, "j"),
     }
-    user = {"zero_optimization": {"stage": 3, "offload_optimizer": {"device": "cpu"}},
-            "train_batch_size": "auto", "gradient_clipping": 0.5}  # fmt: skip
+    user = {
+        "zero_optimization": {"stage": 3, "offload_optimizer": {"device": "cpu"}},
+        "train_batch_size": "auto",
+        "gradient_clipping": 0.5,
+    }
     merged = deepspeed_config(computed, user)
     assert merged["zero_optimization"] == {"stage": 3, "offload_optimizer": {"device": "cpu"}}
     assert merged["train_batch_size"] == 16 and merged["gradient_clipping"] == 0.5
@@ -51,8 +54,17 @@ def _scalars(folder):
 
 def test_tensorboard_events_and_export_of_a_mid_run_checkpoint(tmp_path, shards, tokenizer):
     run = tmp_path / "run"
-    over = run_cfg(run, shards, tokenizer, total_steps=4, global_batch=8, micro_batch=4,
-                   save_every=2, report_to="[tensorboard,csv]", export_every="true")  # fmt: skip
+    over = run_cfg(
+        run,
+        shards,
+        tokenizer,
+        total_steps=4,
+        global_batch=8,
+        micro_batch=4,
+        save_every=2,
+        report_to="[tensorboard,csv]",
+        export_every="true",
+    )
     proc = run_main(["--config", str(TINY), *over], tmp_path)
     said = proc.stdout + proc.stderr  # no start-up noise from DeepSpeed on CPU
     assert "unable to detect" not in said and "built successfully" not in said
@@ -76,8 +88,9 @@ def test_tensorboard_events_and_export_of_a_mid_run_checkpoint(tmp_path, shards,
     assert tok.model_max_length == 80
     exported = json.loads((tmp_path / "mid" / "tokenizer_config.json").read_text())
     assert "local_files_only" not in exported  # its users' loaders are not kept offline
-    out = mid.generate(**tok(["The lighthouse <mask> in Norway."], return_tensors="pt"),
-                       max_new_tokens=6)  # fmt: skip
+    out = mid.generate(
+        **tok(["The lighthouse <mask> in Norway."], return_tensors="pt"), max_new_tokens=6
+    )
     assert out.shape[1] > 1
     # the last checkpoint exports to exactly the model the run exported itself
     assert export_main([str(run), str(tmp_path / "last")]) == 0
@@ -93,8 +106,14 @@ def test_tensorboard_events_and_export_of_a_mid_run_checkpoint(tmp_path, shards,
 @pytest.mark.slow
 def test_zero3_with_cpu_offload_from_a_user_config_matches_zero1(tmp_path, shards, tokenizer):
     ds = tmp_path / "ds_config.json"
-    ds.write_text(json.dumps({"zero_optimization": {"stage": 3, "offload_optimizer": {
-        "device": "cpu"}}, "zero_force_ds_cpu_optimizer": False}))  # fmt: skip
+    ds.write_text(
+        json.dumps(
+            {
+                "zero_optimization": {"stage": 3, "offload_optimizer": {"device": "cpu"}},
+                "zero_force_ds_cpu_optimizer": False,
+            }
+        )
+    )
     common = dict(total_steps=3, global_batch=8, micro_batch=2, report_to="[none]")
     for name, extra in (("z1", []), ("z3", ["--deepspeed_config", str(ds)])):
         args = [
@@ -126,11 +145,15 @@ def test_report_to_wandb_without_the_package_is_refused_when_parsed(monkeypatch)
     from train.pretrain_config import PretrainConfig
 
     real = importlib.util.find_spec
-    monkeypatch.setattr(importlib.util, "find_spec",
-                        lambda name, *a: None if name == "wandb" else real(name, *a))  # fmt: skip
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "wandb" else real(name, *a)
+    )
     with pytest.raises(ConfigError, match=r"pip install 'maskpt\[wandb\]'"):
-        load_config(PretrainConfig, TINY, ["data.shards=[x]", "model.tokenizer=t",
-                                           "report_to=[tensorboard,wandb]"])  # fmt: skip
+        load_config(
+            PretrainConfig,
+            TINY,
+            ["data.shards=[x]", "model.tokenizer=t", "report_to=[tensorboard,wandb]"],
+        )
     with pytest.raises(ConfigError, match="wandb needs the wandb package"):
         load_config(FinetuneConfig, None, ["task=nq", "data_dir=d", "model=m", "report_to=[wandb]"])
 
@@ -162,21 +185,34 @@ def _wandb_history(run_file):
             rec.ParseFromString(part)
             part = b""
             if rec.WhichOneof("record_type") == "history":
-                rows.append({i.key or "/".join(i.nested_key): json.loads(i.value_json)
-                             for i in rec.history.item})  # fmt: skip
+                rows.append(
+                    {
+                        i.key or "/".join(i.nested_key): json.loads(i.value_json)
+                        for i in rec.history.item
+                    }
+                )
     return rows
 
 
-def test_wandb_offline_run_holds_every_logged_pretrain_step(tmp_path, shards, tokenizer,
-                                                            monkeypatch):  # fmt: skip
+def test_wandb_offline_run_holds_every_logged_pretrain_step(
+    tmp_path, shards, tokenizer, monkeypatch
+):
     """W&B drops scalars logged out of step order; the recipe's own run logs
     `pretrain/*` against `pretrain/step`, so every logged step is kept."""
     pytest.importorskip("wandb")
     monkeypatch.setenv("WANDB_MODE", "offline")
     monkeypatch.setenv("WANDB_SILENT", "true")
     run = tmp_path / "run"
-    over = run_cfg(run, shards, tokenizer, total_steps=4, global_batch=8, micro_batch=4,
-                   report_to="[wandb]", log_every=1)  # fmt: skip
+    over = run_cfg(
+        run,
+        shards,
+        tokenizer,
+        total_steps=4,
+        global_batch=8,
+        micro_batch=4,
+        report_to="[wandb]",
+        log_every=1,
+    )
     proc = run_main(["--config", str(TINY), *over], tmp_path)
     assert "will be ignored" not in proc.stdout + proc.stderr
     files = list((run / "monitor" / "wandb").glob("offline-run-*/run-*.wandb"))

@@ -30,8 +30,11 @@ def test_synth_examples_from_the_world_folder_or_its_qa_folder(tmp_path):
         dropped = Counter()
         examples = task_examples("synth", folder, "", dropped)
         assert len(examples) == 32 and not dropped  # 4 train people x 8 questions
-        held = {normalise(e.source) for s in ("dev", "test")
-                for e in load_split("synth", tmp_path / "w" / "qa", s)}  # fmt: skip
+        held = {
+            normalise(e.source)
+            for s in ("dev", "test")
+            for e in load_split("synth", tmp_path / "w" / "qa", s)
+        }
         assert not {normalise(e.source) for e in examples} & held
         assert all(e.target in e.context for e in examples)
     with pytest.raises(TaskDataError, match="synth"):
@@ -59,10 +62,14 @@ def test_kilt_context_is_the_provenance_paragraphs_and_drops_are_counted(tmp_pat
     folder = write_task("zsre", tmp_path / "zsre", overlap=0)
     dropped = Counter()
     examples = task_examples("zsre", folder, str(folder / "kilt_knowledgesource.json"), dropped)
-    pages = {json.loads(x)["wikipedia_id"]: json.loads(x)["text"]
-             for x in (folder / "kilt_knowledgesource.json").read_text().splitlines()}  # fmt: skip
-    rows = {json.loads(x)["id"]: json.loads(x)
-            for x in (folder / "structured_zeroshot-train-kilt.jsonl").read_text().splitlines()}  # fmt: skip
+    pages = {
+        json.loads(x)["wikipedia_id"]: json.loads(x)["text"]
+        for x in (folder / "kilt_knowledgesource.json").read_text().splitlines()
+    }
+    rows = {
+        json.loads(x)["id"]: json.loads(x)
+        for x in (folder / "structured_zeroshot-train-kilt.jsonl").read_text().splitlines()
+    }
     for e in examples:
         prov = rows[e.id]["output"][0]["provenance"][0]
         text = pages[prov["wikipedia_id"]]

@@ -44,8 +44,9 @@ def test_maskpt_pretrain_runs_exports_and_generates(tmp_path, shards, tokenizer)
     readme = (ROOT / "README.md").read_text()  # the README's snippet, on this export
     snippet = readme.split("<!-- use-the-model -->\n```python\n")[1].split("```")[0]
     snippet = snippet.replace('"runs/pretrain/tiny/hf"', repr(str(tmp_path / "hf")))
-    proc = subprocess.run([sys.executable, "-c", snippet], capture_output=True, text=True,
-                          timeout=300)  # fmt: skip
+    proc = subprocess.run(
+        [sys.executable, "-c", snippet], capture_output=True, text=True, timeout=300
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert proc.stdout.startswith("[") and proc.stdout.strip().endswith("]")
 
@@ -132,7 +133,7 @@ def test_non_finite_loss_stops_without_saving(tmp_path, shards, tokenizer, bucke
             "optim.warmup_steps": 1,
             "optim.grad_clip": 0,
             "data.bucket": bucket,
-        },  # fmt: skip
+        },
     )
     proc = subprocess.run(
         [sys.executable, str(ROOT / "train" / "pretrain.py"), "--config", str(TINY), *args],
@@ -197,8 +198,9 @@ def test_torn_latest_checkpoint_falls_back_and_the_log_keeps_each_step_once(
     common = dict(total_steps=6, global_batch=8, micro_batch=4, save_every=2)
     full, part = tmp_path / "full", tmp_path / "part"
     run_main(["--config", str(TINY), *run_cfg(full, shards, tokenizer, **common)], tmp_path)
-    run_main(["--config", str(TINY), *run_cfg(part, shards, tokenizer, stop_after=4, **common)],
-             tmp_path)  # fmt: skip
+    run_main(
+        ["--config", str(TINY), *run_cfg(part, shards, tokenizer, stop_after=4, **common)], tmp_path
+    )
     assert _steps(part) == [1, 2, 3, 4]
     torn = max(
         (part / "checkpoints" / "step00000004").rglob("*.pt"), key=lambda p: p.stat().st_size
@@ -208,10 +210,14 @@ def test_torn_latest_checkpoint_falls_back_and_the_log_keeps_each_step_once(
         torn.write_bytes(data[: len(data) // 2])
     else:  # the same size, other bytes in the middle (a bad disk, a stray write)
         middle = len(data) // 2
-        torn.write_bytes(data[:middle] + bytes(b ^ 0x55 for b in data[middle : middle + 64])
-                         + data[middle + 64 :])  # fmt: skip
-    proc = run_main(["--config", str(TINY), "--resume",
-                     *run_cfg(part, shards, tokenizer, **common)], tmp_path)  # fmt: skip
+        torn.write_bytes(
+            data[:middle]
+            + bytes(b ^ 0x55 for b in data[middle : middle + 64])
+            + data[middle + 64 :]
+        )
+    proc = run_main(
+        ["--config", str(TINY), "--resume", *run_cfg(part, shards, tokenizer, **common)], tmp_path
+    )
     assert "checkpoint step00000004 is not intact" in proc.stderr
     reason = "bytes" if damage == "cut short" else "differs from what was saved"
     assert reason in proc.stderr
@@ -224,8 +230,14 @@ def test_torn_latest_checkpoint_falls_back_and_the_log_keeps_each_step_once(
 def test_resume_refuses_other_data_by_name(tmp_path, shards, tokenizer):
     other = make_shards(tmp_path / "other", tokenizer, n_synthetic=30)
     common = dict(total_steps=4, global_batch=8, micro_batch=4, save_every=2)
-    run_main(["--config", str(TINY), *run_cfg(tmp_path / "r", shards, tokenizer, stop_after=2,
-                                              **common)], tmp_path)  # fmt: skip
+    run_main(
+        [
+            "--config",
+            str(TINY),
+            *run_cfg(tmp_path / "r", shards, tokenizer, stop_after=2, **common),
+        ],
+        tmp_path,
+    )
     args = ["--config", str(TINY), "--resume", *run_cfg(tmp_path / "r", other, tokenizer, **common)]
     proc = run_main(args, tmp_path, rc=2)
     assert "saved with other data" in proc.stderr and "shards: checkpoint" in proc.stderr
@@ -234,11 +246,25 @@ def test_resume_refuses_other_data_by_name(tmp_path, shards, tokenizer):
 
 
 def test_keep_last_prunes_and_overwrite_starts_over(tmp_path, shards, tokenizer):
-    args = ["--config", str(TINY), *run_cfg(tmp_path / "r", shards, tokenizer, total_steps=4,
-            global_batch=8, micro_batch=4, save_every=1, keep_last=2)]  # fmt: skip
+    args = [
+        "--config",
+        str(TINY),
+        *run_cfg(
+            tmp_path / "r",
+            shards,
+            tokenizer,
+            total_steps=4,
+            global_batch=8,
+            micro_batch=4,
+            save_every=1,
+            keep_last=2,
+        ),
+    ]
     run_main(args, tmp_path)
     assert sorted(p.name for p in (tmp_path / "r" / "checkpoints").glob("step*")) == [
-        "step00000003", "step00000004"]  # fmt: skip
+        "step00000003",
+        "step00000004",
+    ]
     proc = run_main(args, tmp_path, rc=2)  # a finished run is not overwritten by accident
     assert "--overwrite" in proc.stderr
     run_main([*args, "--overwrite"], tmp_path)
@@ -281,11 +307,22 @@ def test_a_full_disk_during_a_checkpoint_save_is_one_line_and_resumes_from_the_l
     from train.checkpoints import intact
 
     out = tmp_path / "r"
-    args = ["--config", str(TINY), *run_cfg(out, shards, tokenizer, total_steps=4,
-                                            global_batch=8, micro_batch=4, save_every=2)]  # fmt: skip
+    args = [
+        "--config",
+        str(TINY),
+        *run_cfg(
+            out, shards, tokenizer, total_steps=4, global_batch=8, micro_batch=4, save_every=2
+        ),
+    ]
     env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1")
-    proc = subprocess.run([sys.executable, "-c", FULL_DISK_AT_STEP_4, *args], env=env,
-                          cwd=tmp_path, capture_output=True, text=True, timeout=300)  # fmt: skip
+    proc = subprocess.run(
+        [sys.executable, "-c", FULL_DISK_AT_STEP_4, *args],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 2, proc.stderr[-3000:]
     said = [line for line in proc.stderr.splitlines() if "error:" in line]
     assert len(said) == 1 and "saving checkpoint step00000004" in said[0], proc.stderr[-3000:]
@@ -302,12 +339,22 @@ def test_sigterm_stops_pretraining_after_a_step_with_a_checkpoint(tmp_path, shar
     import time
 
     out = tmp_path / "r"
-    args = ["--config", str(TINY), *run_cfg(out, shards, tokenizer, total_steps=500,
-                                            global_batch=8, micro_batch=4, save_every=0)]  # fmt: skip
+    args = [
+        "--config",
+        str(TINY),
+        *run_cfg(
+            out, shards, tokenizer, total_steps=500, global_batch=8, micro_batch=4, save_every=0
+        ),
+    ]
     env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1")
-    proc = subprocess.Popen([sys.executable, str(ROOT / "train" / "pretrain.py"), *args],
-                            env=env, cwd=tmp_path, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)  # fmt: skip
+    proc = subprocess.Popen(
+        [sys.executable, str(ROOT / "train" / "pretrain.py"), *args],
+        env=env,
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline and proc.poll() is None:
         if (out / "log.jsonl").exists() and (out / "log.jsonl").read_text().count("\n") >= 2:

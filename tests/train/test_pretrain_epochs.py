@@ -41,9 +41,14 @@ def test_epoch_zero_is_the_stored_mask_and_later_epochs_differ(
     tmp_path, small, tokenizer, uninterrupted
 ):
     n, plan = _plan(small)
-    run_main(["--config", str(TINY),
-              *run_cfg(tmp_path, small, tokenizer, **{"data.remask": "fixed"}, **plan)],
-             tmp_path)  # fmt: skip
+    run_main(
+        [
+            "--config",
+            str(TINY),
+            *run_cfg(tmp_path, small, tokenizer, **{"data.remask": "fixed"}, **plan),
+        ],
+        tmp_path,
+    )
     first_epoch = n // 8  # steps whose 8 examples all come from epoch 0
     per_epoch, fixed = _losses(uninterrupted), _losses(tmp_path)
     assert first_epoch >= 1 and len(per_epoch) == len(fixed) == plan["total_steps"]
@@ -61,10 +66,13 @@ def test_stop_in_third_epoch_and_resume_matches_uninterrupted(
     n, plan = _plan(small)
     stop = plan["total_steps"] - 1
     assert stop * 8 > 2 * n  # stopped inside epoch 2
-    run_main(["--config", str(TINY), *run_cfg(tmp_path, small, tokenizer, stop_after=stop,
-                                              **plan)], tmp_path)  # fmt: skip
-    run_main(["--config", str(TINY), "--resume", *run_cfg(tmp_path, small, tokenizer, **plan)],
-             tmp_path)  # fmt: skip
+    run_main(
+        ["--config", str(TINY), *run_cfg(tmp_path, small, tokenizer, stop_after=stop, **plan)],
+        tmp_path,
+    )
+    run_main(
+        ["--config", str(TINY), "--resume", *run_cfg(tmp_path, small, tokenizer, **plan)], tmp_path
+    )
     assert _losses(tmp_path) == pytest.approx(_losses(uninterrupted), rel=1e-5)
     weights = "param_sha256.rank0.txt"
     assert (tmp_path / weights).read_text() == (uninterrupted / weights).read_text()
@@ -72,16 +80,22 @@ def test_stop_in_third_epoch_and_resume_matches_uninterrupted(
 
 @pytest.fixture(scope="module")
 def ssm_folder(tmp_path_factory, tokenizer):
-    return make_shards(tmp_path_factory.mktemp("ssm") / "arrow", tokenizer, policy="ssm_v1",
-                       n_synthetic=4)  # fmt: skip
+    return make_shards(
+        tmp_path_factory.mktemp("ssm") / "arrow", tokenizer, policy="ssm_v1", n_synthetic=4
+    )
 
 
 def test_one_ssm_folder_trains_as_a_mixture_of_policies(tmp_path, ssm_folder, tokenizer):
     mix = '{"ssm_v1": 0.5, "orig_v1": 0.25, "rand_v1": 0.25}'
     plan = dict(total_steps=2, global_batch=8, micro_batch=4, save_every=0)
-    run_main(["--config", str(TINY),
-              *run_cfg(tmp_path, ssm_folder, tokenizer, **{"data.policy": mix}, **plan)],
-             tmp_path)  # fmt: skip
+    run_main(
+        [
+            "--config",
+            str(TINY),
+            *run_cfg(tmp_path, ssm_folder, tokenizer, **{"data.policy": mix}, **plan),
+        ],
+        tmp_path,
+    )
     assert len(_losses(tmp_path)) == 2
     mark = tmp_path / "checkpoints" / "step00000002" / "maskpt-complete.rank0.json"
     assert json.loads(mark.read_text())["data"]["policy"] == {

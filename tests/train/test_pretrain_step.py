@@ -75,8 +75,14 @@ def test_every_change_on_trains_like_every_change_off(tmp_path, shards, tokenize
     """200 steps (about 14 epochs of the test shards) with bucketing, padding to
     8, the padded vocabulary and compile, against all of them off: the same
     loss curve within 2% at every 20-step window (measured: within 0.8%)."""
-    common = dict(total_steps=200, global_batch=8, micro_batch=2, save_every=0,
-                  debug_records="false", **{"optim.warmup_steps": 20})  # fmt: skip
+    common = dict(
+        total_steps=200,
+        global_batch=8,
+        micro_batch=2,
+        save_every=0,
+        debug_records="false",
+        **{"optim.warmup_steps": 20},
+    )
     on, off = tmp_path / "on", tmp_path / "off"
     on.mkdir(), off.mkdir()
     _run(on, shards, tokenizer, **common, **ALL_ON)

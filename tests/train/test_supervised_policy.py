@@ -31,9 +31,17 @@ def write_year_examples(path, n=400, seed=0):
 def year_policy(tmp_path_factory, tiny_bart):
     d = tmp_path_factory.mktemp("sup")
     write_year_examples(d / "ex.jsonl")
-    cfg = SupervisedConfig(examples=str(d / "ex.jsonl"), model=tiny_bart,
-                           output_dir=str(d / "ckpt"), epochs=100, max_steps=300, lr=1e-2,
-                           batch_size=32, hidden=32, max_span_length=6)  # fmt: skip
+    cfg = SupervisedConfig(
+        examples=str(d / "ex.jsonl"),
+        model=tiny_bart,
+        output_dir=str(d / "ckpt"),
+        epochs=100,
+        max_steps=300,
+        lr=1e-2,
+        batch_size=32,
+        hidden=32,
+        max_span_length=6,
+    )
     return cfg, train(cfg, progress=False)
 
 
@@ -55,8 +63,11 @@ def test_top_spans_respect_length_and_allowed_positions():
     assert (best[:, :-1] >= best[:, 1:]).all()
     # brute force agrees on the best span
     for b in range(3):
-        cands = [(float(start[b, i] + end[b, j]), i, j) for i in range(1, 11)
-                 for j in range(i, min(i + 3, 11))]  # fmt: skip
+        cands = [
+            (float(start[b, i] + end[b, j]), i, j)
+            for i in range(1, 11)
+            for j in range(i, min(i + 3, 11))
+        ]
         assert max(cands)[1:] == (int(s[b, 0]), int(e[b, 0]))
 
 
@@ -72,10 +83,17 @@ def test_top_spans_rank_ties_by_position_like_a_sort():
     allowed[3, 2:] = False  # row 3: fewer allowed spans than k
     best, s, e = top_spans(start, end, allowed, max_len=4, k=8)
     for b in range(4):
-        cands = sorted((-float(start[b, i] + end[b, j]), i, j) for i in range(9)
-                       for j in range(i, min(i + 4, 9)) if allowed[b, i] and allowed[b, j])  # fmt: skip
-        got = [(-float(x), int(i), int(j)) for x, i, j in zip(best[b], s[b], e[b], strict=True)
-               if x != float("-inf")]  # fmt: skip
+        cands = sorted(
+            (-float(start[b, i] + end[b, j]), i, j)
+            for i in range(9)
+            for j in range(i, min(i + 4, 9))
+            if allowed[b, i] and allowed[b, j]
+        )
+        got = [
+            (-float(x), int(i), int(j))
+            for x, i, j in zip(best[b], s[b], e[b], strict=True)
+            if x != float("-inf")
+        ]
         assert got == cands[:8]
 
 

@@ -10,8 +10,14 @@ import pytest
 from maskpt.cli import main
 from tests.helpers import save_tiny_bart, write_tiny_qa
 
-QUICK = ["finetune.max_steps=20", "finetune.eval_every=10", "finetune.warmup_steps=5",
-         "finetune.num_beams=1", "finetune.max_gen_length=4", "finetune.report_to=[none]"]  # fmt: skip
+QUICK = [
+    "finetune.max_steps=20",
+    "finetune.eval_every=10",
+    "finetune.warmup_steps=5",
+    "finetune.num_beams=1",
+    "finetune.max_gen_length=4",
+    "finetune.report_to=[none]",
+]
 
 
 @pytest.mark.slow  # the staged search below keeps a sweep in the fast loop
@@ -22,15 +28,37 @@ def test_two_checkpoints_two_tasks_two_seeds_then_rerun_then_report(tmp_path, to
     write_tiny_qa(data / "zsre", n_train=32, n_dev=16)
     write_tiny_qa(data / "ay2", n_train=32, n_dev=16, seed=5, prefix="aidayago2")
     out = tmp_path / "sweep"
-    args = ["sweep", "--checkpoints", a, f"second={b}", "--tasks", "zsre", "ay2",
-            "--data", str(data), "--out", str(out), "--lrs", "3e-3", "--batch-sizes", "8",
-            "--seeds", "0", "1", "--search", "grid", *QUICK]  # fmt: skip
+    args = [
+        "sweep",
+        "--checkpoints",
+        a,
+        f"second={b}",
+        "--tasks",
+        "zsre",
+        "ay2",
+        "--data",
+        str(data),
+        "--out",
+        str(out),
+        "--lrs",
+        "3e-3",
+        "--batch-sizes",
+        "8",
+        "--seeds",
+        "0",
+        "1",
+        "--search",
+        "grid",
+        *QUICK,
+    ]
     assert main(args) == 0
     runs = sorted(p.parent.relative_to(out) for p in out.rglob("metrics.json"))
     assert [str(r) for r in runs] == [
         f"{ck}/{t}/lr0.003_bs8_seed{s}"
-        for ck in ("ckpt_a", "second") for t in ("ay2", "zsre") for s in (0, 1)
-    ]  # fmt: skip
+        for ck in ("ckpt_a", "second")
+        for t in ("ay2", "zsre")
+        for s in (0, 1)
+    ]
     for r in runs:
         assert {"config.yaml", "log.txt", "predictions.test.jsonl"} <= {
             p.name for p in (out / r).iterdir()
@@ -54,11 +82,32 @@ def test_two_checkpoints_two_tasks_two_seeds_then_rerun_then_report(tmp_path, to
 @pytest.mark.slow  # five fine-tuning runs
 def test_staged_search_picks_the_better_rate_then_runs_its_seeds(tmp_path, tiny_bart, tiny_qa):
     out = tmp_path / "sweep"
-    args = ["sweep", "--checkpoints", f"tiny={tiny_bart}", "--tasks", "zsre",
-            "--data", f"zsre={tiny_qa}", "--out", str(out), "--lrs", "1e-7", "3e-3",
-            "--batch-sizes", "16", "--seeds", "0", "1", "--set", "finetune.max_steps=120",
-            "finetune.eval_every=40", "finetune.warmup_steps=5", "finetune.num_beams=1",
-            "finetune.max_gen_length=4", "finetune.report_to=[none]"]  # fmt: skip
+    args = [
+        "sweep",
+        "--checkpoints",
+        f"tiny={tiny_bart}",
+        "--tasks",
+        "zsre",
+        "--data",
+        f"zsre={tiny_qa}",
+        "--out",
+        str(out),
+        "--lrs",
+        "1e-7",
+        "3e-3",
+        "--batch-sizes",
+        "16",
+        "--seeds",
+        "0",
+        "1",
+        "--set",
+        "finetune.max_steps=120",
+        "finetune.eval_every=40",
+        "finetune.warmup_steps=5",
+        "finetune.num_beams=1",
+        "finetune.max_gen_length=4",
+        "finetune.report_to=[none]",
+    ]
     assert main(args) == 0
     summary = json.loads((out / "sweep.json").read_text())
     assert summary["chosen"] == {"tiny/zsre": {"lr": 0.003, "batch_size": 16}}
@@ -69,9 +118,26 @@ def test_staged_search_picks_the_better_rate_then_runs_its_seeds(tmp_path, tiny_
 
 def test_failed_run_is_retried_and_reported(tmp_path, tiny_qa, capsys):
     out = tmp_path / "sweep"
-    args = ["sweep", "--checkpoints", str(tmp_path / "no_such_model"), "--tasks", "zsre",
-            "--data", f"zsre={tiny_qa}", "--out", str(out), "--lrs", "1e-3",
-            "--batch-sizes", "8", "--seeds", "0", "--retries", "1", *QUICK]  # fmt: skip
+    args = [
+        "sweep",
+        "--checkpoints",
+        str(tmp_path / "no_such_model"),
+        "--tasks",
+        "zsre",
+        "--data",
+        f"zsre={tiny_qa}",
+        "--out",
+        str(out),
+        "--lrs",
+        "1e-3",
+        "--batch-sizes",
+        "8",
+        "--seeds",
+        "0",
+        "--retries",
+        "1",
+        *QUICK,
+    ]
     assert main(args) == 1
     summary = json.loads((out / "sweep.json").read_text())
     assert len(summary["failed"]) == 1 and summary["ran"] == 2  # first try + one retry
@@ -84,11 +150,26 @@ def test_runs_as_ray_tasks(tmp_path, tiny_bart, tiny_qa, ray_local):
     from train.sweep import Executor, sweep
 
     out = tmp_path / "sweep"
-    settings = {"max_steps": 10, "eval_every": 10, "warmup_steps": 5, "num_beams": 1,
-                "max_gen_length": 4}  # fmt: skip
+    settings = {
+        "max_steps": 10,
+        "eval_every": 10,
+        "warmup_steps": 5,
+        "num_beams": 1,
+        "max_gen_length": 4,
+    }
     executor = Executor("auto", gpus_per_run=0, retries=0, log=lambda *_: None)
-    summary = sweep([f"tiny={tiny_bart}", f"broken={tmp_path / 'missing'}"], ["zsre"],
-                    {"zsre": tiny_qa}, out, [1e-3], [8], [0], "grid", settings, executor)  # fmt: skip
+    summary = sweep(
+        [f"tiny={tiny_bart}", f"broken={tmp_path / 'missing'}"],
+        ["zsre"],
+        {"zsre": tiny_qa},
+        out,
+        [1e-3],
+        [8],
+        [0],
+        "grid",
+        settings,
+        executor,
+    )
     assert summary["ran"] == 2
     assert summary["failed"] == [str(out / "broken/zsre/lr0.001_bs8_seed0")]
     assert (out / "tiny/zsre/lr0.001_bs8_seed0/metrics.json").exists()
@@ -114,15 +195,44 @@ def test_sweep_finishes_when_a_node_running_a_run_dies(tmp_path, tiny_bart, tiny
     c.wait_for_nodes()
     try:
         out = tmp_path / "sweep"
-        args = [sys.executable, "-m", "maskpt", "sweep", "--checkpoints", f"tiny={tiny_bart}",
-                "--tasks", "zsre", "--data", f"zsre={tiny_qa}", "--out", str(out), "--lrs",
-                "1e-3", "--batch-sizes", "8", "--seeds", "0", "1", "--search", "grid",
-                "--address", c.address, "--gpus-per-run", "0", "--retries", "0",
-                "finetune.max_steps=2500", "finetune.eval_every=2500", "finetune.num_beams=1",
-                "finetune.max_gen_length=4", "finetune.report_to=[none]"]  # fmt: skip
+        args = [
+            sys.executable,
+            "-m",
+            "maskpt",
+            "sweep",
+            "--checkpoints",
+            f"tiny={tiny_bart}",
+            "--tasks",
+            "zsre",
+            "--data",
+            f"zsre={tiny_qa}",
+            "--out",
+            str(out),
+            "--lrs",
+            "1e-3",
+            "--batch-sizes",
+            "8",
+            "--seeds",
+            "0",
+            "1",
+            "--search",
+            "grid",
+            "--address",
+            c.address,
+            "--gpus-per-run",
+            "0",
+            "--retries",
+            "0",
+            "finetune.max_steps=2500",
+            "finetune.eval_every=2500",
+            "finetune.num_beams=1",
+            "finetune.max_gen_length=4",
+            "finetune.report_to=[none]",
+        ]
         env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
-        proc = subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                text=True)  # fmt: skip
+        proc = subprocess.Popen(
+            args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
         deadline = time.monotonic() + 240
         while time.monotonic() < deadline and not list(out.rglob("log.jsonl")):
             assert proc.poll() is None, proc.stderr.read()[-3000:]

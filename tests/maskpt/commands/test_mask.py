@@ -46,8 +46,16 @@ def test_tokenizer_train_then_mask_json(tmp_path, capsys):
     rows = [json.loads(line) for line in captured.out.splitlines()]
     assert [r["id"] for r in rows] == ["text0-0", "text1-0"]
     for r in rows:
-        assert set(r) >= {"id", "input_ids", "labels", "original_ids", "masked", "format",
-                          "source", "target"}  # fmt: skip
+        assert set(r) >= {
+            "id",
+            "input_ids",
+            "labels",
+            "original_ids",
+            "masked",
+            "format",
+            "source",
+            "target",
+        }
         assert len(r["masked"]) == len(r["original_ids"]) and r["format"] == "span"
         assert "<mask>" in r["source"] and 4 in r["input_ids"]  # the model input is masked
     assert "2 documents read" in captured.err
@@ -124,8 +132,10 @@ def test_tokenizer_train_shows_its_reading_against_the_input_size(tmp_path, caps
     from tqdm import tqdm
 
     corpus = tmp_path / "c.jsonl.gz"
-    lines = [json.dumps({"id": str(i), "text": f"Marie Curie worked in Paris in {1900 + i}."})
-             for i in range(300)]  # fmt: skip
+    lines = [
+        json.dumps({"id": str(i), "text": f"Marie Curie worked in Paris in {1900 + i}."})
+        for i in range(300)
+    ]
     corpus.write_bytes(gzip.compress(("\n".join(lines) + "\n").encode()))
     args = ["tokenizer", "train", str(corpus), str(tmp_path / "tok"), "--vocab-size", "400"]
     assert main(args) == 0

@@ -38,21 +38,37 @@ def test_file_then_flags_then_overrides_in_any_order(tmp_path):
     cfg_file = tmp_path / "r.yaml"
     cfg_file.write_text("lr: 0.5\nsteps: 3\n")
     args = ConfigArgs(Recipe, "prog")
-    cfg, _ = args.parse(["lr=0.2", "--config", str(cfg_file), "--data-dir", "d", "opt.lr=3e-4",
-                         "--lr", "0.1", "--local_rank=1"])  # fmt: skip
+    cfg, _ = args.parse(
+        [
+            "lr=0.2",
+            "--config",
+            str(cfg_file),
+            "--data-dir",
+            "d",
+            "opt.lr=3e-4",
+            "--lr",
+            "0.1",
+            "--local_rank=1",
+        ]
+    )
     assert cfg == Recipe(data_dir="d", lr=0.2, steps=3, opt=Opt(3e-4))  # file < flag < key=value
     assert args.parse([])[0] == Recipe()
 
 
 def test_list_flags_repeat_and_leave_overrides_alone():
-    cfg, _ = ConfigArgs(Recipe, "prog").parse(["--inputs", "a", "b", "steps=4", "--inputs", "c",
-                                               "--verbose", "--set", "opt.lr=2"])  # fmt: skip
+    cfg, _ = ConfigArgs(Recipe, "prog").parse(
+        ["--inputs", "a", "b", "steps=4", "--inputs", "c", "--verbose", "--set", "opt.lr=2"]
+    )
     assert cfg.inputs == ("a", "b", "c") and cfg.steps == 4 and cfg.verbose and cfg.opt.lr == 2.0
 
 
 def test_aliases_extra_flags_and_positionals():
-    args = ConfigArgs(Recipe, "prog", aliases={"--input": "inputs", "--step-size": "opt.lr"},
-                      positionals=(("out", "folder"),))  # fmt: skip
+    args = ConfigArgs(
+        Recipe,
+        "prog",
+        aliases={"--input": "inputs", "--step-size": "opt.lr"},
+        positionals=(("out", "folder"),),
+    )
     args.parser.add_argument("--resume", action="store_true")
     cfg, ns = args.parse(["OUT", "--input", "x", "--step-size", "0.5", "--resume", "steps=2"])
     assert cfg.inputs == ("x",) and cfg.opt.lr == 0.5 and cfg.steps == 2
@@ -77,6 +93,13 @@ def test_help_lists_every_field_with_its_docstring(capsys):
     with pytest.raises(SystemExit):
         ConfigArgs(Recipe, "prog", "what it does").parse(["--help"])
     out = capsys.readouterr().out
-    for text in ("what it does", "--data-dir", "data_dir = ''", "where the data is",
-                 "opt.lr = 0.1", "step size", "--config FILE"):  # fmt: skip
+    for text in (
+        "what it does",
+        "--data-dir",
+        "data_dir = ''",
+        "where the data is",
+        "opt.lr = 0.1",
+        "step size",
+        "--config FILE",
+    ):
         assert text in out

@@ -16,8 +16,10 @@ def test_streams_are_pure_functions_of_their_key():
 def test_stable_rng_never_changes():
     # shards depend on this stream byte for byte: a change here changes every shard
     assert stable_rng(0, "rand_v1", "doc-0").integers(0, 10**6, size=3).tolist() == [
-        457522, 456833, 471266,
-    ]  # fmt: skip
+        457522,
+        456833,
+        471266,
+    ]
 
 
 def test_fraction_is_uniform_enough():

@@ -57,8 +57,14 @@ def test_a_worker_imports_neither_transformers_nor_torch(tokenizer):
         "assert segs and policy.mask_batch(segs, seed=0)\n"
         "print(sorted(m for m in ('torch', 'transformers') if m in sys.modules))\n"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         cwd=ROOT, timeout=120, check=True)  # fmt: skip
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=120,
+        check=True,
+    )
     assert out.stdout.strip() == "[]"
 
 
