@@ -24,7 +24,7 @@ import json, resource, sys, tempfile, time
 from maskpt.core.storage import Storage
 from maskpt.core.tokenizer import TokenizerInfo, load_tokenizer
 from preprocess.plan import plan_units
-from preprocess.units import process_unit, tune_gc
+from preprocess.units import UnitSettings, process_unit, tune_gc
 import policies as registry
 
 tok_dir, dump, policy, mode = sys.argv[1:5]
@@ -37,7 +37,7 @@ if mode == "tuned":
 out = Storage(tempfile.mkdtemp())
 c0 = time.process_time()
 for u in units:
-    process_unit(u, tok, pol, 0, 512, out, ["arrow"], 5000)
+    process_unit(u, tok, pol, UnitSettings(0, 512, ("arrow",), 5000), out)
 print(json.dumps({"cpu": time.process_time() - c0, "units": len(units),
                   "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
 """

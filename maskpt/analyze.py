@@ -24,6 +24,12 @@ import json
 from collections import Counter
 from pathlib import Path
 
+from tqdm import tqdm
+
+from maskpt.core.config import ConfigError
+from maskpt.core.tokenizer import TokenizerInfo, load_tokenizer
+from preprocess.index import load_index, tokenizer_source
+
 GROUPS = ("noun", "propn", "num", "verb", "adj", "adp", "adv", "other")
 _POS_GROUP = {
     "NOUN": "noun",
@@ -116,8 +122,6 @@ def analyze_folder(
 ):
     """The stats of one folder's stored masks, or of the masks the trainer
     draws in `epoch` (from the rows' annotations)."""
-    from maskpt.core.tokenizer import TokenizerInfo, load_tokenizer
-    from preprocess.index import load_index, tokenizer_source
     from preprocess.inspection import iter_rows
     from preprocess.remask import Remasker
 
@@ -148,7 +152,6 @@ def analyze_folder(
 
 def labels_for(folders: list[Path]) -> list[str]:
     """The policy name of each folder, or the folder name where policies repeat."""
-    from preprocess.index import load_index
 
     policies = [load_index(f).policy.name for f in folders]
     return [p if policies.count(p) == 1 else f.name for p, f in zip(policies, folders, strict=True)]
@@ -215,18 +218,14 @@ def run_analysis(
 ) -> dict:
     """Analyse each shard folder (its stored masks, or epoch `epoch`'s draws);
     write CSV, JSON and PNG to `out`; return the JSON."""
-    from tqdm import tqdm
 
     if not 0 < sample <= 1:
-        from maskpt.core.config import ConfigError
-
         raise ConfigError(f"--sample must be in (0, 1], got {sample}")
     folders = [Path(f) for f in folders]
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     nlp = load_tagger()
     stats = []
-    from preprocess.index import load_index
 
     for folder, label in zip(folders, labels_for(folders), strict=True):
         rows = load_index(folder).examples

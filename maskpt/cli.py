@@ -1,4 +1,4 @@
-"""`maskpt` command line: `maskpt COMMAND [args]`, one module per command.
+"""`maskpt` command line: `maskpt COMMAND [args]`; `COMMANDS` names the function that runs each.
 
 Every job (preprocess, pretrain, finetune, train-policy, sweep, demo,
 world, mask) reads one config dataclass from `--config FILE`, a flag per
@@ -19,45 +19,41 @@ import sys
 from maskpt import __version__
 from maskpt.core.errors import exit_on_user_error
 
-# name -> (module whose main(argv) runs it, one-line help)
+# name -> ("module:function" that runs it with the rest of the line, one-line help)
+# fmt: off
 COMMANDS = {
-    "mask": ("maskpt.commands.mask", "mask text with a policy and show source/target (or --json)"),
-    "policies": ("maskpt.commands.mask", "list registered masking policies and their config"),
-    "tokenizer": ("maskpt.commands.mask", "train a byte-level BPE tokenizer for offline use"),
-    "preprocess": (
-        "maskpt.commands.shards",
-        "mask documents on Ray and write Arrow/WebDataset shards + index.json",
-    ),
-    "inspect": ("maskpt.commands.shards", "summarise, show or verify a shard folder"),
-    "analyze": (
-        "maskpt.analyze",
-        "what policies mask: POS of masked words, mask vs corpus frequency (plots, CSV)",
-    ),
-    "pretrain": (
-        "train.pretrain",
-        "intermediate pre-training with DeepSpeed ZeRO (train/pretrain.py)",
-    ),
-    "export": ("train.export", "a saved pre-training checkpoint as a Hugging Face model folder"),
-    "train-policy": (
-        "maskpt.commands.tasks",
-        "train a learned masking policy: `supervised` (sup_v1) or `meta` (meta_v1)",
-    ),
-    "finetune": (
-        "train.finetune",
-        "fine-tune a BART checkpoint on one task and evaluate it (Seq2SeqTrainer)",
-    ),
-    "sweep": ("train.sweep", "the paper's fine-tuning protocol (LR/batch search, seeds) as jobs"),
-    "report": (
-        "maskpt.commands.tasks",
-        "the paper's results table (mean ± std, paired t-test) from fine-tuning runs",
-    ),
-    "data": ("maskpt.commands.tasks", "downstream task data: download, show converted examples"),
-    "world": ("maskpt.world", "generate the synthetic closed-book QA benchmark"),
-    "demo": (
-        "maskpt.demo",
-        "the main job end to end: synthetic world, every policy, pre-train, fine-tune, table",
-    ),
+    "mask":         ("maskpt.commands.mask:main_mask",
+                     "mask text with a policy and show source/target (or --json)"),
+    "policies":     ("maskpt.commands.mask:main_policies",
+                     "list registered masking policies and their config"),
+    "tokenizer":    ("maskpt.commands.mask:main_tokenizer",
+                     "train a byte-level BPE tokenizer for offline use"),
+    "preprocess":   ("maskpt.commands.shards:main_preprocess",
+                     "mask documents on Ray and write Arrow/WebDataset shards + index.json"),
+    "inspect":      ("maskpt.commands.shards:main_inspect",
+                     "summarise, show or verify a shard folder"),
+    "analyze":      ("maskpt.analyze:main",
+                     "what policies mask: POS of masked words, mask vs corpus frequency (plots, CSV)"),
+    "pretrain":     ("train.pretrain:main",
+                     "intermediate pre-training with DeepSpeed ZeRO (train/pretrain.py)"),
+    "export":       ("train.export:main",
+                     "a saved pre-training checkpoint as a Hugging Face model folder"),
+    "train-policy": ("maskpt.commands.tasks:main_train_policy",
+                     "train a learned masking policy: `supervised` (sup_v1) or `meta` (meta_v1)"),
+    "finetune":     ("train.finetune:main",
+                     "fine-tune a BART checkpoint on one task and evaluate it (Seq2SeqTrainer)"),
+    "sweep":        ("train.sweep:main",
+                     "the paper's fine-tuning protocol (LR/batch search, seeds) as jobs"),
+    "report":       ("maskpt.commands.tasks:main_report",
+                     "the paper's results table (mean ± std, paired t-test) from fine-tuning runs"),
+    "data":         ("maskpt.commands.tasks:main_data",
+                     "downstream task data: download, show converted examples"),
+    "world":        ("maskpt.world:main",
+                     "generate the synthetic closed-book QA benchmark"),
+    "demo":         ("maskpt.demo:main",
+                     "the main job end to end: synthetic world, every policy, pre-train, fine-tune, table"),
 }
+# fmt: on
 
 
 def usage() -> str:
@@ -88,8 +84,8 @@ def main(argv=None) -> int:
         sys.stderr.write(usage())
         print(f"maskpt: error: unknown command {name!r}", file=sys.stderr)
         return 2
-    module = importlib.import_module(COMMANDS[name][0])
-    run = getattr(module, f"main_{name.replace('-', '_')}", None) or module.main
+    module, function = COMMANDS[name][0].split(":")
+    run = getattr(importlib.import_module(module), function)
     return exit_on_user_error(f"maskpt {name}", lambda: run(rest))
 
 

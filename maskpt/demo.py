@@ -32,12 +32,20 @@ and a rerun with another config into the same OUT is refused.
 
 from __future__ import annotations
 
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from maskpt.core.config import ConfigError
-from maskpt.world import WorldConfig
+from rich.console import Console
+
+from maskpt.core.cli_args import ConfigArgs
+from maskpt.core.config import ConfigError, to_dict
+from maskpt.core.io import claim_spec
+from maskpt.demo_results import analysis, results
+from maskpt.demo_stages import LEARNED, TRANSFER, Demo, policy_of
+from maskpt.world import ATTRIBUTES, WorldConfig
+from train.distributed import name_cpu_accelerator
 
 POLICIES = ("orig_v1", "rand_v1", "ssm_v1", "sup_v1", "meta_v1")
 NONE_ROW = "none"
@@ -130,7 +138,6 @@ class DemoConfig:
         ):
             if getattr(self, key) < 1:
                 raise ConfigError(f"{key} must be >= 1, got {getattr(self, key)}")
-        from maskpt.world import ATTRIBUTES
 
         bad = [a for a in self.transfer if a not in ATTRIBUTES]
         if bad or len(set(self.transfer)) == len(ATTRIBUTES):
@@ -182,29 +189,14 @@ SIZES: dict[str, list[str]] = {
 }
 
 
-def demo_config(size: str = "default", overrides=()) -> DemoConfig:
-    from maskpt.core.config import load_config
-
-    if size not in SIZES:
-        raise ConfigError(f"--size {size!r}: one of {', '.join(SIZES)}")
-    return load_config(DemoConfig, None, [*SIZES[size], *overrides])
-
-
 def _claim(out: Path, cfg: DemoConfig) -> None:
     """Record the config in OUT/demo.json; refuse an OUT made with another one."""
-    from maskpt.core.config import to_dict
-    from maskpt.core.io import claim_spec
 
     claim_spec(out / "demo.json", to_dict(cfg), f"{out} holds a demo with another config")
 
 
 def run_demo(cfg: DemoConfig, out: Path) -> dict:
     """All stages; returns the results table (also in OUT/results.json)."""
-    from rich.console import Console
-
-    from maskpt.demo_results import analysis, results
-    from maskpt.demo_stages import LEARNED, TRANSFER, Demo, policy_of
-    from train.distributed import name_cpu_accelerator
 
     name_cpu_accelerator()  # the in-process fine-tuning imports DeepSpeed (via accelerate)
     console = Console(highlight=False, emoji=False)
@@ -279,7 +271,6 @@ DEMO_EXAMPLES = """examples:
 
 
 def config_args():
-    from maskpt.core.cli_args import ConfigArgs
 
     args = ConfigArgs(DemoConfig, "maskpt demo", __doc__, DEMO_EXAMPLES)
     args.parser.add_argument("--out", default="runs/demo", help="output folder (default runs/demo)")
@@ -304,8 +295,6 @@ def main(argv=None) -> int:
     cfg, ns = config_args().parse(argv, presets=lambda ns: SIZES[ns.size])
     out = Path(ns.out)
     if ns.overwrite and out.exists():
-        import shutil
-
         shutil.rmtree(out)
     run_demo(cfg, out)
     if ns.size == "tiny":

@@ -16,7 +16,12 @@ import json
 from collections import defaultdict
 from pathlib import Path
 
+import numpy as np
+from rich.table import Table
+
+from maskpt.analyze import run_analysis, summary_lines
 from maskpt.world import ATTRIBUTES
+from train.report import build, collect, markdown
 
 ROW_NAMES = {
     "none": "no intermediate pre-training",
@@ -44,7 +49,6 @@ def runs_with_attributes(finetune_dir: Path, transfer=()) -> list[dict]:
     """Every fine-tuning run, plus one pseudo-run per attribute (test EM on
     that attribute's questions) and one for the attributes outside `transfer`
     (column "transfer"), so the report builds those columns too."""
-    from train.report import collect
 
     runs = collect([finetune_dir])
     out = list(runs)
@@ -65,7 +69,6 @@ def runs_with_attributes(finetune_dir: Path, transfer=()) -> list[dict]:
 def meta_budget(folder: Path, gamma: float = 0.15, eps: float = 0.05) -> dict:
     """Per-row mask rates of a meta_v1 folder against γ ± ε: the drawn masks
     (epoch 0, after post-processing) and the rates the probabilities imply."""
-    import numpy as np
 
     from preprocess.inspection import iter_rows
 
@@ -89,9 +92,6 @@ def meta_budget(folder: Path, gamma: float = 0.15, eps: float = 0.05) -> dict:
 
 
 def results(out: Path, rows: list[str], plots: list[str], console) -> dict:
-    from rich.table import Table
-
-    from train.report import build, markdown
 
     cfg = json.loads((out / "demo.json").read_text())
     transfer = tuple(cfg.get("transfer") or ())
@@ -236,7 +236,6 @@ def _plot_losses(pretrain: Path, path: Path) -> None:
 
 
 def analysis(out: Path, cfg, rows, console) -> list[str]:
-    from maskpt.analyze import run_analysis, summary_lines
 
     result = run_analysis(
         [out / "shards" / r for r in rows],

@@ -17,9 +17,15 @@ Pre-training run k of a learned row uses policy seed k mod policy_seeds.
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
+
+import yaml
+
+from maskpt.core.tokenizer import train_tokenizer
+from train.finetune import FinetuneConfig, finetune
 
 LEARNED = {"sup_v1": "sup", "meta_v1": "meta"}
 TRANSFER = "_transfer"
@@ -59,9 +65,6 @@ class Demo:
         )
 
     def make_tokenizer(self) -> None:
-        import shutil
-
-        from maskpt.core.tokenizer import train_tokenizer
 
         self.stage("tokenizer")
         if (self.tokenizer / "tokenizer.json").exists():
@@ -144,7 +147,6 @@ class Demo:
             "save_every": max(100, steps // 4),
             "log_every": max(1, steps // 20),
         }
-        import yaml
 
         path = run / "pretrain.yaml"
         path.write_text(
@@ -243,7 +245,6 @@ class Demo:
         return folder
 
     def finetune(self, row: str, model: Path, run_no: int) -> dict:
-        from train.finetune import FinetuneConfig, finetune
 
         c = self.cfg
         run = self.out / "finetune" / row / "synth" / f"lr{c.ft_lr:g}_bs{c.ft_batch}_seed{run_no}"

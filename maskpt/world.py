@@ -29,6 +29,7 @@ import random
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from maskpt.core.cli_args import ConfigArgs
 from maskpt.core.config import ConfigError
 from maskpt.core.seeding import python_random
 
@@ -303,7 +304,6 @@ def generate(cfg: WorldConfig, out: str | Path) -> dict:
 
 
 def config_args():
-    from maskpt.core.cli_args import ConfigArgs
 
     return ConfigArgs(WorldConfig, "maskpt world", __doc__, positionals=(("out", "output folder"),))
 

@@ -19,9 +19,11 @@ import json
 from pathlib import Path
 
 import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
 
 from maskpt.core.errors import UserError
-from maskpt.core.tokenizer import save_tokenizer_files
+from maskpt.core.tokenizer import save_tokenizer_files, tokenizer_fingerprint
 
 FORMAT = 1
 META = "policy.json"
@@ -32,22 +34,7 @@ class PolicyCheckpointError(UserError, ValueError):
     pass
 
 
-def build_network(policy: str, args: dict):
-    from policies.networks import MetaMasker, SpanExtractor
-
-    if policy == "sup_v1":
-        return SpanExtractor(**args)
-    if policy == "meta_v1":
-        a = dict(args)
-        shape = a.pop("embedding_shape")
-        return MetaMasker(torch.zeros(shape), **a)
-    raise PolicyCheckpointError(f"no network for policy {policy!r}")
-
-
 def save(folder, policy: str, network, args: dict, tokenizer, info: dict | None = None) -> Path:
-    from safetensors.torch import save_file
-
-    from maskpt.core.tokenizer import tokenizer_fingerprint
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
@@ -74,11 +61,10 @@ def fingerprint(folder) -> str:
     return h.hexdigest()
 
 
-def load(folder, policy: str, tokenizer_sha256: str = "", vocab_size: int = 0):
-    """(network in eval mode, metadata) of a checkpoint for `policy`; the
+def load(folder, policy: str, build, tokenizer_sha256: str = "", vocab_size: int = 0):
+    """(network in eval mode, metadata) of a checkpoint for `policy`, its network made by
+    `build(arguments saved in policy.json)` (the policy class's `build_network`); the
     tokenizer is checked by fingerprint and/or vocabulary size when given."""
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file
 
     folder = Path(folder)
     for name in (META, WEIGHTS):
@@ -110,7 +96,7 @@ def load(folder, policy: str, tokenizer_sha256: str = "", vocab_size: int = 0):
     for name, t in state.items():
         if not torch.isfinite(t).all():
             raise PolicyCheckpointError(f"{folder / WEIGHTS}: tensor {name!r} has NaN/inf values")
-    net = build_network(policy, meta.get("network", {}))
+    net = build(meta.get("network", {}))
     try:
         net.load_state_dict(state)
     except RuntimeError as exc:

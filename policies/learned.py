@@ -26,6 +26,7 @@ from typing import Literal
 
 import numpy as np
 
+from maskpt.core.config import ConfigError
 from maskpt.core.records import MaskedSegment, Segment, Skip
 from policies.base import BASE_KINDS, Annotation, Policy, base_annotation
 from policies.postprocess import finalize
@@ -45,8 +46,6 @@ class _Learned(Policy):
         if not annotating:  # draws read the stored annotation: no network needed
             return
         if not config.checkpoint:
-            from maskpt.core.config import ConfigError
-
             raise ConfigError(
                 f"{self.name}: set policy_config.checkpoint (--policy-checkpoint DIR)"
             )
@@ -58,7 +57,11 @@ class _Learned(Policy):
         from policies import checkpoint
 
         net, _ = checkpoint.load(
-            self.config.checkpoint, self.name, self.tok.sha256, self.tok.vocab_size
+            self.config.checkpoint,
+            self.name,
+            self.build_network,
+            self.tok.sha256,
+            self.tok.vocab_size,
         )
         return net
 
@@ -70,6 +73,11 @@ class _Learned(Policy):
 
     def __getstate__(self):
         return {**self.__dict__, "net": None}  # workers load the network in setup()
+
+    @staticmethod
+    def build_network(args: dict):
+        """The policy's network, untrained, from the arguments its checkpoint saved."""
+        raise NotImplementedError
 
     def scores(self, ids, att) -> list:
         """One row of network output per segment (on the CPU), for `annotation`."""
@@ -151,6 +159,12 @@ class SupervisedSpanPolicy(_Learned):
     needs = frozenset({"words", "ranked_spans"})
     provides = BASE_KINDS | {"ranked_spans"}
 
+    @staticmethod
+    def build_network(args: dict):
+        from policies.networks import SpanExtractor
+
+        return SpanExtractor(**args)
+
     def scores(self, ids, att):
         import torch
 
@@ -195,6 +209,15 @@ class MetaPolicy(_Learned):
     target_format = "full"
     needs = frozenset({"words", "token_probs"})
     provides = BASE_KINDS | {"token_probs"}
+
+    @staticmethod
+    def build_network(args: dict):
+        import torch
+
+        from policies.networks import MetaMasker
+
+        args = dict(args)
+        return MetaMasker(torch.zeros(args.pop("embedding_shape")), **args)
 
     def scores(self, ids, att):
         import torch

@@ -16,17 +16,19 @@ Draw (every epoch): one candidate chosen uniformly; its tokens become one
 
 spaCy is loaded once per process with only the `ner` component (in
 `en_core_web_sm` it has its own tok2vec, so its entities are the same as the
-full pipeline's). A pipeline that batches NER elsewhere (a Ray actor pool)
-passes the entity spans to `mask_batch(..., entities=...)`.
+full pipeline's). A pipeline that runs NER elsewhere (a Ray actor pool)
+passes its entity spans to `annotate_entities`.
 """
 
 from __future__ import annotations
 
 import functools
+import importlib.util
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Literal
 
+from maskpt.core.errors import UserError
 from maskpt.core.records import MaskedSegment, Segment, Skip
 from policies.base import BASE_KINDS, Annotation, Policy, base_annotation, masked_span_example
 from policies.rand import random_token_mask
@@ -100,7 +102,6 @@ def spacy_package(model: str = SPACY_MODEL) -> str | None:
     """The installed package `load_spacy(model)` loads: the model itself when
     it is installed, else its PyPI copy (for en_core_web_sm); None for neither.
     Found without loading anything."""
-    import importlib.util
 
     candidates = [model] + ([SPACY_MODEL_FALLBACK] if model == SPACY_MODEL else [])
     return next((c for c in candidates if importlib.util.find_spec(c) is not None), None)
@@ -117,7 +118,6 @@ def load_spacy(model: str = SPACY_MODEL, exclude=()):
             return spacy.load(name, exclude=list(exclude))
         except OSError:
             continue
-    from maskpt.core.errors import UserError
 
     raise UserError(
         f"spaCy model {model!r} is not installed. Install it with "
@@ -152,17 +152,18 @@ class SsmPolicy(Policy):
     needs = frozenset({"entities"})
     provides = BASE_KINDS | {"entities"}
 
-    def annotate(
-        self, segments: Sequence[Segment], entities: Sequence[Sequence[Entity]] | None = None
+    def annotate(self, segments: Sequence[Segment]) -> list[Annotation | Skip]:
+        """The salient entities of each segment, found by NER (`nlp.pipe`)."""
+        texts = [s.text for s in segments]
+        entities = find_entities(texts, self.config.spacy_model, self.config.batch_size)
+        return self.annotate_entities(segments, entities)
+
+    def annotate_entities(
+        self, segments: Sequence[Segment], entities: Sequence[Sequence[Entity]]
     ) -> list[Annotation | Skip]:
-        """The salient entities of each segment as token ranges; runs NER with
-        `nlp.pipe` unless `entities` (one list per segment, character spans
-        into `segment.text`) is given. Without one: `no_entity` (drop) or an
-        annotation with no span (rand)."""
-        if entities is None:
-            entities = find_entities(
-                [s.text for s in segments], self.config.spacy_model, self.config.batch_size
-            )
+        """The salient ones of `entities` (one list per segment, character spans into
+        `segment.text`, as `find_entities` gives them) as token ranges. Without one:
+        `no_entity` (drop) or an annotation with no span (rand)."""
         if len(entities) != len(segments):
             raise ValueError(f"got entities for {len(entities)} of {len(segments)} segments")
         out: list[Annotation | Skip] = []
@@ -200,11 +201,3 @@ class SsmPolicy(Policy):
             )
         start, end = ann.spans[int(rng.integers(len(ann.spans)))]
         return masked_span_example(self, segment, [start <= i < end for i in range(n)])
-
-    def mask_batch(self, segments, seed, epoch=0, entities=None) -> list[MaskedSegment | Skip]:
-        """Annotate (NER, unless `entities` is given) and draw epoch `epoch`."""
-        anns = self.annotate(segments, entities)
-        return [
-            a if isinstance(a, Skip) else self.draw(s, a, seed, epoch)
-            for s, a in zip(segments, anns, strict=True)
-        ]

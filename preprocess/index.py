@@ -30,6 +30,7 @@ complete.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import tempfile
@@ -208,7 +209,6 @@ class ShardIndex:
 
 def checksum(d: dict) -> str:
     """sha256 of an index dict's canonical JSON (without its own checksum)."""
-    import hashlib
 
     body = {k: v for k, v in d.items() if k != "checksum"}
     return hashlib.sha256(json.dumps(body, sort_keys=True).encode("utf-8")).hexdigest()

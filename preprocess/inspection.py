@@ -6,7 +6,6 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterator
 
-from maskpt.core.records import MaskedSegment, Segment
 from maskpt.core.storage import Storage
 from preprocess.index import ShardIndex, ShardIndexError, load_index
 from preprocess.shards import ShardError, check_row, read_rows
@@ -63,20 +62,6 @@ def summarize(folder) -> dict:
         "mask_ratio": masked / max(1, content),
         "span_length_histogram": {str(k): spans[k] for k in sorted(spans)},
     }
-
-
-def row_to_masked(row: dict, target_format: str, policy: str = "") -> MaskedSegment:
-    ids = tuple(row["original_ids"])
-    n = len(ids)
-    seg = Segment(row["id"], row["doc_id"], "", ids, (-1,) * n, ((0, 0),) * n)
-    return MaskedSegment(
-        seg,
-        tuple(row["input_ids"]),
-        tuple(row["labels"]),
-        tuple(bool(m) for m in row["masked"]),
-        target_format,
-        policy,
-    )
 
 
 def find_rows(folder, n: int, row_id: str | None = None) -> list[dict]:

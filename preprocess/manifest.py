@@ -19,13 +19,17 @@ tokenizer in `tokenizer/` beside the shards.
 
 from __future__ import annotations
 
+import tempfile
 from dataclasses import replace
+from pathlib import Path
 
 from maskpt import __version__
 from maskpt.core.errors import UserError
 from maskpt.core.io import FolderInUse, spec_diff
 from maskpt.core.storage import Storage
+from maskpt.core.tokenizer import save_tokenizer_files
 from preprocess.counts import merge_counts
+from preprocess.dedupe import drop_repeats
 from preprocess.index import INDEX, PROGRESS, TOKENIZER, ShardIndex
 from preprocess.shards import ShardError, shard_name
 
@@ -130,7 +134,6 @@ def planned_moves(storage: Storage) -> dict[str, str]:
 def finalize(storage: Storage, spec: ShardIndex, markers) -> ShardIndex:
     """Move the staged shards to their numbered names, write the WebDataset
     lists, then index.json (last); return the index."""
-    from preprocess.dedupe import drop_repeats
 
     markers = drop_repeats(storage, markers, spec.formats, spec.shard_size)
     if not any(m.counts.segments_written for m in markers):
@@ -178,10 +181,6 @@ def finalize(storage: Storage, spec: ShardIndex, markers) -> ShardIndex:
 def store_tokenizer(storage: Storage, tokenizer) -> None:
     """Save `tokenizer` (`save_pretrained`) into the folder's `tokenizer/`,
     each file whole or not at all; the same files on a rerun."""
-    import tempfile
-    from pathlib import Path
-
-    from maskpt.core.tokenizer import save_tokenizer_files
 
     with tempfile.TemporaryDirectory(prefix="maskpt-tokenizer-") as tmp:
         save_tokenizer_files(tokenizer, tmp)

@@ -28,20 +28,28 @@ written, is refused before any work starts.
 
 from __future__ import annotations
 
+import os
+import socket
 import time
 from contextlib import contextmanager
 from pathlib import Path
 
+from tqdm import tqdm
+
+import policies as registry
+from maskpt.core.config import to_dict
 from maskpt.core.errors import InputNotFound, UserError
-from maskpt.core.interrupts import Interrupted
+from maskpt.core.interrupts import Interrupted, terminate_as_interrupt
+from maskpt.core.io import sha256_stream
 from maskpt.core.storage import Storage, input_path, metered, missing_input
 from maskpt.core.tokenizer import TokenizerInfo, load_tokenizer, tokenizer_fingerprint
 from maskpt.core.worker_tokenizer import TokenizerFile, WorkerTokenizer
 from preprocess.config import PreprocessConfig
 from preprocess.index import INDEX, PROGRESS, InputRef, PolicyInfo, ShardIndex, TokenizerRef
 from preprocess.manifest import claim_folder, finalize, planned_moves, store_tokenizer
-from preprocess.plan import Unit, plan_units
-from preprocess.units import UnitMarker, process_unit, read_marker, tune_gc
+from preprocess.plan import Unit, plan_units, splittable
+from preprocess.ray_local import start_watchdog, stop_watchdog
+from preprocess.units import UnitMarker, UnitSettings, process_unit, read_marker, tune_gc
 
 
 class UnitFailed(RuntimeError):
@@ -64,14 +72,10 @@ class MaskWorker:
         self,
         tokenizer: WorkerTokenizer | TokenizerFile,
         policy,
-        seed: int,
-        max_length: int,
+        settings: UnitSettings,
         out: str,
-        formats: list[str],
-        shard_size: int,
         driver: tuple[str, int] = ("", 0),
     ):
-        import socket
 
         import ray
 
@@ -79,12 +83,11 @@ class MaskWorker:
         self.policy = policy
         self.device = "cuda" if ray.get_gpu_ids() else "cpu"
         policy.setup(self.device)
-        self.args = (seed, max_length, Storage(out), formats, shard_size)
+        self.settings, self.out = settings, Storage(out)
         self.driver_pid = driver[1] if driver[0] == socket.gethostname() else 0
         tune_gc()
 
     def _check_driver(self) -> None:
-        import os
 
         if self.driver_pid:
             try:
@@ -94,7 +97,9 @@ class MaskWorker:
 
     def process(self, unit: Unit) -> UnitMarker:
         self._check_driver()
-        return process_unit(unit, self.tok, self.policy, *self.args, guard=self._check_driver)
+        return process_unit(
+            unit, self.tok, self.policy, self.settings, self.out, guard=self._check_driver
+        )
 
 
 def make_spec(cfg: PreprocessConfig, tok, policy) -> ShardIndex:
@@ -103,8 +108,6 @@ def make_spec(cfg: PreprocessConfig, tok, policy) -> ShardIndex:
     second per GB, see BENCHMARKS.md), so an input changed since a run began
     is refused on resume whatever its size and path. An input on remote
     storage is read whole for this by the driver, once per run."""
-    from maskpt.core.config import to_dict
-    from maskpt.core.io import sha256_stream
 
     local = Path(cfg.tokenizer)  # a folder is recorded by its name (the copy is in the output)
     tok_name = local.resolve().name if local.is_dir() else cfg.tokenizer
@@ -154,7 +157,6 @@ def run_preprocess(
     the registry by `cfg.policy` and `cfg.policy_config`. `use_ray=False`
     processes the same units one after another in this process (small
     inputs, debugging): the output is the same."""
-    import policies as registry
 
     for p in cfg.inputs:
         if not input_path(p).exists():
@@ -198,16 +200,7 @@ def _run_here(
             for unit in units:
                 prog.record(
                     read_marker(out, unit.id, moved)
-                    or process_unit(
-                        unit,
-                        tok,
-                        policy,
-                        cfg.seed,
-                        cfg.max_length,
-                        out,
-                        cfg.formats,
-                        cfg.shard_size,
-                    )
+                    or process_unit(unit, tok, policy, UnitSettings.of(cfg), out)
                 )
     except KeyboardInterrupt:
         raise Interrupted(
@@ -224,13 +217,11 @@ def _reading(cfg: PreprocessConfig, enabled: bool):
     """A second progress bar, in bytes against the files' sizes, over the
     inputs the driver streams (they cannot be counted in records ahead of
     time); their reads are metered while the block runs."""
-    from preprocess.plan import splittable
 
     streamed = [p for p in map(input_path, cfg.inputs) if splittable(p) == "records"]
     if not streamed or not enabled:
         yield
         return
-    from tqdm import tqdm
 
     total = sum(p.stat().st_size for p in streamed)
     with (
@@ -253,9 +244,6 @@ def ray_session(address: str | None = None, num_cpus: int | None = None):
     already running; stop it afterwards only if it was started here (and, if
     this driver is killed instead, have a watchdog stop it)."""
     import ray
-
-    from maskpt.core.interrupts import terminate_as_interrupt
-    from preprocess.ray_local import start_watchdog, stop_watchdog
 
     started = not ray.is_initialized()
     watchdog = None
@@ -282,7 +270,6 @@ def planned(cfg: PreprocessConfig):
     """The units and, when every input can be cut from metadata alone, the
     number of records they hold (the progress bar's total). Inputs the driver
     has to stream stay a lazy iterator, with no total."""
-    from preprocess.plan import splittable
 
     kinds = {splittable(input_path(p)) for p in cfg.inputs}
     if "records" in kinds:
@@ -301,7 +288,6 @@ class _Progress:
     """The progress bar and its rates over finished units."""
 
     def __init__(self, name: str, enabled: bool, total: int | None = None):
-        from tqdm import tqdm
 
         self.bar = tqdm(
             desc=f"preprocess {name}",
@@ -371,8 +357,6 @@ class _Pool:
 
 
 def _run_units(cfg, tok, policy, spec, out: Storage, progress: bool) -> list[UnitMarker]:
-    import os
-    import socket
 
     import ray
 
@@ -386,11 +370,8 @@ def _run_units(cfg, tok, policy, spec, out: Storage, progress: bool) -> list[Uni
     args = (
         tok.to_file(out, f"{PROGRESS}/tokenizer.json"),
         policy,
-        cfg.seed,
-        cfg.max_length,
+        UnitSettings.of(cfg),
         out.root_url,
-        cfg.formats,
-        cfg.shard_size,
         (socket.gethostname(), os.getpid()),
     )
     pool = _Pool([remote_cls.remote(*args) for _ in range(n_workers)], cfg.max_in_flight, out)

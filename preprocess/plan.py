@@ -22,8 +22,13 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from tqdm import tqdm
+
 from maskpt.core.errors import InputNotFound, UserError
 from maskpt.core.storage import input_path, missing_input
+from preprocess import readers
+from preprocess.multistream import index_path, read_range, stream_ranges
+from preprocess.readers import parquet_file, read_any
 
 
 @dataclass(frozen=True)
@@ -42,13 +47,10 @@ class Unit:
 
     def read(self) -> Iterator:
         """The unit's records: documents, raw dump pages and skips."""
-        from preprocess import readers
 
         if self.kind == "records":
             return iter(self.items)
         if self.kind == "multistream":
-            from preprocess.multistream import read_range
-
             return read_range(self.path, self.start, self.end)
         if self.kind == "lines":
             return readers.read_jsonl(self.path, self.start, self.end, self.first_line)
@@ -59,7 +61,6 @@ class Unit:
 
 def splittable(path: Path) -> str:
     """How an input is cut: multistream, lines, parquet, file or records."""
-    from preprocess.multistream import index_path
 
     name = path.name.lower()
     if name.endswith(".xml.bz2") and index_path(path):
@@ -76,7 +77,6 @@ def splittable(path: Path) -> str:
 def plan_units(inputs, docs_per_unit: int, warn=None) -> Iterator[Unit]:
     """Every unit of every input, in input order."""
     if warn is None:
-        from tqdm import tqdm
 
         def warn(msg: str) -> None:  # above the progress bars, not inside their line
             tqdm.write(f"warning: {msg}", file=sys.stderr)
@@ -100,8 +100,6 @@ def plan_units(inputs, docs_per_unit: int, warn=None) -> Iterator[Unit]:
 def _cut(path: Path, kind: str, per_unit: int) -> Iterator[tuple]:
     """(start, end, first_line, size[, items]) of each unit of one input."""
     if kind == "multistream":
-        from preprocess.multistream import index_path, stream_ranges
-
         first, count = None, 0
         for start, end, pages in stream_ranges(path, index_path(path)):
             first = start if first is None else first
@@ -118,8 +116,6 @@ def _cut(path: Path, kind: str, per_unit: int) -> Iterator[tuple]:
     elif kind == "file":
         yield 0, path.stat().st_size, 1, 0
     else:
-        from preprocess.readers import read_any
-
         items: list = []
         for item in read_any(path, raw=True):
             items.append(item)
@@ -150,7 +146,6 @@ def line_ranges(path: Path, lines: int, chunk: int = 1 << 23) -> Iterator[tuple]
 
 
 def _row_groups(path: Path, rows: int) -> Iterator[tuple]:
-    from preprocess.readers import parquet_file
 
     with parquet_file(path) as pf:
         meta = pf.metadata

@@ -14,9 +14,12 @@ silently lost. Memory stays flat: files are read line by line.
 from __future__ import annotations
 
 import json
+import zlib
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
+
+import zstandard
 
 from maskpt.core.errors import InputNotFound, UserError
 from maskpt.core.records import Document, Skip
@@ -29,9 +32,6 @@ class InputError(UserError, ValueError):
 
 
 def _decompression_errors() -> tuple[type[BaseException], ...]:
-    import zlib
-
-    import zstandard
 
     return (EOFError, zlib.error, zstandard.ZstdError, OSError)
 

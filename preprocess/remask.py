@@ -16,9 +16,8 @@ from __future__ import annotations
 import policies as registry
 from maskpt.core.errors import UserError
 from maskpt.core.seeding import stable_fraction
-from policies.base import Annotation, segment_of
 from preprocess.index import ShardIndex
-from preprocess.shards import drawn_fields
+from preprocess.shards import annotation_of, drawn_fields, segment_of
 
 
 class PolicyNotServed(UserError, ValueError):
@@ -73,12 +72,5 @@ class Remasker:
     def draw(self, row: dict, epoch: int) -> dict:
         """The row with `input_ids`, `labels` and `masked` drawn for `epoch`."""
         policy = self.policy_for(row["id"], epoch)
-        seg = segment_of(row["id"], row["doc_id"], row["original_ids"], row["word_starts"])
-        spans = row["spans"]
-        ann = Annotation(
-            tuple(row["word_starts"]),
-            tuple(row["sentence_starts"]),
-            tuple(zip(spans[::2], spans[1::2], strict=True)),
-            tuple(row["token_probs"]),
-        )
-        return {**row, **drawn_fields(policy.draw(seg, ann, self.seed, epoch))}
+        drawn = policy.draw(segment_of(row), annotation_of(row), self.seed, epoch)
+        return {**row, **drawn_fields(drawn)}

@@ -44,12 +44,17 @@ from __future__ import annotations
 import io
 import json
 import posixpath
+import tarfile
 import urllib.parse
 from collections.abc import Iterator
 
 import pyarrow as pa
+import pyarrow.parquet as pq
 
 from maskpt.core.errors import UserError
+from maskpt.core.records import MaskedSegment, Segment
+from policies.base import Annotation
+from policies.base import segment_of as token_segment
 from preprocess.index import ShardEntry
 
 SCHEMA = pa.schema(
@@ -72,6 +77,12 @@ FORMATS = {"arrow": ".arrow", "parquet": ".parquet", "webdataset": ".tar"}
 
 class ShardError(UserError, ValueError):
     """A shard that is missing, corrupt or inconsistent; the message names it."""
+
+
+# --- the codec: a row from a masked segment and its annotation, and back ---------------
+
+LIST_COLUMNS = tuple(f.name for f in SCHEMA if pa.types.is_list(f.type))
+"""The columns that hold one value per token (or per span end): readers slice these."""
 
 
 def row_of(ex, ann) -> dict:
@@ -97,6 +108,35 @@ def drawn_fields(ex) -> dict:
     }
 
 
+def annotation_of(row: dict) -> Annotation:
+    """The `Annotation` a row stores: what a policy's draw reads to mask it again."""
+    spans = row["spans"]
+    return Annotation(
+        tuple(row["word_starts"]),
+        tuple(row["sentence_starts"]),
+        tuple(zip(spans[::2], spans[1::2], strict=True)),
+        tuple(row["token_probs"]),
+    )
+
+
+def segment_of(row: dict) -> Segment:
+    """The row's unmasked `Segment`: its tokens and word ids (no text: draws need none)."""
+    return token_segment(row["id"], row["doc_id"], row["original_ids"], row["word_starts"])
+
+
+def masked_of(row: dict, target_format: str, policy: str = "") -> MaskedSegment:
+    """The row's stored draw (epoch 0's, or an epoch's from `Remasker.draw`) as a
+    `MaskedSegment`, for showing it."""
+    return MaskedSegment(
+        segment_of(row),
+        tuple(row["input_ids"]),
+        tuple(row["labels"]),
+        tuple(bool(m) for m in row["masked"]),
+        target_format,
+        policy,
+    )
+
+
 def key_of(row_id: str) -> str:
     """A WebDataset `__key__` for a row id: letters, digits, `-` and `_` kept,
     every other character percent-encoded (so no `.` or `/` splits the key,
@@ -118,7 +158,6 @@ def _arrow(f, rows: list[dict]) -> None:
 
 
 def _parquet(f, rows: list[dict]) -> None:
-    import pyarrow.parquet as pq
 
     pq.write_table(pa.Table.from_pylist(rows, schema=SCHEMA), f, compression="zstd")
 
@@ -199,7 +238,6 @@ def read_rows(storage, rel: str, fmt: str) -> Iterator[dict]:
 
 def read_tar(storage, rel: str) -> Iterator[dict]:
     """Rows of a WebDataset tar shard, checked against their keys."""
-    import tarfile
 
     where = storage.url(rel)
     try:

@@ -16,6 +16,8 @@ numbered names (`arrow/shard-000000.arrow`, ...).
 
 from __future__ import annotations
 
+import gc
+import json
 from dataclasses import asdict, dataclass
 
 from maskpt.core.storage import Storage
@@ -65,7 +67,6 @@ def read_marker(storage: Storage, unit_id: str, moved: dict[str, str] | None = N
     """The unit's marker when it is done and every shard it lists is there
     (staged, or already moved to the name in `moved`); None means: do it
     (again). A torn marker or a deleted shard leads to a redo."""
-    import json
 
     try:
         marker = UnitMarker.from_dict(storage.read_json(marker_name(unit_id)))
@@ -87,7 +88,6 @@ def tune_gc() -> None:
     the millions of short-lived nodes a unit's wikitext parsing allocates
     over and over. Same output; `orig_v1` units run 1.34x as fast with the
     same peak memory (bench/unit_gc.py, BENCHMARKS.md)."""
-    import gc
 
     gc.freeze()
     gc.set_threshold(50_000, 50, 100)
@@ -98,29 +98,38 @@ def _documents(items):
         yield item.to_document() if isinstance(item, RawPage) else item
 
 
+@dataclass(frozen=True)
+class UnitSettings:
+    """What every unit of a run is masked and written with."""
+
+    seed: int
+    max_length: int
+    formats: tuple[str, ...]
+    shard_size: int
+
+    @classmethod
+    def of(cls, cfg) -> UnitSettings:
+        """The settings of a `PreprocessConfig`."""
+        return cls(cfg.seed, cfg.max_length, tuple(cfg.formats), cfg.shard_size)
+
+
 def process_unit(
-    unit: Unit,
-    tokenizer,
-    policy,
-    seed: int,
-    max_length: int,
-    storage: Storage,
-    formats: list[str],
-    shard_size: int,
-    guard=None,
+    unit: Unit, tokenizer, policy, settings: UnitSettings, storage: Storage, guard=None
 ) -> UnitMarker:
     """Mask one unit, write its staged shards and marker; return the marker.
     `guard()`, when given, is called before writing and may raise to stop."""
     counts = Counts()
+    s = settings
     rows = [
         row_of(ex, ann)
         for ex, ann in mask_documents(
-            _documents(unit.read()), tokenizer, policy, seed, counts, max_length
+            _documents(unit.read()), tokenizer, policy, s.seed, counts, s.max_length
         )
     ]
     if guard is not None:
         guard()
-    shards = write_rows(storage, f"{STAGING}/part-{unit.id}-", rows, formats, shard_size, unit.id)
+    prefix = f"{STAGING}/part-{unit.id}-"
+    shards = write_rows(storage, prefix, rows, s.formats, s.shard_size, unit.id)
     if guard is not None:
         guard()
     return write_marker(storage, UnitMarker(unit.id, counts, shards, doc_ids_of(rows)))

@@ -11,7 +11,9 @@ from pathlib import Path
 
 import numpy as np
 
+from maskpt.core.records import Segment, Skip
 from maskpt.core.resources import bundled_texts
+from maskpt.core.tokenizer import TokenizerInfo, build_segment, tokenize_text
 from preprocess.segment import segment_document
 
 SHARED_DATA = Path(
@@ -25,8 +27,10 @@ __all__ = [
     "SHARED_DATA",
     "TINY",
     "bundled_texts",
+    "encode_segment",
     "make_segments",
     "make_shards",
+    "mask_with_entities",
     "run_cfg",
     "run_main",
     "save_tiny_bart",
@@ -181,3 +185,30 @@ def run_main(args, tmp_path, via_cli: bool = False, rc: int = 0):
     )
     assert proc.returncode == rc, proc.stdout[-3000:] + proc.stderr[-3000:]
     return proc
+
+
+def mask_with_entities(policy, segments, seed: int, entities, epoch: int = 0) -> list:
+    """`ssm_v1`'s `mask_batch` with the entities given, so no NER runs: annotate, then draw."""
+    anns = policy.annotate_entities(segments, entities)
+    return [
+        a if isinstance(a, Skip) else policy.draw(s, a, seed, epoch)
+        for s, a in zip(segments, anns, strict=True)
+    ]
+
+
+def encode_segment(
+    tokenizer, text: str, seg_id: str, doc_id: str | None = None, max_length: int = 128
+) -> Segment:
+    """Tokenize a short text as one segment. Raises ValueError when the text is
+    empty or longer than `max_length` tokens (use `preprocess.segment` to cut
+    documents)."""
+    if not text or text.isspace():
+        raise ValueError(f"segment {seg_id!r}: text is empty")
+    info = TokenizerInfo.from_tokenizer(tokenizer)
+    ids, offsets = tokenize_text(tokenizer, text)
+    if len(ids) + 2 > max_length:
+        raise ValueError(
+            f"segment {seg_id!r}: {len(ids) + 2} tokens > max_length {max_length}; "
+            "cut it with preprocess.segment.segment_document"
+        )
+    return build_segment(seg_id, doc_id if doc_id is not None else seg_id, text, ids, offsets, info)

@@ -28,6 +28,7 @@ import shutil
 from pathlib import Path
 
 from maskpt.core.errors import UserError
+from maskpt.core.io import sha256_file, write_json_atomic
 
 MARK = "maskpt-complete.rank{rank}.json"
 
@@ -48,7 +49,6 @@ def mark_complete(
     """Record, after the save, the files this rank sees and their sizes, and
     the sha256 of its share of them (file i when i % world == rank), so the
     ranks hash the checkpoint once between them."""
-    from maskpt.core.io import sha256_file, write_json_atomic
 
     folder = ckpt_dir / tag
     # every rank must list the same files (the hashing is split by position): not the
@@ -71,7 +71,6 @@ def intact(ckpt_dir: Path, tag: str, rank: int, content: bool = False) -> str:
     finish, or a file is missing or of another size; with `content`, also a
     file (of this rank's share) whose sha256 differs from the one recorded
     (corrupted in place at the same size)."""
-    from maskpt.core.io import sha256_file
 
     folder = ckpt_dir / tag
     try:

@@ -41,7 +41,7 @@ from maskpt.core.seeding import stable_rng
 from maskpt.core.storage import Storage
 from preprocess.index import ShardEntry, ShardIndex, load_index
 from preprocess.remask import Remasker
-from preprocess.shards import ShardError, check_row, read_table
+from preprocess.shards import LIST_COLUMNS, ShardError, check_row, read_table
 from train.batches import bucket_plan, collate_micro
 
 
@@ -113,18 +113,6 @@ def open_source(
     if weight <= 0:
         raise DataError(f"{folder}: weight must be > 0, got {weight}")
     return Source(folder, weight, index, shards, verify=verify)
-
-
-LIST_COLUMNS = (
-    "input_ids",
-    "labels",
-    "original_ids",
-    "masked",
-    "word_starts",
-    "sentence_starts",
-    "spans",
-    "token_probs",
-)
 
 
 class ShardRows:

@@ -4,8 +4,14 @@ all-reduces, and the all-ranks stop on a non-finite loss."""
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
+import sys
+import time
+from pathlib import Path
 
+from maskpt.core.config import ConfigError
 from maskpt.core.errors import UserError
 
 
@@ -41,7 +47,6 @@ def split_batch(
     global_batch: int, micro_batch: int, world: int, names=("global_batch", "micro_batch")
 ) -> int:
     """Gradient-accumulation steps so that micro x world x accumulation = global."""
-    from maskpt.core.config import ConfigError
 
     per_step = micro_batch * world
     if global_batch % per_step:
@@ -78,8 +83,6 @@ def stale_jit_locks() -> list:
     """Lock files left under torch's extensions cache by a JIT build that was
     killed (PyTorch's file baton never expires: every later build of that op,
     such as DeepSpeed's shm op at each CPU start, waits on it forever)."""
-    import time
-    from pathlib import Path
 
     from torch.utils.cpp_extension import get_default_build_root
 
@@ -107,7 +110,6 @@ def name_cpu_accelerator() -> None:
     """Tell DeepSpeed it runs on CPU when there is no GPU (`DS_ACCELERATOR`,
     unless set), before it is imported: its guess warns on every start that
     it "was unable to detect" a GPU."""
-    import os
 
     import torch
 
@@ -118,9 +120,6 @@ def name_cpu_accelerator() -> None:
 def init_deepspeed(precision: str) -> bool:
     """Distributed init from the launcher's environment (NCCL on GPU, gloo on
     CPU); returns whether to train in bf16 (`auto` = on GPU)."""
-    import contextlib
-    import io
-    import sys
 
     import torch
 
@@ -186,7 +185,6 @@ def check_finite(loss, what: str) -> None:
 def full_parameters(engine):
     """A context in which `engine.module`'s parameters are whole: under ZeRO-3
     every rank must enter it (a collective gather); otherwise it does nothing."""
-    import contextlib
 
     if engine.zero_optimization_stage() != 3:
         return contextlib.nullcontext()

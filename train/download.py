@@ -21,6 +21,10 @@ import urllib.request
 import zipfile
 from pathlib import Path
 
+from tqdm import tqdm
+
+from train.tasks import TASKS, TaskDataError, get_task, load_split
+
 KILT = "http://dl.fbaipublicfiles.com/KILT"
 DPR = "https://dl.fbaipublicfiles.com/dpr/data/retriever"
 NQ = "https://raw.githubusercontent.com/google-research-datasets/natural-questions/master/nq_open"
@@ -84,7 +88,6 @@ SOURCES: dict[str, list[tuple[str, dict[str, str]]]] = {
 
 
 def _fetch(url: str, dest: Path, progress: bool) -> None:
-    from tqdm import tqdm
 
     with urllib.request.urlopen(url, timeout=60) as resp, dest.open("wb") as f:
         total = int(resp.headers.get("Content-Length") or 0) or None
@@ -137,7 +140,6 @@ def sha256(path: Path) -> str:
 
 def verify(task: str, folder: Path) -> dict[str, int]:
     """Split sizes; raises TaskDataError naming a missing or malformed file."""
-    from train.tasks import TASKS, get_task, load_split
 
     if task not in TASKS:  # a policy-training resource, not a task
         return {}
@@ -146,8 +148,6 @@ def verify(task: str, folder: Path) -> dict[str, int]:
 
 def download(task: str, folder: str | Path, progress: bool = True, force: bool = False) -> dict:
     if task not in SOURCES:
-        from train.tasks import TaskDataError
-
         raise TaskDataError(f"unknown task {task!r}; tasks: {', '.join(SOURCES)}")
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)

@@ -18,11 +18,13 @@ import sys
 from pathlib import Path
 
 from maskpt.core.errors import UserError
+from maskpt.core.tokenizer import load_tokenizer
+from train import checkpoints
+from train.model import export_pretrained, fit_vocab
 
 
 def find_step(path: Path) -> tuple[Path, Path, str]:
     """(run folder, checkpoints folder, tag) for a step, checkpoints or run folder."""
-    from train import checkpoints
 
     path = Path(path)
     if not path.is_dir():
@@ -69,9 +71,6 @@ def load_into(model, weights: dict, where: str) -> None:
 
 def export_checkpoint(path: str | Path, out: str | Path) -> Path:
     from transformers import BartConfig, BartForConditionalGeneration
-
-    from maskpt.core.tokenizer import load_tokenizer
-    from train.model import export_pretrained, fit_vocab
 
     run, ckpts, tag = find_step(Path(path))
     out = Path(out)

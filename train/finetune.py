@@ -37,14 +37,32 @@ little (predictions are written back in example order).
 from __future__ import annotations
 
 import json
+import logging
 import shutil
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Literal
 
+from maskpt.core.cli_args import ConfigArgs
+from maskpt.core.config import ConfigError, read_yaml_mapping, to_dict
 from maskpt.core.errors import UserError
+from maskpt.core.hub import check_local_or_hub
+from maskpt.core.interrupts import Interrupted, stop_requests
+from maskpt.core.io import claim_spec, write_json_atomic
+from train.distributed import (
+    all_reduce,
+    check_finite,
+    check_jit_locks,
+    launched_world,
+    name_cpu_accelerator,
+    single_process_env,
+    split_batch,
+)
+from train.model import export_pretrained, load_pretrained
+from train.monitor import check_reporters, deepspeed_config
+from train.tasks import TASKS, TaskDataError, get_task, load_split
 
 
 @dataclass(frozen=True)
@@ -145,13 +163,10 @@ class FinetuneConfig:
     """Replace a finished run (one with metrics.json) in output_dir instead of refusing."""
 
     def __post_init__(self) -> None:
-        from train.tasks import TASKS
 
         if self.task not in TASKS:
             raise ValueError(f"task: {self.task!r} is not one of {', '.join(TASKS)}")
         if "wandb" in self.report_to:  # the Trainer's own reporters: only this one checked here
-            from train.monitor import check_reporters
-
             check_reporters(("wandb",))
         if not self.data_dir:
             raise ValueError("data_dir: give the folder with the task's files")
@@ -178,9 +193,7 @@ class FinetuneConfig:
         if self.zero_stage not in (0, 1, 2):
             raise ValueError(f"zero_stage must be 0, 1 or 2, got {self.zero_stage}")
         if isinstance(self.deepspeed, str):
-            from maskpt.core.config import read_yaml_mapping  # JSON is YAML
-
-            read_yaml_mapping(self.deepspeed)  # a missing or broken file, named now
+            read_yaml_mapping(self.deepspeed)  # JSON is YAML  # a missing or broken file, named now
         check_trainer_args(self.trainer_args)
         if self.eval_every_epochs < 1:
             raise ValueError(f"eval_every_epochs must be >= 1, got {self.eval_every_epochs}")
@@ -233,11 +246,8 @@ RECIPE_ARGUMENTS = {
 
 def check_trainer_args(extra: dict) -> None:
     """`trainer_args` names `Seq2SeqTrainingArguments` has and the recipe does not set."""
-    from dataclasses import fields
 
     from transformers import Seq2SeqTrainingArguments
-
-    from maskpt.core.config import ConfigError
 
     known = {f.name for f in fields(Seq2SeqTrainingArguments) if f.init}
     for key in extra:
@@ -273,8 +283,6 @@ def resume_from(cfg: FinetuneConfig, out: Path) -> str | None:
 def claim_output(cfg: FinetuneConfig, out: Path) -> None:
     """Refuse a finished run (unless `overwrite`, which clears it) or an
     unfinished one made with another config; record this run's config."""
-    from maskpt.core.config import to_dict
-    from maskpt.core.io import claim_spec
 
     ours = (out / "config.json").exists() or (out / RESULT).exists()
     launcher = {"config.yaml", "log.txt"}  # what `maskpt sweep` writes before a run starts
@@ -320,7 +328,6 @@ def _unclaim(out: Path, made_folder: bool, made_config: bool) -> None:
 def load_data(cfg: FinetuneConfig, tok, limit: int):
     """(examples, encoded) per split; the train split cut to `train_fraction`."""
     from train.seq2seq import encode, subset
-    from train.tasks import TaskDataError, load_split
 
     splits = {
         s: load_split(cfg.task, cfg.data_dir, s, cfg.kilt_eval) for s in ("train", "dev", "test")
@@ -348,7 +355,6 @@ class _PinnedLengths:
 
 
 def quiet_pinned_lengths() -> None:
-    import logging
 
     log = logging.getLogger("transformers.generation.utils")
     if not any(isinstance(f, _PinnedLengths) for f in log.filters):
@@ -357,9 +363,6 @@ def quiet_pinned_lengths() -> None:
 
 def load_model(cfg: FinetuneConfig):
     from transformers import AutoTokenizer, GenerationConfig
-
-    from maskpt.core.hub import check_local_or_hub
-    from train.model import load_pretrained
 
     check_local_or_hub(cfg.model, "model")  # named as the model, not as its tokenizer
     if cfg.tokenizer:
@@ -400,8 +403,6 @@ def recipe_arguments(cfg: FinetuneConfig, metric: str, world: int) -> dict:
     """What the recipe sets of `Seq2SeqTrainingArguments` (`RECIPE_ARGUMENTS`)."""
     import torch
 
-    from train.distributed import single_process_env, split_batch
-
     micro = cfg.micro_batch or max(1, cfg.batch_size // world)
     accum = split_batch(cfg.batch_size, micro, world, names=("batch_size", "micro_batch"))
     cuda = torch.cuda.is_available()
@@ -416,8 +417,6 @@ def recipe_arguments(cfg: FinetuneConfig, metric: str, world: int) -> dict:
             )
         single_process_env()  # the environment DeepSpeed expects
     if use_ds:
-        from train.distributed import check_jit_locks
-
         check_jit_locks()  # DeepSpeed's start would wait forever on a killed build's lock
         ds = {
             "train_batch_size": cfg.batch_size,
@@ -430,9 +429,6 @@ def recipe_arguments(cfg: FinetuneConfig, metric: str, world: int) -> dict:
             "steps_per_print": 10**9,
         }
         if isinstance(cfg.deepspeed, str):
-            from maskpt.core.config import read_yaml_mapping
-            from train.monitor import deepspeed_config
-
             user = read_yaml_mapping(cfg.deepspeed)
             ds = deepspeed_config(ds, user, cfg.deepspeed, "batch_size, micro_batch")
     when = "steps" if cfg.eval_every else "epoch"
@@ -476,8 +472,6 @@ def recipe_arguments(cfg: FinetuneConfig, metric: str, world: int) -> dict:
 def _trainer_class():
     from transformers import Seq2SeqTrainer
 
-    from train.distributed import check_finite
-
     class Trainer(Seq2SeqTrainer):
         """Seq2SeqTrainer whose training step stops every rank on a non-finite
         loss, and whose evaluation returns each example's index in place of
@@ -500,8 +494,6 @@ def _trainer_class():
 
 def _callbacks(cfg: FinetuneConfig, out: Path, scorer, timer: dict, stop):
     from transformers import EarlyStoppingCallback, TrainerCallback
-
-    from train.distributed import all_reduce
 
     metric = scorer.metric
 
@@ -603,8 +595,6 @@ def evaluate(trainer, scorer: Scorer, examples, encoded) -> tuple[float, list[di
 
 def write_results(cfg, out: Path, trainer, tok, final: dict, records: dict, info: dict) -> dict:
     """Predictions, the best model if asked, then metrics.json (last)."""
-    from maskpt.core.io import write_json_atomic
-    from train.model import export_pretrained
 
     for split, recs in records.items():
         with (out / f"predictions.{split}.jsonl").open("w") as f:
@@ -634,10 +624,7 @@ def write_results(cfg, out: Path, trainer, tok, final: dict, records: dict, info
 def finetune(cfg: FinetuneConfig) -> dict | None:
     """Train, evaluate, write predictions and metrics; returns the metrics on
     the main process (None on the others)."""
-    from maskpt.core.interrupts import Interrupted, stop_requests
-    from train.distributed import launched_world, name_cpu_accelerator
     from train.seq2seq import Collator, EvalSet, TrainSet
-    from train.tasks import get_task
 
     name_cpu_accelerator()  # before the Trainer's integrations import DeepSpeed
     out = Path(cfg.output_dir)
@@ -701,13 +688,11 @@ def finetune(cfg: FinetuneConfig) -> dict | None:
 
 def config_args():
     """The command line of `maskpt finetune` / `train/finetune.py`."""
-    from maskpt.core.cli_args import ConfigArgs
 
     return ConfigArgs(FinetuneConfig, "maskpt finetune", __doc__)
 
 
 def main(argv=None) -> int:
-    from train.distributed import name_cpu_accelerator
 
     name_cpu_accelerator()  # before the config's check of trainer_args imports transformers
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
+from torch.func import functional_call
 
 
 @dataclass
@@ -85,7 +86,6 @@ def inner_func(
     finetune_lr: float,
     create_graph: bool = True,
 ) -> InnerResult:
-    from torch.func import functional_call
 
     names = [n for n, _ in model.named_parameters()]
     theta = dict(model.named_parameters())

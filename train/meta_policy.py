@@ -53,6 +53,7 @@ BART must use eager attention (double backward).
 
 from __future__ import annotations
 
+import copy
 import json
 import sys
 from collections import Counter
@@ -62,6 +63,19 @@ from typing import Literal
 
 import numpy as np
 import torch
+from torch.utils.tensorboard import SummaryWriter
+from tqdm import tqdm
+
+from maskpt.core.batching import pad, pad_ids
+from maskpt.core.cli_args import ConfigArgs
+from maskpt.core.seeding import stable_rng, stable_seed
+from policies import checkpoint
+from policies.networks import MetaMasker, budget_regulariser, gumbel_mask, gumbel_noise
+from train.distributed import NonFiniteLoss
+from train.meta_inner import BACKENDS
+from train.meta_probe import PROBE_MIN, build_probe, probe_ratio, split_probe
+from train.policy_sources import POLICY_TASKS, load_examples
+from train.tasks import TaskDataError
 
 
 @dataclass(frozen=True)
@@ -69,7 +83,8 @@ class MetaConfig:
     examples: str = ""
     """JSONL of {context, source (or question), target (or answer)}; or use task + data_dir."""
     task: str = ""
-    """A task whose own (c, s, t) to learn from: nq, tqa, zsre, wow, ropes, wiqa, quartz."""
+    """A task whose own (c, s, t) to learn from: nq, tqa, zsre, wow, ropes, wiqa, quartz
+    (or synth, the demo's world, from its policy_examples.jsonl)."""
     data_dir: str = ""
     """Folder of the task's files (with task); its fine-tuning dev/test questions are excluded."""
     knowledge_source: str = ""
@@ -138,7 +153,6 @@ class MetaConfig:
     """Log every N meta steps."""
 
     def __post_init__(self):
-        from train.policy_sources import POLICY_TASKS
 
         if not self.examples and not (self.task and self.data_dir):
             raise ValueError(
@@ -180,7 +194,6 @@ def make_batch(
     target_length: int = 64,
 ) -> dict:
     """Tensors of a batch of (c, s, t): the context to mask, source and target."""
-    from maskpt.core.batching import pad, pad_ids
 
     pre = " " if prefix_space else ""
     ctx = tok([e.context for e in examples], truncation=True, max_length=max_length)["input_ids"]
@@ -212,7 +225,6 @@ def _norm(grads) -> float:
 
 def _policy_mask(masker, batch: dict, cfg: MetaConfig, noise: torch.Tensor):
     """(hard mask d, mask probabilities, L_reg) of the policy on the batch's contexts."""
-    from policies.networks import budget_regulariser, gumbel_mask
 
     logits = masker(batch["ctx"])
     content = batch["content"]
@@ -238,8 +250,6 @@ def meta_step(
     gives at the same θ, batch and Gumbel noise (`outer_frozen`), the
     baseline that says whether the policy's masks beat a blind one's.
     `beta` overrides cfg.beta (the warm-up's ramp)."""
-    from policies.networks import gumbel_noise
-    from train.meta_inner import BACKENDS
 
     beta = cfg.beta if beta is None else beta
     inner = BACKENDS[cfg.backend]
@@ -306,8 +316,6 @@ def meta_step(
 def load_models(cfg: MetaConfig):
     from transformers import AutoTokenizer, BartForConditionalGeneration
 
-    from policies.networks import MetaMasker
-
     tok = AutoTokenizer.from_pretrained(cfg.tokenizer or cfg.model)
     model = BartForConditionalGeneration.from_pretrained(cfg.model, attn_implementation="eager")
     torch.manual_seed(cfg.seed)
@@ -321,9 +329,6 @@ def load_models(cfg: MetaConfig):
 
 def load_data(cfg: MetaConfig) -> tuple[list, list, Counter]:
     """(training examples, probe examples held out of them, drop counts)."""
-    from train.meta_probe import split_probe
-    from train.policy_sources import load_examples
-    from train.tasks import TaskDataError
 
     dropped: Counter = Counter()
     examples = load_examples(cfg.examples, cfg.task, cfg.data_dir, cfg.knowledge_source, dropped)
@@ -343,7 +348,6 @@ class MetaLog:
     """train_log.jsonl and TensorBoard events (OUT/runs/) of the logged steps."""
 
     def __init__(self, out: Path):
-        from torch.utils.tensorboard import SummaryWriter
 
         self.file = (out / "train_log.jsonl").open("w")
         self.tb = SummaryWriter(str(out / "runs"))
@@ -368,13 +372,6 @@ def _window_mean(window: list[dict]) -> dict:
 def train(cfg: MetaConfig, progress: bool = True) -> dict:
     """Algorithm 1 for cfg.steps; returns the last logged record (means over
     its window of steps, the probe at that step) and saves the checkpoint."""
-    import copy
-
-    from tqdm import tqdm
-
-    from maskpt.core.seeding import stable_rng, stable_seed
-    from policies import checkpoint
-    from train.meta_probe import PROBE_MIN, build_probe, probe_ratio
 
     examples, held, dropped = load_data(cfg)
     tok, model, masker, args = load_models(cfg)
@@ -424,8 +421,6 @@ def train(cfg: MetaConfig, progress: bool = True) -> dict:
         )
         rec.pop("mask")
         if not np.isfinite(rec["meta_loss"]):
-            from train.distributed import NonFiniteLoss
-
             raise NonFiniteLoss(f"non-finite meta loss at step {step + 1}: {rec}")
         opt.step()
         window.append(rec)
@@ -458,7 +453,6 @@ def train(cfg: MetaConfig, progress: bool = True) -> dict:
 
 
 def config_args():
-    from maskpt.core.cli_args import ConfigArgs
 
     return ConfigArgs(MetaConfig, "maskpt train-policy meta", __doc__)
 

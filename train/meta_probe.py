@@ -23,6 +23,8 @@ import hashlib
 
 import torch
 
+from maskpt.core.batching import pad_ids
+
 PROBE_MIN = 8
 """Fewer extractive held-out examples than this: no probe (too noisy to read)."""
 
@@ -62,7 +64,6 @@ def split_probe(examples: list, count: int, seed: int = 0) -> tuple[list, list]:
 def build_probe(tok, examples: list, max_length: int) -> dict | None:
     """Tensors for `probe_ratio`: the contexts and where their answers are;
     None when fewer than PROBE_MIN examples have their target in the context."""
-    from maskpt.core.batching import pad_ids
 
     rows, answers = [], []
     for e in examples:

@@ -3,11 +3,13 @@ Hugging Face folder."""
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from maskpt.core.errors import UserError
+from maskpt.core.hub import check_local_or_hub, from_local_or_hub
 from maskpt.core.tokenizer import save_tokenizer_files
 
 
@@ -37,8 +39,6 @@ def load_pretrained(name_or_path: str, **kwargs):
     """`BartForConditionalGeneration.from_pretrained`, with a one-line error
     naming the folder or hub name when it cannot be loaded."""
     from transformers import BartForConditionalGeneration
-
-    from maskpt.core.hub import check_local_or_hub, from_local_or_hub
 
     check_local_or_hub(name_or_path, "model")
     try:
@@ -101,7 +101,6 @@ def pad_vocab(model, multiple: int):
 
 def unpadded_config(model):
     """The model's config with the vocabulary size it has outside training."""
-    import copy
 
     config = copy.deepcopy(model.config)
     config.vocab_size = getattr(model, "unpadded_vocab_size", config.vocab_size)

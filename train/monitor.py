@@ -24,6 +24,7 @@ JSON) is taken out of DeepSpeed's config and the recipe keeps its own run
 
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
 
 from maskpt.core.config import ConfigError, merge
@@ -37,7 +38,6 @@ def check_reporters(report_to) -> None:
     """Known reporter names, and the package each needs installed: checked when
     the config is parsed, before any work (a missing `wandb` otherwise fails
     after the whole start-up, in a traceback per rank)."""
-    import importlib.util
 
     bad = [r for r in report_to if r not in REPORTERS]
     if bad:

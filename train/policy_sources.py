@@ -37,7 +37,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from train.policy_data import PolicyExample, locate, read_jsonl
-from train.tasks import TaskDataError, find_file, load_split
+from train.tasks import TaskDataError, find_file, load_split, parse_kilt, read_json
 
 POLICY_TASKS = ("nq", "tqa", "zsre", "wow", "ropes", "wiqa", "quartz", "synth")
 SYNTH_EXAMPLES = "policy_examples.jsonl"
@@ -205,7 +205,6 @@ def read_dpr(path: Path, dropped: Counter) -> list[PolicyExample]:
 
 def read_tqa_evidence(folder: Path, split: str, dropped: Counter) -> list[PolicyExample]:
     """One example per TriviaQA Wikipedia evidence paragraph holding an answer alias."""
-    from train.tasks import read_json
 
     names = (f"unfiltered-web-{split}.json", f"web-{split}.json", f"wikipedia-{split}.json")
     path = find_file(folder, names, "tqa")
@@ -252,7 +251,6 @@ _WIKI_ID = re.compile(r'"wikipedia_id"\s*:\s*"?(\w+)')
 
 def read_kilt(path: Path, knowledge_source: Path, dropped: Counter) -> list[PolicyExample]:
     """KILT train records with their first provenance's paragraphs as c."""
-    from train.tasks import parse_kilt
 
     records = list(parse_kilt(path))
     wanted: dict[str, set[int]] = {}

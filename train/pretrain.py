@@ -42,14 +42,24 @@ import json
 import shutil
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import torch
+import torch.distributed as dist
+from tqdm import tqdm
 
+from maskpt.core.cli_args import ConfigArgs
+from maskpt.core.config import merge, read_yaml_mapping, to_dict
 from maskpt.core.errors import UserError, disk_full
-from maskpt.core.interrupts import Interrupted
+from maskpt.core.hub import check_local_or_hub
+from maskpt.core.interrupts import Interrupted, stop_requests
+from maskpt.core.seeding import micro_seed
+from maskpt.core.tokenizer import TokenizerInfo, load_tokenizer, tokenizer_fingerprint
+from preprocess.remask import Remasker
+from train import checkpoints
 from train.batches import TENSORS, keep_as_is
+from train.checkpoints import tags
 from train.data import DataError, PretrainStream, open_source
 from train.distributed import (
     NonFiniteLoss,
@@ -102,8 +112,6 @@ class Run:
 def prepare(cfg: PretrainConfig, world: int, rank: int = 0):
     """Everything that can fail on bad input, before any training: tokenizer,
     shard folders (complete, intact, same tokenizer, same max_length), batch split."""
-    from maskpt.core.hub import check_local_or_hub
-    from maskpt.core.tokenizer import load_tokenizer, tokenizer_fingerprint
 
     split_batch(cfg.global_batch, cfg.micro_batch, world)
     if not cfg.model.config:  # a missing model folder is named as the model, not its tokenizer
@@ -121,9 +129,6 @@ def prepare(cfg: PretrainConfig, world: int, rank: int = 0):
                 f"{s.folder}: shards have max_length {s.index.max_length}, the run {cfg.max_length}"
             )
         if cfg.data.remask == "per_epoch":
-            from maskpt.core.tokenizer import TokenizerInfo
-            from preprocess.remask import Remasker
-
             s.remasker = Remasker(
                 s.index,
                 TokenizerInfo.from_tokenizer(tok),
@@ -153,7 +158,6 @@ def data_record(cfg: PretrainConfig, sources, world: int) -> dict:
 def claim_output(out: Path, resume: bool, overwrite: bool) -> bool:
     """A folder with checkpoints needs --resume or --overwrite; --resume needs
     checkpoints. True when the folder is to be cleared (--overwrite)."""
-    from train.checkpoints import tags
 
     found = tags(out / "checkpoints")
     if resume and not found:
@@ -179,7 +183,6 @@ def clear_output(out: Path) -> None:
 
 def setup(cfg: PretrainConfig, resume: bool, overwrite: bool = False) -> Run:
     """Check the input, start DeepSpeed, build the engine and the data stream."""
-    import torch.distributed as dist
 
     rank, _, world = dist_env()
     tok, sources = prepare(cfg, world, rank)  # fails fast on bad input, before distributed init
@@ -234,8 +237,6 @@ def setup(cfg: PretrainConfig, resume: bool, overwrite: bool = False) -> Run:
         pad_to_multiple_of=cfg.data.pad_to_multiple_of,
     )
     if rank == 0:
-        from maskpt.core.config import to_dict
-
         out.mkdir(parents=True, exist_ok=True)
         (out / "config.json").write_text(json.dumps(to_dict(cfg), indent=2) + "\n")
         (out / "deepspeed_config.json").write_text(json.dumps(ds_config, indent=2) + "\n")
@@ -243,8 +244,6 @@ def setup(cfg: PretrainConfig, resume: bool, overwrite: bool = False) -> Run:
     own_norm = not bf16 and engine.zero_optimization_stage() == 0
     wandb_run = None
     if wandb_section and rank == 0:
-        from maskpt.core.config import to_dict
-
         wandb_run = WandbRun(wandb_section, out, to_dict(cfg))
     return Run(
         cfg,
@@ -269,7 +268,6 @@ def _agree(ok: bool) -> bool:
 def restore(run: Run, allow_data_change: bool = False) -> None:
     """Load the newest intact checkpoint (weights, optimizer, schedule, data
     position), passing over torn ones with a warning; refuse other data."""
-    from train import checkpoints
 
     for tag in checkpoints.tags(run.ckpt_dir):
         why = checkpoints.intact(run.ckpt_dir, tag, run.rank, content=True)
@@ -303,8 +301,6 @@ def restore(run: Run, allow_data_change: bool = False) -> None:
 
 def _warn(run: Run, message: str) -> None:
     if run.rank == 0:
-        import sys
-
         print(f"maskpt pretrain: {message}", file=sys.stderr)
 
 
@@ -319,8 +315,6 @@ def open_logs(run: Run) -> None:
     """log.jsonl and the progress bar on rank 0; example-id logs when asked."""
     cfg = run.cfg
     if run.rank == 0:
-        from tqdm import tqdm
-
         run.log = (run.out / "log.jsonl").open("a")
         run.bar = tqdm(total=cfg.total_steps, initial=run.step, desc="pretrain", dynamic_ncols=True)
     if cfg.debug_records:
@@ -335,7 +329,6 @@ def train_step(run: Run, batches, stop_requested: bool = False) -> tuple[float, 
     non-finite step is never applied. Returns (mean loss, tokens, stop) over
     all ranks: the loss is the mean over label tokens with `data.bucket`
     (the gradient too), else the mean of the micro-batches' means."""
-    from maskpt.core.seeding import micro_seed
 
     engine, step, accum, bucket = run.engine, run.step, run.accum, run.cfg.data.bucket
     losses, finite, ids = [], [], []
@@ -435,9 +428,6 @@ def log_step(run: Run, loss: float, tokens: float, seconds: float) -> None:
 def save(run: Run) -> None:
     """A DeepSpeed checkpoint (all ranks) holding the step, the data position
     and the data record; then each rank's completion file; then pruning."""
-    import torch.distributed as dist
-
-    from train import checkpoints
 
     tag = f"step{run.step:08d}"
     try:
@@ -499,7 +489,6 @@ def train(
     """Run (or resume) pre-training; returns the last step and the losses of
     this invocation. A SIGINT/SIGTERM stops after the step under way, with a
     checkpoint (`Interrupted`)."""
-    from maskpt.core.interrupts import stop_requests
 
     run = setup(cfg, resume, overwrite)
     if resume:
@@ -544,7 +533,6 @@ def train(
 
 def config_args():
     """The command line of `maskpt pretrain` / `deepspeed train/pretrain.py`."""
-    from maskpt.core.cli_args import ConfigArgs
 
     args = ConfigArgs(PretrainConfig, "maskpt pretrain", __doc__)
     args.parser.add_argument(
@@ -573,11 +561,7 @@ def config_args():
 def main(argv=None) -> int:
     def run(cfg: PretrainConfig, ns) -> int:
         if ns.deepspeed_config:
-            from dataclasses import replace
-
-            from maskpt.core.config import merge, read_yaml_mapping  # JSON is YAML
-
-            cfg = replace(
+            cfg = replace(  # the user's JSON (JSON is YAML) over the config's section
                 cfg, deepspeed=merge(cfg.deepspeed, read_yaml_mapping(ns.deepspeed_config))
             )
         train(cfg, resume=ns.resume, overwrite=ns.overwrite, allow_data_change=ns.allow_data_change)

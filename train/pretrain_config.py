@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from train.model import ModelConfig
+from train.monitor import check_reporters
 
 
 @dataclass(frozen=True)
@@ -130,7 +131,6 @@ class PretrainConfig:
             raise ValueError(
                 "data.policy: drawing with another policy needs data.remask: per_epoch"
             )
-        from train.monitor import check_reporters
 
         check_reporters(self.report_to)
         if self.data.policy:

@@ -22,6 +22,17 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from tqdm import tqdm
+
+from maskpt.core.batching import pad_ids
+from maskpt.core.cli_args import ConfigArgs
+from maskpt.core.config import ConfigError
+from maskpt.core.seeding import stable_rng
+from policies import checkpoint
+from policies.networks import SpanExtractor, inner_positions, top_spans
+from train.policy_data import located
+from train.policy_sources import POLICY_TASKS, load_examples
+from train.tasks import TaskDataError
 
 
 @dataclass(frozen=True)
@@ -29,7 +40,8 @@ class SupervisedConfig:
     examples: str = ""
     """JSONL of {context, target (or answer, answers), source (or question)}; or task + data_dir."""
     task: str = ""
-    """A task whose own (c, s, t) to learn from: nq, tqa, zsre, wow, ropes, wiqa, quartz."""
+    """A task whose own (c, s, t) to learn from: nq, tqa, zsre, wow, ropes, wiqa, quartz
+    (or synth, the demo's world, from its policy_examples.jsonl)."""
     data_dir: str = ""
     """Folder of the task's files (with task); its fine-tuning dev/test questions are excluded."""
     knowledge_source: str = ""
@@ -64,7 +76,6 @@ class SupervisedConfig:
     """Seed for the split, initialisation and order."""
 
     def __post_init__(self):
-        from train.policy_sources import POLICY_TASKS
 
         if not self.examples and not (self.task and self.data_dir):
             raise ValueError("give examples=FILE.jsonl, or task=TASK with data_dir=DIR")
@@ -102,7 +113,6 @@ def encode(tok, examples, max_length: int, max_span: int, dropped: Counter):
 
 
 def batch_tensors(items, pad_id: int):
-    from maskpt.core.batching import pad_ids
 
     ids, att = pad_ids([i[0] for i in items], pad_id)
     starts = torch.tensor([i[1] for i in items])
@@ -112,7 +122,6 @@ def batch_tensors(items, pad_id: int):
 
 def evaluate(net, items, tok, max_span: int, batch: int = 256) -> tuple[float, float]:
     """(mean loss, top-1 exact span accuracy)."""
-    from policies.networks import inner_positions, top_spans
 
     net.eval()
     loss, hits = 0.0, 0
@@ -133,30 +142,39 @@ def span_loss(start, end, s, e):
     return (ce(start, s) + ce(end, e)) / 2
 
 
-def train(cfg: SupervisedConfig, progress: bool = True) -> dict:
-    from transformers import AutoTokenizer, BartForConditionalGeneration
+# --- phase 1: examples -> (train, validation) windows -------------------------------------
 
-    from maskpt.core.seeding import stable_rng
-    from policies import checkpoint
-    from policies.networks import SpanExtractor
-    from train.policy_data import located
-    from train.policy_sources import load_examples
 
-    dropped: Counter = Counter()
+def load_items(cfg: SupervisedConfig, tok, dropped: Counter) -> tuple[list, list]:
+    """(train items, validation items), split by the seed; a one-line error when fewer
+    than two examples are usable."""
     examples = located(
         load_examples(cfg.examples, cfg.task, cfg.data_dir, cfg.knowledge_source, dropped), dropped
     )
-    tok = AutoTokenizer.from_pretrained(cfg.tokenizer or cfg.model)
     items = encode(tok, examples, cfg.max_length, cfg.max_span_length, dropped)
     if len(items) < 2:
-        raise ValueError(f"only {len(items)} usable examples (dropped: {dict(dropped)})")
+        raise TaskDataError(
+            f"{cfg.examples or cfg.task}: {len(items)} usable examples, at least 2 needed "
+            f"(dropped: {dict(dropped)})"
+        )
     order = stable_rng("sup-split", cfg.seed).permutation(len(items))
     n_val = max(1, int(len(items) * cfg.val_fraction))
-    val = [items[i] for i in order[:n_val]]
-    train_items = [items[i] for i in order[n_val:]]
+    return [items[i] for i in order[n_val:]], [items[i] for i in order[:n_val]]
+
+
+# --- phase 2: the network, its embeddings from the BART model ------------------------------
+
+
+def build(cfg: SupervisedConfig, tok) -> tuple[SpanExtractor, dict]:
+    """(network, the arguments its checkpoint saves)."""
+    from transformers import BartForConditionalGeneration
+
     emb = BartForConditionalGeneration.from_pretrained(cfg.model).get_input_embeddings().weight
     if emb.size(0) < len(tok):
-        raise ValueError(f"{cfg.model}: {emb.size(0)} embeddings for {len(tok)} tokenizer tokens")
+        raise ConfigError(
+            f"{cfg.model}: {emb.size(0)} embeddings for {len(tok)} tokenizer tokens; "
+            "give the tokenizer the model was trained with"
+        )
     torch.manual_seed(cfg.seed)
     args = {
         "vocab_size": emb.size(0),
@@ -169,59 +187,71 @@ def train(cfg: SupervisedConfig, progress: bool = True) -> dict:
     net = SpanExtractor(**args)
     with torch.no_grad():
         net.embed.weight.copy_(emb)
+    return net, args
+
+
+# --- phase 3: training, validated each epoch, the best checkpoint kept ---------------------
+
+
+def fit(cfg, net, args, tok, train_items, val, dropped: Counter, progress: bool) -> dict:
+    """Train for `epochs` (or `max_steps`); after each epoch log the validation loss and
+    top-1 accuracy and save the network when its loss is the best so far."""
     opt = torch.optim.Adam(net.parameters(), lr=cfg.lr)
     per_epoch = math.ceil(len(train_items) / cfg.batch_size)
     total = cfg.epochs * per_epoch
     total = min(total, cfg.max_steps) if cfg.max_steps else total
     out = Path(cfg.output_dir)
     out.mkdir(parents=True, exist_ok=True)
-    log = (out / "train_log.jsonl").open("w")
-    from tqdm import tqdm
-
-    bar = tqdm(total=total, desc="train sup_v1", disable=not progress, dynamic_ncols=True)
     best, step, epoch = math.inf, 0, 0
     summary: dict = {}
-    while step < total:
-        perm = stable_rng("sup-order", cfg.seed, epoch).permutation(len(train_items))
-        for k in range(0, len(perm), cfg.batch_size):
-            ids, att, s, e = batch_tensors(
-                [train_items[i] for i in perm[k : k + cfg.batch_size]], tok.pad_token_id
-            )
-            loss = span_loss(*net(ids, att), s, e)
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            step += 1
-            bar.update(1)
-            bar.set_postfix(loss=f"{loss.item():.3f}")
-            if step >= total:
-                break
-        epoch += 1
-        val_loss, val_acc = evaluate(net, val, tok, cfg.max_span_length)
-        log.write(
-            json.dumps({"epoch": epoch, "step": step, "val_loss": val_loss, "val_top1": val_acc})
-            + "\n"
-        )
-        log.flush()
-        if val_loss < best:
-            best = val_loss
-            summary = {
-                "epoch": epoch,
-                "step": step,
-                "val_loss": val_loss,
-                "val_top1": val_acc,
-                "train_examples": len(train_items),
-                "val_examples": len(val),
-                "dropped": dict(dropped),
-            }
-            checkpoint.save(out, "sup_v1", net, args, tok, summary)
-    bar.close()
-    log.close()
+    with (
+        (out / "train_log.jsonl").open("w") as log,
+        tqdm(total=total, desc="train sup_v1", disable=not progress, dynamic_ncols=True) as bar,
+    ):
+        while step < total:
+            perm = stable_rng("sup-order", cfg.seed, epoch).permutation(len(train_items))
+            for k in range(0, len(perm), cfg.batch_size):
+                ids, att, s, e = batch_tensors(
+                    [train_items[i] for i in perm[k : k + cfg.batch_size]], tok.pad_token_id
+                )
+                loss = span_loss(*net(ids, att), s, e)
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+                step += 1
+                bar.update(1)
+                bar.set_postfix(loss=f"{loss.item():.3f}")
+                if step >= total:
+                    break
+            epoch += 1
+            val_loss, val_acc = evaluate(net, val, tok, cfg.max_span_length)
+            record = {"epoch": epoch, "step": step, "val_loss": val_loss, "val_top1": val_acc}
+            log.write(json.dumps(record) + "\n")
+            log.flush()
+            if val_loss < best:
+                best = val_loss
+                summary = {
+                    **record,
+                    "train_examples": len(train_items),
+                    "val_examples": len(val),
+                    "dropped": dict(dropped),
+                }
+                checkpoint.save(out, "sup_v1", net, args, tok, summary)
     return summary
 
 
+def train(cfg: SupervisedConfig, progress: bool = True) -> dict:
+    """Train `sup_v1` and save its best checkpoint in `cfg.output_dir`; returns its summary."""
+    from transformers import AutoTokenizer
+
+    dropped: Counter = Counter()
+    tok = AutoTokenizer.from_pretrained(cfg.tokenizer or cfg.model)
+    train_items, val = load_items(cfg, tok, dropped)
+    net, args = build(cfg, tok)
+    return fit(cfg, net, args, tok, train_items, val, dropped, progress)
+
+
 def config_args():
-    from maskpt.core.cli_args import ConfigArgs
 
     return ConfigArgs(SupervisedConfig, "maskpt train-policy supervised", __doc__)
 

@@ -19,7 +19,9 @@ never dropped.
 
 from __future__ import annotations
 
+import ctypes
 import json
+import signal
 import subprocess
 import sys
 import time
@@ -30,7 +32,11 @@ from typing import Any, Literal
 
 import yaml
 
+from maskpt.core.cli_args import ConfigArgs
 from maskpt.core.config import ConfigError
+from maskpt.core.errors import exit_on_user_error
+from train.finetune import FinetuneConfig
+from train.tasks import TASKS
 
 
 @dataclass(frozen=True)
@@ -38,7 +44,7 @@ class SweepConfig:
     checkpoints: tuple[str, ...] = ()
     """HF model folders or hub names, each `PATH` or `NAME=PATH` (the report's row names)."""
     tasks: tuple[str, ...] = ()
-    """Task names (nq tqa wq ay2 zsre wow ropes wiqa quartz)."""
+    """Task names (nq tqa wq ay2 zsre wow ropes wiqa quartz, or synth, the demo's)."""
     data: tuple[str, ...] = ()
     """`TASK=DIR` per task, or one DIR holding a folder per task."""
     out: str = ""
@@ -61,8 +67,6 @@ class SweepConfig:
     """Retries of a failed run."""
 
     def __post_init__(self) -> None:
-        from train.finetune import FinetuneConfig
-        from train.tasks import TASKS
 
         for key in ("checkpoints", "tasks", "data", "out"):
             if not getattr(self, key):
@@ -112,9 +116,6 @@ def _die_with_parent() -> None:
     """In the child: get SIGKILL when the parent dies (Linux), so a run whose
     Ray worker or node is gone does not go on writing beside its retry."""
     if sys.platform.startswith("linux"):
-        import ctypes
-        import signal
-
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
 
 
@@ -310,14 +311,11 @@ EXAMPLE = """example:
 
 
 def config_args():
-    from maskpt.core.cli_args import ConfigArgs
 
     return ConfigArgs(SweepConfig, "maskpt sweep", __doc__, EXAMPLE)
 
 
 def main(argv=None) -> int:
-    from maskpt.core.errors import exit_on_user_error
-    from train.finetune import FinetuneConfig
 
     args = config_args()
 

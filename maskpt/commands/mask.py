@@ -10,7 +10,18 @@ import sys
 from dataclasses import dataclass, field
 from typing import Any
 
-from maskpt.core.tokenizer import DEFAULT_TOKENIZER
+from rich.console import Console
+from tqdm import tqdm
+
+from maskpt.core.cli_args import ConfigArgs
+from maskpt.core.config import field_docs
+from maskpt.core.errors import InputNotFound
+from maskpt.core.records import Document
+from maskpt.core.storage import input_path, metered, missing_input
+from maskpt.core.tokenizer import DEFAULT_TOKENIZER, TokenizerInfo, load_tokenizer, train_tokenizer
+from maskpt.show import print_counts, print_example, to_json
+from preprocess.counts import Counts
+from preprocess.readers import read_any
 
 MASK_EXAMPLES = """examples:
   maskpt mask --policy ssm_v1 --text 'Ada Lovelace was born in London in 1815.'
@@ -53,8 +64,6 @@ class MaskConfig:
 
 
 def _documents(cfg: MaskConfig):
-    from maskpt.core.records import Document
-    from preprocess.readers import read_any
 
     if cfg.text:
         return [Document(id=f"text{i}", text=t) for i, t in enumerate(cfg.text)]
@@ -62,7 +71,6 @@ def _documents(cfg: MaskConfig):
 
 
 def mask_args():
-    from maskpt.core.cli_args import ConfigArgs
 
     return ConfigArgs(
         MaskConfig,
@@ -75,12 +83,8 @@ def mask_args():
 
 
 def main_mask(argv) -> int:
-    from rich.console import Console
 
     import policies
-    from maskpt.core.tokenizer import TokenizerInfo, load_tokenizer
-    from maskpt.show import print_counts, print_example, to_json
-    from preprocess.counts import Counts
     from preprocess.masking import mask_documents
 
     cfg, _ = mask_args().parse(argv)
@@ -105,7 +109,6 @@ def main_mask(argv) -> int:
 
 def main_policies(argv) -> int:
     import policies
-    from maskpt.core.config import field_docs
 
     argparse.ArgumentParser(
         prog="maskpt policies",
@@ -124,13 +127,6 @@ def main_policies(argv) -> int:
 
 
 def main_tokenizer(argv) -> int:
-    from tqdm import tqdm
-
-    from maskpt.core.errors import InputNotFound
-    from maskpt.core.records import Document
-    from maskpt.core.storage import input_path, metered, missing_input
-    from maskpt.core.tokenizer import train_tokenizer
-    from preprocess.readers import read_any
 
     ap = argparse.ArgumentParser(
         prog="maskpt tokenizer", description="Train a tokenizer for offline use."

@@ -6,6 +6,14 @@ import argparse
 import json
 import sys
 
+from rich.console import Console
+
+from maskpt.core.cli_args import ConfigArgs
+from maskpt.core.errors import UserError
+from maskpt.core.tokenizer import TokenizerInfo, load_tokenizer
+from maskpt.show import print_example, print_skips, to_json
+from preprocess.index import load_index, tokenizer_source
+
 PREPROCESS_DOC = """Read Wikipedia dumps (.xml/.xml.bz2), JSONL or text; segment, mask with a
 policy on a Ray actor pool (embedded local Ray unless --address), and write
 shards, index.json last. Reruns resume; a folder made by another run is refused."""
@@ -20,7 +28,6 @@ PREPROCESS_EXAMPLES = """examples:
 
 
 def preprocess_args():
-    from maskpt.core.cli_args import ConfigArgs
     from preprocess.config import PreprocessConfig
 
     args = ConfigArgs(
@@ -118,7 +125,6 @@ def _inspect_parser() -> argparse.ArgumentParser:
 
 
 def main_inspect(argv) -> int:
-    from rich.console import Console
 
     parser = _inspect_parser()
     args = parser.parse_args(argv)
@@ -150,11 +156,9 @@ def _verify(args, console) -> int:
 
 
 def _show(args, console) -> int:
-    from maskpt.core.errors import UserError
-    from maskpt.core.tokenizer import load_tokenizer
-    from maskpt.show import print_example, to_json
     from preprocess import inspection
-    from preprocess.index import load_index, tokenizer_source
+    from preprocess.remask import Remasker
+    from preprocess.shards import masked_of
 
     index = load_index(args.folder)
     tok = load_tokenizer(args.tokenizer or tokenizer_source(index))
@@ -163,9 +167,6 @@ def _show(args, console) -> int:
         raise UserError(f"no example with id {args.id!r} in {args.folder}")
     remasker = None
     if args.epoch is not None or args.policy:
-        from maskpt.core.tokenizer import TokenizerInfo
-        from preprocess.remask import Remasker
-
         remasker = Remasker(index, TokenizerInfo.from_tokenizer(tok), args.policy)
     for row in rows:
         policy = index.policy
@@ -173,7 +174,7 @@ def _show(args, console) -> int:
             drawn = remasker.policy_for(row["id"], args.epoch or 0)
             row = remasker.draw(row, args.epoch or 0)
             policy = type(policy)(drawn.name, {}, drawn.target_format)
-        ex = inspection.row_to_masked(row, policy.target_format, policy.name)
+        ex = masked_of(row, policy.target_format, policy.name)
         if args.json:
             print(json.dumps(to_json(tok, ex), ensure_ascii=False))
         else:
@@ -182,7 +183,6 @@ def _show(args, console) -> int:
 
 
 def _summary(args, console) -> int:
-    from maskpt.show import print_skips
     from preprocess import inspection
 
     summary = inspection.summarize(args.folder)

@@ -5,11 +5,16 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import importlib
 import json
 import sys
 from pathlib import Path
 
-TASK_NAMES = "nq tqa wq ay2 zsre wow ropes wiqa quartz"
+from train.download import SOURCES, download
+from train.tasks import TASKS, load_split
+
+# the paper's nine: the tasks with release files to download
+TASK_NAMES = " ".join(t for t in TASKS if t in SOURCES)
 
 
 def main_train_policy(argv) -> int:
@@ -23,7 +28,6 @@ def main_train_policy(argv) -> int:
         )
         ap.add_argument("kind", choices=list(kinds))
         ap.parse_args(argv[:1])
-    import importlib
 
     return importlib.import_module(kinds[argv[0]]).main(argv[1:])
 
@@ -61,7 +65,6 @@ def main_data(argv) -> int:
 
 
 def _data_show(args) -> int:
-    from train.tasks import load_split
 
     examples = load_split(args.task, args.path, args.split)
     for ex in examples[: args.n]:
@@ -78,7 +81,6 @@ def _data_show(args) -> int:
 
 
 def _data_download(args) -> int:
-    from train.download import download
 
     sizes = download(args.task, args.dir, force=args.force)
     print(f"{args.task} in {args.dir}: " + ", ".join(f"{k} {v}" for k, v in sizes.items()))

@@ -35,6 +35,7 @@ from maskpt.core.config import (
     read_yaml_mapping,
     set_dotted,
 )
+from maskpt.core.errors import exit_on_user_error
 
 _OVERRIDE = re.compile(r"^[A-Za-z_][\w-]*(\.[\w-]+)*=")
 
@@ -160,7 +161,6 @@ class ConfigArgs:
     def main(self, argv, run: typing.Callable[[Any, argparse.Namespace], int | None]) -> int:
         """Parse `argv` and call `run(cfg, namespace)`; user errors (bad
         arguments included) become one line and exit status 2."""
-        from maskpt.core.errors import exit_on_user_error
 
         return exit_on_user_error(self.prog, lambda: run(*self.parse(argv)))
 

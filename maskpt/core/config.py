@@ -19,6 +19,7 @@ import dataclasses
 import difflib
 import functools
 import inspect
+import re
 import textwrap
 import types
 import typing
@@ -219,7 +220,6 @@ def load_config(cls, path: str | Path | None = None, overrides=()):
 def blaming_overrides(build, where: str, items: list[str]):
     """`build()`; a ConfigError that names a key the command line set (`KEY=VALUE`
     in `items`) blames that item instead of the file `where`."""
-    import re
 
     try:
         return build()

@@ -4,8 +4,11 @@ bug and keeps its traceback."""
 
 from __future__ import annotations
 
+import errno
 import sys
 from collections.abc import Callable
+
+from maskpt.core.interrupts import Interrupted, terminate_as_interrupt
 
 
 class UserError(Exception):
@@ -20,7 +23,6 @@ class InputNotFound(UserError, FileNotFoundError):
 def disk_full(exc: BaseException) -> bool:
     """Whether `exc` (or what it wraps, as Ray and torch's zip writer do) is a
     write that found no space left (ENOSPC, or a quota: EDQUOT)."""
-    import errno
 
     while exc is not None:
         if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
@@ -36,7 +38,6 @@ def exit_on_user_error(prog: str, run: Callable[[], int | None]) -> int:
     exit status 2; a stop on Ctrl-C or SIGTERM (`Interrupted`, or a bare
     KeyboardInterrupt) one line and exit status 130; a full disk one line
     and exit status 2. Other exceptions propagate with their traceback."""
-    from maskpt.core.interrupts import Interrupted, terminate_as_interrupt
 
     terminate_as_interrupt()
     try:

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import re
+import socket
 from pathlib import Path
+from urllib.parse import urlparse
 
 from maskpt.core.errors import InputNotFound
 
@@ -28,9 +31,6 @@ def check_local_or_hub(name: str, what: str) -> None:
 def offline() -> bool:
     """True when the Hub is not to be asked: HF_HUB_OFFLINE is set, or its host
     does not answer within a few seconds (instead of retrying for a minute)."""
-    import os
-    import socket
-    from urllib.parse import urlparse
 
     if os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on"):
         return True

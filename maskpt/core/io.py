@@ -53,12 +53,6 @@ def write_json_atomic(path: str | os.PathLike, obj, indent: int | None = 2) -> N
     write_text_atomic(path, json.dumps(obj, indent=indent, sort_keys=True) + "\n")
 
 
-def remove_stale_tmp(folder: str | os.PathLike) -> None:
-    """Delete temporary files that interrupted atomic writes left in `folder`."""
-    for stale in Path(folder).glob(f".*{TMP_MARK}*"):
-        stale.unlink(missing_ok=True)
-
-
 def sha256_stream(f: BinaryIO) -> str:
     """sha256 of what is left to read in a binary file object."""
     h = hashlib.sha256()

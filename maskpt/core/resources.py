@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from importlib import resources
 from pathlib import Path
 
@@ -14,6 +15,5 @@ def bundled_corpus() -> Path:
 
 def bundled_texts() -> list[str]:
     """The `text` of every bundled paragraph."""
-    import json
 
     return [json.loads(line)["text"] for line in bundled_corpus().read_text().splitlines()]

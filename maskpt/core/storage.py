@@ -11,13 +11,21 @@ the scheme has a filesystem installed and that the folder can be written.
 
 from __future__ import annotations
 
+import bz2
 import contextlib
+import gzip
 import io
 import json
 import os
 import posixpath
+import socket
+import types
+import urllib.parse
 from collections.abc import Callable
+from pathlib import Path
 from typing import BinaryIO
+
+import zstandard
 
 from maskpt.core.errors import UserError
 from maskpt.core.io import TMP_MARK, atomic_write, sha256_stream
@@ -215,7 +223,6 @@ class RemotePath:
         return self.fs.isdir(self._path)
 
     def stat(self):
-        import types
 
         return types.SimpleNamespace(st_size=int(self.fs.size(self._path)))
 
@@ -227,8 +234,6 @@ def missing_input(name) -> str:
     """Why an input that `exists()` denies is not there: "does not exist", or,
     for an http(s) URL whose server does not answer, that it cannot be reached
     (fsspec reports both as a missing file)."""
-    import socket
-    import urllib.parse
 
     url = urllib.parse.urlparse(str(name))
     if url.scheme in ("http", "https") and url.hostname:
@@ -243,7 +248,6 @@ def missing_input(name) -> str:
 def input_path(name):
     """A local input (a path or a `file://` URL) as a `pathlib.Path`, any other
     URL as a `RemotePath`."""
-    from pathlib import Path
 
     if isinstance(name, Path | RemotePath):
         return name
@@ -377,16 +381,10 @@ def open_input(path, compression: str | None = None) -> BinaryIO:
         return raw
     try:
         if compression == "bz2":
-            import bz2
-
             stream = bz2.BZ2File(raw, "rb")
         elif compression == "gzip":
-            import gzip
-
             stream = gzip.GzipFile(fileobj=raw, mode="rb")
         elif compression == "zstd":
-            import zstandard
-
             stream = _ZstdFrames(raw, zstandard.ZstdDecompressor())
         else:
             raise ValueError(f"unknown compression {compression!r}")

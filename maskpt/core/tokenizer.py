@@ -18,7 +18,10 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from tokenizers import ByteLevelBPETokenizer, Tokenizer, processors
+
 from maskpt.core.errors import UserError
+from maskpt.core.hub import check_local_or_hub, from_local_or_hub
 from maskpt.core.records import Segment
 
 DEFAULT_TOKENIZER = "facebook/bart-base"
@@ -84,8 +87,6 @@ def load_tokenizer(name_or_path: str = DEFAULT_TOKENIZER):
     """
     from transformers import AutoTokenizer
 
-    from maskpt.core.hub import check_local_or_hub, from_local_or_hub
-
     try:
         check_local_or_hub(name_or_path, "tokenizer")
     except FileNotFoundError as exc:
@@ -134,7 +135,6 @@ def tokenizer_fingerprint(tokenizer) -> str:
     backend = tokenizer.backend_tokenizer
     if backend.truncation is not None or backend.padding is not None:
         # calls with truncation=/padding= leave that state behind; it is not tokenization
-        from tokenizers import Tokenizer
 
         backend = Tokenizer.from_str(backend.to_str())
         backend.no_truncation()
@@ -154,7 +154,6 @@ def train_tokenizer(
     `AutoTokenizer.from_pretrained(out_dir)` loads it (`progress`: the
     tokenizers library's own bars for counting pairs and merging). Returns
     the loaded tokenizer."""
-    from tokenizers import ByteLevelBPETokenizer, processors
     from transformers import BartTokenizer
 
     if vocab_size < 300:
@@ -244,24 +243,6 @@ def build_segment(
         word_ids=tuple(word_ids),
         offsets=((0, 0), *offsets, (0, 0)),
     )
-
-
-def encode_segment(
-    tokenizer, text: str, seg_id: str, doc_id: str | None = None, max_length: int = 128
-) -> Segment:
-    """Tokenize a short text as one segment. Raises ValueError when the text is
-    empty or longer than `max_length` tokens (use `preprocess.segment` to cut
-    documents)."""
-    if not text or text.isspace():
-        raise ValueError(f"segment {seg_id!r}: text is empty")
-    info = TokenizerInfo.from_tokenizer(tokenizer)
-    ids, offsets = tokenize_text(tokenizer, text)
-    if len(ids) + 2 > max_length:
-        raise ValueError(
-            f"segment {seg_id!r}: {len(ids) + 2} tokens > max_length {max_length}; "
-            "cut it with preprocess.segment.segment_document"
-        )
-    return build_segment(seg_id, doc_id if doc_id is not None else seg_id, text, ids, offsets, info)
 
 
 CLOSERS = "\"')]}»”’"

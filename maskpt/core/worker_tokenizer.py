@@ -26,6 +26,10 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 
+from tokenizers import Tokenizer
+
+from maskpt.core.storage import Storage
+
 
 class WorkerTokenizer:
     """A picklable stand-in for a fast tokenizer in `tokenize_text` and
@@ -63,7 +67,6 @@ class WorkerTokenizer:
 
     @staticmethod
     def _backend(definition: str):
-        from tokenizers import Tokenizer
 
         backend = Tokenizer.from_str(definition)
         backend.no_truncation()
@@ -117,7 +120,6 @@ class TokenizerFile:
 
     def load(self) -> WorkerTokenizer:
         """The tokenizer; a changed or truncated file is refused by its checksum."""
-        from maskpt.core.storage import Storage
 
         data = Storage(self.url).read_bytes("")
         if hashlib.sha256(data).hexdigest() != self.sha256:

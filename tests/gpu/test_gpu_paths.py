@@ -105,7 +105,7 @@ def test_learned_policy_inference_gives_the_cpu_masks(
     tok_info,
 ):
     import policies
-    from maskpt.core.tokenizer import encode_segment
+    from tests.helpers import encode_segment
 
     segs = [
         encode_segment(tokenizer, t, f"d{i}-0", f"d{i}", 128)

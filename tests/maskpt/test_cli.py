@@ -1,6 +1,25 @@
+import importlib
+import subprocess
+import sys
+
 import pytest
 
-from maskpt.cli import main
+from maskpt.cli import COMMANDS, main
+
+# The heavy packages `maskpt COMMAND --help` may load (each 0.1-1.6 s to import): the reason the
+# files named in pyproject.toml keep some imports inside functions (ruff PLC0415 exemptions).
+HEAVY = ("torch", "transformers", "deepspeed", "ray", "spacy", "higher", "webdataset", "wandb")
+HEAVY += ("matplotlib", "scipy", "pyarrow", "fsspec", "numpy")
+HELP_LOADS = {
+    "mask": {"numpy"},
+    "policies": {"numpy"},
+    "preprocess": {"numpy", "pyarrow"},
+    "pretrain": {"numpy", "pyarrow", "torch"},  # the config's defaults come from torch
+    "finetune": {"numpy", "torch"},
+    "report": {"numpy"},
+    "world": {"numpy"},
+    "demo": {"numpy"},
+}
 
 
 def test_help_lists_subcommands(capsys):
@@ -10,6 +29,9 @@ def test_help_lists_subcommands(capsys):
         assert f"  {cmd} " in out
     assert main(["nope"]) == 2
     assert "unknown command 'nope'" in capsys.readouterr().err
+    for target, _ in COMMANDS.values():  # each entry names an existing function
+        module, function = target.split(":")
+        assert callable(getattr(importlib.import_module(module), function)), target
 
 
 @pytest.mark.parametrize(
@@ -62,3 +84,39 @@ def test_preprocess_warns_that_a_memory_output_dies_with_the_process(
     ]
     assert main(args) == 0
     assert "memory:// lives in this process only" in capsys.readouterr().err
+
+
+def test_help_loads_no_heavy_package_beyond_its_own():
+    """Each command's --help runs in a fork of one interpreter that has imported only
+    maskpt.cli, so no command's imports count for another's."""
+    script = (
+        "import os, sys\n"
+        "from maskpt.cli import main\n"
+        f"heavy = {HEAVY!r}\n"
+        "for name in sys.argv[1:]:\n"
+        "    r, w = os.pipe()\n"
+        "    if os.fork() == 0:\n"
+        "        os.close(r)\n"
+        "        sys.stdout = open(os.devnull, 'w')\n"
+        "        try:\n"
+        "            main([name, '--help'])\n"
+        "        except SystemExit:\n"
+        "            pass\n"
+        "        os.write(w, ' '.join(m for m in heavy if m in sys.modules).encode())\n"
+        "        os._exit(0)\n"
+        "    os.close(w)\n"
+        "    with os.fdopen(r) as f:\n"
+        "        print(name + ':' + f.read())\n"
+        "    os.wait()\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", script, *COMMANDS],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    ).stdout
+    loaded = dict(line.split(":", 1) for line in out.splitlines())
+    assert set(loaded) == set(COMMANDS)
+    for name in COMMANDS:
+        assert set(loaded[name].split()) == HELP_LOADS.get(name, set()), name

@@ -8,10 +8,15 @@ import json
 import pytest
 
 from maskpt.cli import main
-from maskpt.core.config import ConfigError
+from maskpt.core.config import ConfigError, load_config
 from maskpt.core.io import FolderInUse
-from maskpt.demo import POLICIES, demo_config, run_demo
+from maskpt.demo import POLICIES, SIZES, DemoConfig, run_demo
 from maskpt.world import ATTRIBUTES
+
+
+def demo_config(size: str = "default", overrides=()) -> DemoConfig:
+    """The config `maskpt demo --size SIZE OVERRIDES...` runs."""
+    return load_config(DemoConfig, None, [*SIZES[size], *overrides])
 
 
 @pytest.mark.slow
@@ -100,8 +105,9 @@ def test_sizes_and_bad_config():
     assert quick.policies == ("ssm_v1",) and quick.steps < demo_config("default").steps
     large = demo_config("large")
     assert large.model["d_model"] == 256 and large.model["encoder_attention_heads"] == 4
-    with pytest.raises(ConfigError):
-        demo_config("huge")
+    with pytest.raises(SystemExit) as exc:
+        main(["demo", "--size", "huge"])
+    assert exc.value.code == 2
     with pytest.raises(ConfigError):
         demo_config("tiny", ["policies=[nope_v1]"])
 

@@ -4,7 +4,7 @@ import policies
 from maskpt.core.records import MaskedSegment, Skip
 from policies.base import fill_spans
 from policies.ssm import SALIENT_LABELS, find_entities
-from tests.helpers import bundled_texts, make_segments, synthetic_texts
+from tests.helpers import bundled_texts, make_segments, mask_with_entities, synthetic_texts
 
 
 @pytest.fixture(scope="module")
@@ -21,7 +21,7 @@ def entities(segments):
 
 def test_masks_exactly_one_whole_entity(tok_info, segments, entities):
     pol = policies.create("ssm_v1", tok_info)
-    results = pol.mask_batch(segments, 0, entities=entities)
+    results = mask_with_entities(pol, segments, 0, entities)
     n_masked = 0
     for seg, ents, ex in zip(segments, entities, results):
         salient = [
@@ -75,8 +75,8 @@ def test_rand_fallback(tokenizer, tok_info):
 
 def test_precomputed_entities_equal_own_ner(tok_info, segments, entities):
     pol = policies.create("ssm_v1", tok_info)
-    assert pol.mask_batch(segments[:40], 4) == pol.mask_batch(
-        segments[:40], 4, entities=entities[:40]
+    assert pol.mask_batch(segments[:40], 4) == mask_with_entities(
+        pol, segments[:40], 4, entities[:40]
     )
 
 
@@ -111,7 +111,7 @@ def test_an_entity_is_one_span_whatever_tokens_it_holds(tokenizer, tok_info):
     ws = [i for i, (s, e) in enumerate(seg.offsets) if start < s < end and not text[s:e].strip()]
     assert ws, "the text must hold whitespace-only tokens inside the entity"
     pol = policies.create("ssm_v1", tok_info)
-    (ex,) = pol.mask_batch([seg], 0, entities=[[(start, end, "GPE")]])
+    (ex,) = mask_with_entities(pol, [seg], 0, [[(start, end, "GPE")]])
     assert ex.source_ids.count(tok_info.mask_id) == 1
     idx = [i for i, m in enumerate(ex.mask) if m]
     assert idx == list(range(idx[0], idx[-1] + 1)) and set(ws) <= set(idx)

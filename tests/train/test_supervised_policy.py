@@ -103,3 +103,24 @@ def test_config_needs_examples():
     with pytest.raises(ValueError, match="'ay2' has no policy-training reader"):
         SupervisedConfig(task="ay2", data_dir="x")
     SupervisedConfig(task="nq", data_dir="x")  # NQ through DPR's passages
+
+
+def test_too_few_usable_examples_is_one_line_naming_the_file(tmp_path, tiny_bart, capsys):
+    from maskpt.cli import main
+
+    write_year_examples(tmp_path / "ex.jsonl", n=1)  # one usable example and one absent answer
+    rc = main(
+        [
+            "train-policy",
+            "supervised",
+            f"examples={tmp_path / 'ex.jsonl'}",
+            f"model={tiny_bart}",
+            f"output_dir={tmp_path / 'out'}",
+        ]
+    )
+    err = capsys.readouterr().err
+    assert rc == 2 and "Traceback" not in err
+    assert err.strip().splitlines()[-1] == (
+        f"maskpt train-policy supervised: error: {tmp_path / 'ex.jsonl'}: 1 usable examples, "
+        "at least 2 needed (dropped: {'answer_absent': 1})"
+    )

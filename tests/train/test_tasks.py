@@ -130,3 +130,33 @@ def test_data_show_cli(shared_data, capsys):
     row = json.loads(out.out.splitlines()[0])
     assert row["choices"] and row["target"] in row["choices"]
     assert "quartz dev: 2 examples" in out.err
+
+
+def test_every_list_of_task_names_agrees_with_TASKS():
+    """A new task is one entry in train.tasks.TASKS (plus its download sources and, if a
+    policy can learn from it, a reader in policy_sources): the lists users read agree."""
+    import re
+
+    from maskpt.commands.tasks import TASK_NAMES
+    from maskpt.core.config import field_docs
+    from train.download import SOURCES
+    from train.finetune import FinetuneConfig
+    from train.meta_policy import MetaConfig
+    from train.policy_sources import POLICY_TASKS
+    from train.report import TASK_ORDER
+    from train.supervised_policy import SupervisedConfig
+    from train.sweep import SweepConfig
+
+    generated = {"synth"}  # made by `maskpt world`, nothing to download
+    assert set(SOURCES) & set(TASKS) == set(TASKS) - generated
+    assert TASK_NAMES.split() == [t for t in TASKS if t in SOURCES]
+    assert list(TASKS) == TASK_ORDER
+    assert set(POLICY_TASKS) <= set(TASKS)
+
+    def named(doc: str) -> set[str]:
+        return set(re.findall(r"\w+", doc)) & set(TASKS)
+
+    assert named(field_docs(FinetuneConfig)["task"]) == set(TASKS)
+    assert named(field_docs(SweepConfig)["tasks"]) == set(TASKS)
+    for cls in (MetaConfig, SupervisedConfig):
+        assert named(field_docs(cls)["task"]) == set(POLICY_TASKS), cls.__name__

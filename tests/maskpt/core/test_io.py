@@ -8,10 +8,10 @@ from maskpt.core.io import (
     FolderInUse,
     atomic_write,
     claim_spec,
-    remove_stale_tmp,
     sha256_file,
     write_json_atomic,
 )
+from maskpt.core.storage import Storage
 
 
 def test_atomic_write_keeps_the_old_file_when_writing_fails(tmp_path):
@@ -33,7 +33,7 @@ def test_atomic_write_keeps_the_old_file_when_writing_fails(tmp_path):
 def test_stale_tmp_files_are_removed(tmp_path):
     (tmp_path / ".x.arrow.tmp-123").write_bytes(b"torn")
     (tmp_path / "keep.arrow").write_bytes(b"ok")
-    remove_stale_tmp(tmp_path)
+    Storage(tmp_path).remove_stale_tmp()
     assert [p.name for p in tmp_path.iterdir()] == ["keep.arrow"]
 
 

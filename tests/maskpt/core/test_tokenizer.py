@@ -4,7 +4,6 @@ from transformers import AutoTokenizer
 from maskpt.core.tokenizer import (
     TokenizerError,
     TokenizerInfo,
-    encode_segment,
     load_tokenizer,
     sentence_starts,
     tokenize_text,
@@ -12,6 +11,7 @@ from maskpt.core.tokenizer import (
     train_tokenizer,
     word_starts,
 )
+from tests.helpers import encode_segment
 
 
 def test_trained_tokenizer_loads_with_autotokenizer(tokenizer, tmp_path):
