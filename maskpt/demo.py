@@ -210,7 +210,7 @@ def run_demo(cfg: DemoConfig, out: Path) -> dict:
     from preprocess.pipeline import ray_session
 
     d.stage("general pre-training (orig_v1 on the background people)")
-    with ray_session(num_cpus=2):  # one local Ray for the preprocessing runs
+    with ray_session("local", num_cpus=2):  # its own local Ray, whatever else runs here
         d.preprocess("orig_v1", d.world / "background.jsonl", out / "shards" / "general")
     base = d.pretrain("general", out / "shards" / "general", "", cfg.general_steps)
 
@@ -234,7 +234,7 @@ def run_demo(cfg: DemoConfig, out: Path) -> dict:
         return run % cfg.policy_seeds if policy_of(row) in LEARNED else 0
 
     d.stage("preprocess the world's corpus with every row's policy (local Ray)")
-    with ray_session(num_cpus=2):
+    with ray_session("local", num_cpus=2):
         for r in rows:
             for j in sorted({policy_seed(r, k) for k in range(cfg.pretrain_seeds)}):
                 d.preprocess(
@@ -271,7 +271,6 @@ DEMO_EXAMPLES = """examples:
 
 
 def config_args():
-
     args = ConfigArgs(DemoConfig, "maskpt demo", __doc__, DEMO_EXAMPLES)
     args.parser.add_argument("--out", default="runs/demo", help="output folder (default runs/demo)")
     args.parser.add_argument(

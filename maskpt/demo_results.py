@@ -92,7 +92,6 @@ def meta_budget(folder: Path, gamma: float = 0.15, eps: float = 0.05) -> dict:
 
 
 def results(out: Path, rows: list[str], plots: list[str], console) -> dict:
-
     cfg = json.loads((out / "demo.json").read_text())
     transfer = tuple(cfg.get("transfer") or ())
     table = build(runs_with_attributes(out / "finetune", transfer))
@@ -236,7 +235,6 @@ def _plot_losses(pretrain: Path, path: Path) -> None:
 
 
 def analysis(out: Path, cfg, rows, console) -> list[str]:
-
     result = run_analysis(
         [out / "shards" / r for r in rows],
         out / "analysis",

@@ -65,7 +65,6 @@ class Demo:
         )
 
     def make_tokenizer(self) -> None:
-
         self.stage("tokenizer")
         if (self.tokenizer / "tokenizer.json").exists():
             self.console.print(f"exists: {self.tokenizer}")
@@ -245,7 +244,6 @@ class Demo:
         return folder
 
     def finetune(self, row: str, model: Path, run_no: int) -> dict:
-
         c = self.cfg
         run = self.out / "finetune" / row / "synth" / f"lr{c.ft_lr:g}_bs{c.ft_batch}_seed{run_no}"
         if (run / "metrics.json").exists():

@@ -304,7 +304,6 @@ def generate(cfg: WorldConfig, out: str | Path) -> dict:
 
 
 def config_args():
-
     return ConfigArgs(WorldConfig, "maskpt world", __doc__, positionals=(("out", "output folder"),))
 
 

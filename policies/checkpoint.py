@@ -35,7 +35,6 @@ class PolicyCheckpointError(UserError, ValueError):
 
 
 def save(folder, policy: str, network, args: dict, tokenizer, info: dict | None = None) -> Path:
-
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().cpu().contiguous() for k, v in network.state_dict().items()}

@@ -54,7 +54,9 @@ class PreprocessConfig:
     workers: int = 0
     """Worker actors; 0 = one per CPU Ray reports."""
     address: str | None = None
-    """Ray address to join (e.g. "auto"); None starts an embedded local Ray."""
+    """Ray address, as `ray.init` takes it: "auto" joins the running cluster; None joins
+    the one in RAY_ADDRESS or last started by `ray start` on this machine, else starts an
+    embedded local Ray; "local" always starts an embedded one."""
     gpus_per_worker: float = 1.0
     """GPUs per actor for policies that want a GPU, when the cluster has GPUs."""
     max_in_flight: int = 2

@@ -76,7 +76,6 @@ class MaskWorker:
         out: str,
         driver: tuple[str, int] = ("", 0),
     ):
-
         import ray
 
         self.tok = tokenizer.load() if isinstance(tokenizer, TokenizerFile) else tokenizer
@@ -88,7 +87,6 @@ class MaskWorker:
         tune_gc()
 
     def _check_driver(self) -> None:
-
         if self.driver_pid:
             try:
                 os.kill(self.driver_pid, 0)
@@ -240,9 +238,12 @@ def _reading(cfg: PreprocessConfig, enabled: bool):
 
 @contextmanager
 def ray_session(address: str | None = None, num_cpus: int | None = None):
-    """Join `address` or start an embedded local Ray for the block, unless one is
-    already running; stop it afterwards only if it was started here (and, if
-    this driver is killed instead, have a watchdog stop it)."""
+    """Ray for the block, unless this process has one already: `address` as
+    `ray.init` takes it (None: the cluster in RAY_ADDRESS or the one `ray start`
+    last started on this machine, else a new embedded local Ray; "local": always a
+    new embedded one, sized by `num_cpus`; "auto": a running cluster or an
+    error). A Ray started here is stopped afterwards (and, if this driver is
+    killed instead, by a watchdog)."""
     import ray
 
     started = not ray.is_initialized()
@@ -256,8 +257,8 @@ def ray_session(address: str | None = None, num_cpus: int | None = None):
             configure_logging=False,
         )
         terminate_as_interrupt()  # Ray's core worker installs its own SIGTERM handler
-        if address is None:
-            watchdog = start_watchdog()
+        if address in (None, "local"):
+            watchdog = start_watchdog()  # nothing to watch when it joined a cluster
     try:
         yield
     finally:
@@ -288,7 +289,6 @@ class _Progress:
     """The progress bar and its rates over finished units."""
 
     def __init__(self, name: str, enabled: bool, total: int | None = None):
-
         self.bar = tqdm(
             desc=f"preprocess {name}",
             unit=" docs",
@@ -357,7 +357,6 @@ class _Pool:
 
 
 def _run_units(cfg, tok, policy, spec, out: Storage, progress: bool) -> list[UnitMarker]:
-
     import ray
 
     resources = ray.cluster_resources()

@@ -146,7 +146,6 @@ def line_ranges(path: Path, lines: int, chunk: int = 1 << 23) -> Iterator[tuple]
 
 
 def _row_groups(path: Path, rows: int) -> Iterator[tuple]:
-
     with parquet_file(path) as pf:
         meta = pf.metadata
     first, n = 0, 0

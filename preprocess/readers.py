@@ -32,7 +32,6 @@ class InputError(UserError, ValueError):
 
 
 def _decompression_errors() -> tuple[type[BaseException], ...]:
-
     return (EOFError, zlib.error, zstandard.ZstdError, OSError)
 
 

@@ -158,7 +158,6 @@ def _arrow(f, rows: list[dict]) -> None:
 
 
 def _parquet(f, rows: list[dict]) -> None:
-
     pq.write_table(pa.Table.from_pylist(rows, schema=SCHEMA), f, compression="zstd")
 
 

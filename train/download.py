@@ -88,7 +88,6 @@ SOURCES: dict[str, list[tuple[str, dict[str, str]]]] = {
 
 
 def _fetch(url: str, dest: Path, progress: bool) -> None:
-
     with urllib.request.urlopen(url, timeout=60) as resp, dest.open("wb") as f:
         total = int(resp.headers.get("Content-Length") or 0) or None
         with tqdm(

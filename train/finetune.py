@@ -163,7 +163,6 @@ class FinetuneConfig:
     """Replace a finished run (one with metrics.json) in output_dir instead of refusing."""
 
     def __post_init__(self) -> None:
-
         if self.task not in TASKS:
             raise ValueError(f"task: {self.task!r} is not one of {', '.join(TASKS)}")
         if "wandb" in self.report_to:  # the Trainer's own reporters: only this one checked here
@@ -355,7 +354,6 @@ class _PinnedLengths:
 
 
 def quiet_pinned_lengths() -> None:
-
     log = logging.getLogger("transformers.generation.utils")
     if not any(isinstance(f, _PinnedLengths) for f in log.filters):
         log.addFilter(_PinnedLengths())
@@ -693,7 +691,6 @@ def config_args():
 
 
 def main(argv=None) -> int:
-
     name_cpu_accelerator()  # before the config's check of trainer_args imports transformers
 
     def run(cfg: FinetuneConfig, _) -> int:

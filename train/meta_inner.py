@@ -86,7 +86,6 @@ def inner_func(
     finetune_lr: float,
     create_graph: bool = True,
 ) -> InnerResult:
-
     names = [n for n, _ in model.named_parameters()]
     theta = dict(model.named_parameters())
     if not create_graph:

@@ -153,7 +153,6 @@ class MetaConfig:
     """Log every N meta steps."""
 
     def __post_init__(self):
-
         if not self.examples and not (self.task and self.data_dir):
             raise ValueError(
                 "give examples (a JSONL of context, source, target) or task and data_dir"
@@ -348,7 +347,6 @@ class MetaLog:
     """train_log.jsonl and TensorBoard events (OUT/runs/) of the logged steps."""
 
     def __init__(self, out: Path):
-
         self.file = (out / "train_log.jsonl").open("w")
         self.tb = SummaryWriter(str(out / "runs"))
 
@@ -453,7 +451,6 @@ def train(cfg: MetaConfig, progress: bool = True) -> dict:
 
 
 def config_args():
-
     return ConfigArgs(MetaConfig, "maskpt train-policy meta", __doc__)
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from preprocess.remask import mixture_of
 from train.model import ModelConfig
 from train.monitor import check_reporters
 
@@ -134,8 +135,6 @@ class PretrainConfig:
 
         check_reporters(self.report_to)
         if self.data.policy:
-            from preprocess.remask import mixture_of
-
             mixture_of(self.data.policy)  # weights checked before anything starts
         if self.data.weights and len(self.data.weights) != len(self.data.shards):
             raise ValueError("data.weights: one weight per shard folder")

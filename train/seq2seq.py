@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
+from transformers.models.bart.modeling_bart import shift_tokens_right
 
 from maskpt.core.batching import pad, pad_ids
 from maskpt.core.seeding import stable_rng
@@ -91,8 +92,6 @@ class Collator:
         self.pad_id, self.start_id = pad_id, decoder_start_id
 
     def __call__(self, features: list[dict]) -> dict[str, torch.Tensor]:
-        from transformers.models.bart.modeling_bart import shift_tokens_right
-
         ids, att = pad_ids([f["input_ids"] for f in features], self.pad_id)
         batch = {"input_ids": ids, "attention_mask": att}
         if "labels" in features[0]:

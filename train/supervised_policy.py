@@ -76,7 +76,6 @@ class SupervisedConfig:
     """Seed for the split, initialisation and order."""
 
     def __post_init__(self):
-
         if not self.examples and not (self.task and self.data_dir):
             raise ValueError("give examples=FILE.jsonl, or task=TASK with data_dir=DIR")
         if self.task and self.task not in POLICY_TASKS:
@@ -113,7 +112,6 @@ def encode(tok, examples, max_length: int, max_span: int, dropped: Counter):
 
 
 def batch_tensors(items, pad_id: int):
-
     ids, att = pad_ids([i[0] for i in items], pad_id)
     starts = torch.tensor([i[1] for i in items])
     ends = torch.tensor([i[2] for i in items])
@@ -252,7 +250,6 @@ def train(cfg: SupervisedConfig, progress: bool = True) -> dict:
 
 
 def config_args():
-
     return ConfigArgs(SupervisedConfig, "maskpt train-policy supervised", __doc__)
 
 

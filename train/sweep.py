@@ -67,7 +67,6 @@ class SweepConfig:
     """Retries of a failed run."""
 
     def __post_init__(self) -> None:
-
         for key in ("checkpoints", "tasks", "data", "out"):
             if not getattr(self, key):
                 raise ValueError(f"{key}: required (see --help)")
@@ -311,12 +310,10 @@ EXAMPLE = """example:
 
 
 def config_args():
-
     return ConfigArgs(SweepConfig, "maskpt sweep", __doc__, EXAMPLE)
 
 
 def main(argv=None) -> int:
-
     args = config_args()
 
     def run() -> int:

@@ -64,14 +64,12 @@ class MaskConfig:
 
 
 def _documents(cfg: MaskConfig):
-
     if cfg.text:
         return [Document(id=f"text{i}", text=t) for i, t in enumerate(cfg.text)]
     return read_any(cfg.input)
 
 
 def mask_args():
-
     return ConfigArgs(
         MaskConfig,
         "maskpt mask",
@@ -83,7 +81,6 @@ def mask_args():
 
 
 def main_mask(argv) -> int:
-
     import policies
     from preprocess.masking import mask_documents
 
@@ -127,7 +124,6 @@ def main_policies(argv) -> int:
 
 
 def main_tokenizer(argv) -> int:
-
     ap = argparse.ArgumentParser(
         prog="maskpt tokenizer", description="Train a tokenizer for offline use."
     )

@@ -125,7 +125,6 @@ def _inspect_parser() -> argparse.ArgumentParser:
 
 
 def main_inspect(argv) -> int:
-
     parser = _inspect_parser()
     args = parser.parse_args(argv)
     console = Console(highlight=False, soft_wrap=True, emoji=False)

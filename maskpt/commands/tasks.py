@@ -65,7 +65,6 @@ def main_data(argv) -> int:
 
 
 def _data_show(args) -> int:
-
     examples = load_split(args.task, args.path, args.split)
     for ex in examples[: args.n]:
         if args.json:
@@ -81,7 +80,6 @@ def _data_show(args) -> int:
 
 
 def _data_download(args) -> int:
-
     sizes = download(args.task, args.dir, force=args.force)
     print(f"{args.task} in {args.dir}: " + ", ".join(f"{k} {v}" for k, v in sizes.items()))
     return 0

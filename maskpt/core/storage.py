@@ -223,7 +223,6 @@ class RemotePath:
         return self.fs.isdir(self._path)
 
     def stat(self):
-
         return types.SimpleNamespace(st_size=int(self.fs.size(self._path)))
 
     def resolve(self) -> RemotePath:

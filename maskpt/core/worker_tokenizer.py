@@ -67,7 +67,6 @@ class WorkerTokenizer:
 
     @staticmethod
     def _backend(definition: str):
-
         backend = Tokenizer.from_str(definition)
         backend.no_truncation()
         backend.no_padding()

@@ -392,3 +392,22 @@ def test_unknown_scheme_or_unwritable_output_refused_before_work(corpus, tmp_pat
     (tmp_path / "file").write_text("x")
     assert main([*args, "--output", str(tmp_path / "file" / "shards")]) == 2
     assert "cannot write there" in capsys.readouterr().err  # before the tokenizer is loaded
+
+
+def test_the_demos_embedded_ray_starts_its_own_where_another_is_recorded():
+    """`ray_session("local", num_cpus=...)` (what `maskpt demo` runs) starts a Ray of its
+    own even where RAY_ADDRESS (or a `ray start`, in /tmp/ray/ray_current_cluster) names
+    another: plain `ray.init(num_cpus=...)` would try to join that one and refuse."""
+    script = (
+        "import ray\n"
+        "from preprocess.pipeline import ray_session\n"
+        "with ray_session('local', num_cpus=1):\n"
+        "    print(ray.get(ray.remote(lambda: 41 + 1).remote()))\n"
+    )
+    root = Path(__file__).resolve().parents[2]
+    env = {**os.environ, "RAY_ADDRESS": "127.0.0.1:9", "PYTHONPATH": str(root)}
+    proc = subprocess.run(
+        [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=300
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.split()[-1] == "42"
