@@ -70,13 +70,6 @@ def base_annotation(segment: Segment) -> Annotation:
     return Annotation(tuple(words), (False, *sents, False))
 
 
-def segment_of(row_id: str, doc_id: str, ids, word_starts) -> Segment:
-    """A `Segment` from stored tokens (no text: draws need none)."""
-    n = len(ids)
-    word_ids = Annotation(tuple(word_starts), ()).word_ids
-    return Segment(row_id, doc_id, "", tuple(ids), word_ids, ((0, 0),) * n)
-
-
 def draw_rng(seed: int, policy: str, segment_id: str, epoch: int) -> np.random.Generator:
     """A generator that is a pure function of (seed, policy, segment id, epoch)."""
     return stable_rng(int(seed), policy, segment_id, int(epoch))
@@ -121,9 +114,15 @@ class Policy:
         self, segments: Sequence[Segment], seed: int, epoch: int = 0
     ) -> list[MaskedSegment | Skip]:
         """One result per segment, in order: a `MaskedSegment` or a `Skip`."""
+        return self.draw_all(segments, self.annotate(segments), seed, epoch)
+
+    def draw_all(
+        self, segments: Sequence[Segment], annotations, seed: int, epoch: int = 0
+    ) -> list[MaskedSegment | Skip]:
+        """`draw` for each segment with its annotation; a `Skip` passes through."""
         return [
             a if isinstance(a, Skip) else self.draw(s, a, seed, epoch)
-            for s, a in zip(segments, self.annotate(segments), strict=True)
+            for s, a in zip(segments, annotations, strict=True)
         ]
 
     def mask(self, segment: Segment, seed: int, epoch: int = 0) -> MaskedSegment | Skip:

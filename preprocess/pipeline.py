@@ -193,12 +193,13 @@ def _run_here(
     moved = planned_moves(out)
     units, total = planned(cfg)
     prog = _Progress(policy.name, progress, total)
+    settings = UnitSettings.of(cfg)
     try:
         with _reading(cfg, progress):
             for unit in units:
                 prog.record(
                     read_marker(out, unit.id, moved)
-                    or process_unit(unit, tok, policy, UnitSettings.of(cfg), out)
+                    or process_unit(unit, tok, policy, settings, out)
                 )
     except KeyboardInterrupt:
         raise Interrupted(

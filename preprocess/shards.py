@@ -54,7 +54,6 @@ import pyarrow.parquet as pq
 from maskpt.core.errors import UserError
 from maskpt.core.records import MaskedSegment, Segment
 from policies.base import Annotation
-from policies.base import segment_of as token_segment
 from preprocess.index import ShardEntry
 
 SCHEMA = pa.schema(
@@ -121,7 +120,11 @@ def annotation_of(row: dict) -> Annotation:
 
 def segment_of(row: dict) -> Segment:
     """The row's unmasked `Segment`: its tokens and word ids (no text: draws need none)."""
-    return token_segment(row["id"], row["doc_id"], row["original_ids"], row["word_starts"])
+    n = len(row["original_ids"])
+    word_ids = Annotation(tuple(row["word_starts"]), ()).word_ids
+    return Segment(
+        row["id"], row["doc_id"], "", tuple(row["original_ids"]), word_ids, ((0, 0),) * n
+    )
 
 
 def masked_of(row: dict, target_format: str, policy: str = "") -> MaskedSegment:

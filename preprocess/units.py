@@ -119,17 +119,17 @@ def process_unit(
     """Mask one unit, write its staged shards and marker; return the marker.
     `guard()`, when given, is called before writing and may raise to stop."""
     counts = Counts()
-    s = settings
+    docs = _documents(unit.read())
     rows = [
         row_of(ex, ann)
         for ex, ann in mask_documents(
-            _documents(unit.read()), tokenizer, policy, s.seed, counts, s.max_length
+            docs, tokenizer, policy, settings.seed, counts, settings.max_length
         )
     ]
     if guard is not None:
         guard()
     prefix = f"{STAGING}/part-{unit.id}-"
-    shards = write_rows(storage, prefix, rows, s.formats, s.shard_size, unit.id)
+    shards = write_rows(storage, prefix, rows, settings.formats, settings.shard_size, unit.id)
     if guard is not None:
         guard()
     return write_marker(storage, UnitMarker(unit.id, counts, shards, doc_ids_of(rows)))

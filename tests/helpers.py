@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from maskpt.core.records import Segment, Skip
+from maskpt.core.records import Segment
 from maskpt.core.resources import bundled_texts
 from maskpt.core.tokenizer import TokenizerInfo, build_segment, tokenize_text
 from preprocess.segment import segment_document
@@ -189,11 +189,7 @@ def run_main(args, tmp_path, via_cli: bool = False, rc: int = 0):
 
 def mask_with_entities(policy, segments, seed: int, entities, epoch: int = 0) -> list:
     """`ssm_v1`'s `mask_batch` with the entities given, so no NER runs: annotate, then draw."""
-    anns = policy.annotate_entities(segments, entities)
-    return [
-        a if isinstance(a, Skip) else policy.draw(s, a, seed, epoch)
-        for s, a in zip(segments, anns, strict=True)
-    ]
+    return policy.draw_all(segments, policy.annotate_entities(segments, entities), seed, epoch)
 
 
 def encode_segment(

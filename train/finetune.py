@@ -192,7 +192,7 @@ class FinetuneConfig:
         if self.zero_stage not in (0, 1, 2):
             raise ValueError(f"zero_stage must be 0, 1 or 2, got {self.zero_stage}")
         if isinstance(self.deepspeed, str):
-            read_yaml_mapping(self.deepspeed)  # JSON is YAML  # a missing or broken file, named now
+            read_yaml_mapping(self.deepspeed)  # a missing or broken file, named now (JSON is YAML)
         check_trainer_args(self.trainer_args)
         if self.eval_every_epochs < 1:
             raise ValueError(f"eval_every_epochs must be >= 1, got {self.eval_every_epochs}")
