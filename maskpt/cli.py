@@ -50,6 +50,8 @@ COMMANDS = {
                      "downstream task data: download, show converted examples"),
     "world":        ("maskpt.world:main",
                      "generate the synthetic closed-book QA benchmark"),
+    "study":        ("maskpt.commands.study:main",
+                     "the paper's whole study as one resumable command (on a Ray cluster)"),
     "demo":         ("maskpt.demo:main",
                      "the main job end to end: synthetic world, every policy, pre-train, fine-tune, table"),
 }

@@ -13,6 +13,7 @@ from tests.helpers import ROOT
 def _command_args(words: list[str]):
     """The ConfigArgs of the command a "Used by" line starts with, and its arguments."""
     from maskpt.commands.shards import preprocess_args
+    from maskpt.commands.study import study_args
     from train import finetune, pretrain, sweep
 
     table = {
@@ -21,6 +22,7 @@ def _command_args(words: list[str]):
         ("maskpt", "finetune"): finetune.config_args,
         ("maskpt", "preprocess"): preprocess_args,
         ("maskpt", "sweep"): sweep.config_args,
+        ("maskpt", "study"): study_args,
     }
     for head, make in table.items():
         if tuple(words[: len(head)]) == head:

@@ -137,7 +137,8 @@ def markdown(table: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write(table: dict, out: Path) -> None:
+def write(table: dict, out: Path, preface: str = "") -> None:
+    """report.md (`preface`, if any, above the table) and report.json in `out`."""
     out.mkdir(parents=True, exist_ok=True)
-    (out / "report.md").write_text(markdown(table))
+    (out / "report.md").write_text((preface.rstrip() + "\n\n" if preface else "") + markdown(table))
     (out / "report.json").write_text(json.dumps(table, indent=2) + "\n")

@@ -111,7 +111,7 @@ class Run:
         return json.loads((self.folder / "metrics.json").read_text())["dev"]
 
 
-def _die_with_parent() -> None:
+def die_with_parent() -> None:
     """In the child: get SIGKILL when the parent dies (Linux), so a run whose
     Ray worker or node is gone does not go on writing beside its retry."""
     if sys.platform.startswith("linux"):
@@ -130,7 +130,7 @@ def execute(folder: str) -> tuple[bool, float, str]:
             [sys.executable, "-m", "train.finetune", "--config", str(folder_p / "config.yaml")],
             stdout=log,
             stderr=subprocess.STDOUT,
-            preexec_fn=_die_with_parent,
+            preexec_fn=die_with_parent,
         )
     tail = (folder_p / "log.txt").read_text(errors="replace")[-2000:]
     ok = rc == 0 and (folder_p / "metrics.json").exists()

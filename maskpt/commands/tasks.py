@@ -96,8 +96,16 @@ def main_report(argv) -> int:
     p.add_argument("--out", help="where report.md and report.json go (default: first RUNS)")
     p.add_argument("--alpha", type=float, default=0.1, help="significance level (default 0.1)")
     p.add_argument("--json", action="store_true", help="print JSON instead of Markdown")
+    p.add_argument(
+        "--preface",
+        metavar="FILE",
+        help="Markdown put above the table in report.md (maskpt study: the study's status)",
+    )
     args = p.parse_args(argv)
     table = build(collect(args.runs), alpha=args.alpha)
-    write(table, Path(args.out or args.runs[0]))
+    if args.preface and not Path(args.preface).is_file():
+        p.error(f"--preface {args.preface}: no such file")
+    preface = Path(args.preface).read_text() if args.preface else ""
+    write(table, Path(args.out or args.runs[0]), preface)
     print(json.dumps(table, indent=2) if args.json else markdown(table))
     return 0

@@ -17,6 +17,7 @@ HELP_LOADS = {
     "pretrain": {"numpy", "pyarrow", "torch"},  # the config's defaults come from torch
     "finetune": {"numpy", "torch"},
     "report": {"numpy"},
+    "study": {"numpy"},
     "world": {"numpy"},
     "demo": {"numpy"},
 }

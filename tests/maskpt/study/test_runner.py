@@ -1,0 +1,166 @@
+"""Running a study's stages: each once, in order, failures isolated and
+retried, done stages skipped on rerun, the same here and on Ray."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from maskpt.core.errors import UserError
+from maskpt.study.graph import Graph, Ledger, Stage
+from maskpt.study.runner import Runner, command
+from maskpt.study.status import render, stage_rows
+
+pytestmark = pytest.mark.timeout(300)
+
+
+def py(code: str) -> tuple[str, ...]:
+    return ("python", "-c", textwrap.dedent(code))
+
+
+def counting(out: Path, name: str, then: str = "") -> tuple[str, ...]:
+    """A stage that appends a line to OUT/<name>.runs each time it starts."""
+    return py(f"""
+        import pathlib, sys
+        runs = pathlib.Path({str(out)!r}) / "{name}.runs"
+        with runs.open("a") as f:
+            f.write("x\\n")
+        n = len(runs.read_text().splitlines())
+        {then}
+    """)
+
+
+def graph(out: Path) -> Graph:
+    fail = 'sys.exit("maskpt thing: error: the input is bad")'
+    flaky = 'sys.exit("first attempt fails") if n == 1 else None'
+    return Graph(
+        [
+            Stage("a", "preprocess", counting(out, "a")),
+            Stage("b", "pretrain", counting(out, "b"), deps=("a",), cost={"gpu_hours": 2.0}),
+            Stage("c", "preprocess", counting(out, "c", fail)),
+            Stage("d", "sweep", counting(out, "d"), deps=("c",), cost={"gpu_hours": 3.0}),
+            Stage("e", "policy", counting(out, "e", flaky)),
+            Stage("f", "report", counting(out, "f"), deps=("b", "d", "e")),
+        ]
+    )
+
+
+def runs(out: Path, name: str) -> int:
+    path = out / f"{name}.runs"
+    return len(path.read_text().splitlines()) if path.exists() else 0
+
+
+def check_first_run(out: Path, summary: dict) -> None:
+    assert summary["failed"] == {"c": "maskpt thing: error: the input is bad"}
+    assert sorted(summary["waiting"]) == ["d", "f"]
+    # everything that does not need c ran, once; e was retried once
+    assert [runs(out, s) for s in "abcdef"] == [1, 1, 2, 0, 2, 0]
+    ledger = Ledger(out)
+    assert [ledger.state(s) for s in "abce"] == ["done", "done", "failed", "done"]
+    assert ledger.folder("e").joinpath("log.txt").read_text().count("=== ") == 2
+    name, rows = stage_rows(out)
+    by_id = {r["id"]: r for r in rows}
+    assert by_id["c"]["state"] == "failed"
+    assert by_id["c"]["detail"].startswith("maskpt thing: error: the input is bad")
+    assert by_id["d"]["detail"] == "blocked: c failed" and by_id["d"]["state"] == "waiting"
+    assert by_id["f"]["detail"] == "waits on d" or by_id["f"]["detail"].startswith("waits on")
+    table = render(name, rows)
+    assert "3 done" in table and "1 failed" in table and "about 3.0 GPU-hours" in table
+
+
+def test_failures_are_isolated_retried_and_resumed(tmp_path):
+    out = tmp_path / "study"
+    summary = Runner(graph(out), str(out), "t", retries=1, log=lambda m: None).run_here()
+    check_first_run(out, summary)
+    # the input fixed, a rerun runs only what is not done
+    (out / "c.runs").unlink()
+    g = Graph(
+        [
+            s if s.id != "c" else Stage("c", "preprocess", counting(out, "c"))
+            for s in graph(out).stages.values()
+        ]
+    )
+    again = Runner(g, str(out), "t", retries=1, log=lambda m: None)
+    assert sorted(again.skipped) == ["a", "b", "e"]
+    summary = again.run_here()
+    assert summary["failed"] == {} and summary["waiting"] == []
+    assert [runs(out, s) for s in "abcdef"] == [1, 1, 1, 1, 2, 1]
+    assert not (out / "_study" / "driver.json").exists()
+
+
+def test_on_ray_the_same(tmp_path, ray_local):
+    out = tmp_path / "study"
+    summary = Runner(graph(out), str(out), "t", retries=1, log=lambda m: None).run_on_ray()
+    check_first_run(out, summary)
+
+
+def test_a_stage_no_node_can_hold(tmp_path, ray_local):
+    big = Graph([Stage("p", "pretrain", ("python", "-c", "pass"), cpus=64, gpus=8)])
+    with pytest.raises(UserError, match="stage p asks for 64 CPUs and 8 GPUs on one node"):
+        Runner(big, str(tmp_path), "t", retries=0, log=lambda m: None).run_on_ray(fixed=True)
+    said: list[str] = []
+    Runner(big, str(tmp_path), "t", retries=0, log=said.append).check_fits(fixed=False)
+    assert said[0].startswith("warning: stage p asks for") and "waits until" in said[0]
+
+
+def test_resume_flag_only_when_there_is_something_to_resume(tmp_path):
+    s = Stage(
+        "p",
+        "pretrain",
+        ("python", "-m", "x", "--config", "{config}"),
+        resume=(str(tmp_path / "latest"), "--resume"),
+    )
+    assert command(s, tmp_path / "c.yaml") == [
+        sys.executable,
+        "-m",
+        "x",
+        "--config",
+        str(tmp_path / "c.yaml"),
+    ]
+    (tmp_path / "latest").write_text("")
+    assert command(s, tmp_path / "c.yaml")[-1] == "--resume"
+
+
+def test_killed_driver_leaves_an_interrupted_stage_that_a_rerun_finishes(tmp_path):
+    out = tmp_path / "study"
+    script = tmp_path / "driver.py"
+    script.write_text(
+        textwrap.dedent("""
+        import pathlib, sys
+        from maskpt.study.graph import Graph, Stage
+        from maskpt.study.runner import Runner
+        out, sleep = sys.argv[1], sys.argv[2]
+        code = ("import pathlib, time; p = pathlib.Path(%r) / 'slow.runs'; "
+                "p.write_text((p.read_text() if p.exists() else '') + 'x'); time.sleep(%s)")
+        stages = [Stage("slow", "pretrain", ("python", "-c", code % (out, sleep))),
+                  Stage("after", "report", ("python", "-c", "pass"), deps=("slow",))]
+        Runner(Graph(stages), out, "t", retries=0, log=print).run_here()
+    """)
+    )
+    driver = subprocess.Popen([sys.executable, str(script), str(out), "60"])
+    runs_file = out / "slow.runs"
+    deadline = time.time() + 60
+    while not runs_file.exists() and time.time() < deadline:
+        time.sleep(0.2)
+    assert runs_file.exists()
+    _, rows = stage_rows(out)
+    assert rows[0]["state"] == "running" and rows[1]["detail"] == "waits on slow"
+    os.kill(driver.pid, signal.SIGKILL)
+    driver.wait()
+    beat = json.loads((out / "_study" / "driver.json").read_text())
+    beat["at"] -= 60  # as it reads once the heartbeat is 30 s old
+    (out / "_study" / "driver.json").write_text(json.dumps(beat))
+    _, rows = stage_rows(out)
+    assert rows[0]["state"] == "interrupted"
+    subprocess.run([sys.executable, str(script), str(out), "0"], check=True)
+    _, rows = stage_rows(out)
+    assert [r["state"] for r in rows] == ["done", "done"]
+    assert runs_file.read_text() == "xx"
