@@ -5,7 +5,7 @@
 # written. Each line's exit status, time and last output lines are printed;
 # the first failure stops the run (exit 1).
 #
-#   bash scripts/readme_first_screen.sh            # as written: `maskpt demo` takes 1-1.5 h
+#   bash scripts/readme_first_screen.sh            # as written: `maskpt demo` takes about 2 h
 #   bash scripts/readme_first_screen.sh --quick    # `maskpt demo --size tiny`, `pytest -m "not slow"`
 #
 # --quick changes only those two commands (printed as run). Needs python3.11,

@@ -102,9 +102,9 @@ def main_report(argv) -> int:
         help="Markdown put above the table in report.md (maskpt study: the study's status)",
     )
     args = p.parse_args(argv)
-    table = build(collect(args.runs), alpha=args.alpha)
     if args.preface and not Path(args.preface).is_file():
         p.error(f"--preface {args.preface}: no such file")
+    table = build(collect(args.runs), alpha=args.alpha)
     preface = Path(args.preface).read_text() if args.preface else ""
     write(table, Path(args.out or args.runs[0]), preface)
     print(json.dumps(table, indent=2) if args.json else markdown(table))

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import re
 
+import pytest
+
 from maskpt.cli import main
 from tests.helpers import ROOT
 
@@ -37,3 +39,10 @@ def test_a_bad_study_config_is_one_line(tmp_path, capsys):
     assert main(["study", "--config", str(bad), "--dry-run"]) == 2
     err = capsys.readouterr().err
     assert "policy 'nope_v1' is not registered" in err and len(err.strip().splitlines()) == 1
+
+
+def test_report_preface_must_exist(tmp_path, capsys):
+    with pytest.raises(SystemExit) as stop:
+        main(["report", str(tmp_path), "--preface", str(tmp_path / "status.md")])
+    assert stop.value.code == 2
+    assert "--preface" in capsys.readouterr().err
