@@ -48,8 +48,9 @@ def run_hours(ft: FinetuneConfig, train: int, dev: int, speed: Throughput) -> fl
         epochs = ft.max_steps * ft.batch_size / max(examples, 1)
     else:
         epochs = float(ft.max_epochs)
-    evals = math.ceil(epochs / ft.eval_every_epochs) if ft.eval_every == 0 else None
-    if evals is None:  # every eval_every optimizer steps
+    if ft.eval_every == 0:
+        evals = math.ceil(epochs / ft.eval_every_epochs)
+    else:  # every eval_every optimizer steps
         evals = math.ceil(epochs * examples / ft.batch_size / ft.eval_every)
     seconds = epochs * examples / speed.finetune_examples_per_s
     seconds += evals * dev / speed.generate_examples_per_s

@@ -6,9 +6,9 @@ Its state lives in `OUT/_study/<stage id>/`:
 
     config.yaml    the stage's config, written before it starts (if any)
     log.txt        the command's output, every attempt appended
-    running.json   {"host", "pid", "started", "attempt"} while it runs
+    running.json   {"host", "pid", "started"} while it runs
     done.json      {"host", "started", "finished", "seconds"}: complete, skipped on rerun
-    failed.json    {"error", "exit", "log", "finished"}: its last attempt failed
+    failed.json    {"error", "exit", "host", "log", "finished"}: its last attempt failed
 
 `OUT/_study/driver.json` is the study's own heartbeat: a `running.json`
 under a driver that stopped beating is an interrupted stage, not a

@@ -15,6 +15,7 @@ absolute, so a stage runs the same on any node that sees OUT.
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 from typing import Any
 
@@ -45,7 +46,8 @@ def _local_or_hub(p: str) -> str:
 
 
 def _dotted(base: dict, sets: dict) -> dict:
-    out = dict(base)
+    """`base` with each dotted key of `sets` set (replaced, not merged); `base` untouched."""
+    out = copy.deepcopy(base)  # set_dotted writes into nested dicts, which `base` shares
     for key, value in sets.items():
         set_dotted(out, key, value, "pretrain_set")
     return out

@@ -234,12 +234,11 @@ class Runner:
         remote = ray.remote(max_retries=self.retries, retry_exceptions=False)(execute)
         write_plan(self.graph, self.out, self.name)
         attempts: Counter[str] = Counter()
-        pending: dict = {}
-        busy: set[str] = set()
+        pending: dict = {}  # task -> stage id; the stage ids are self.running
         with Heartbeat(self.ledger, self.name):
             while True:
                 for sid in self.graph.order:
-                    if sid in busy or sid in self.failed or self.ledger.done(sid):
+                    if sid in self.running or sid in self.failed or self.ledger.done(sid):
                         continue
                     if self.ready(sid):
                         s = self.graph.stages[sid]
@@ -247,14 +246,12 @@ class Runner:
                             s, self.out, env
                         )
                         pending[ref] = sid
-                        busy.add(sid)
                         self.started(sid)
                 if not pending:
                     break
                 finished, _ = ray.wait(list(pending), num_returns=1)
                 for ref in finished:
                     sid = pending.pop(ref)
-                    busy.discard(sid)
                     try:
                         ok, seconds, error = ray.get(ref)
                     except ray.exceptions.RayError as exc:  # node lost past its retries

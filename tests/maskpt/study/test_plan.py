@@ -94,3 +94,11 @@ def test_seeds_multiply_runs_and_policies(paper):
 def test_a_bad_stage_config_is_refused_before_anything_runs(paper, override, message):
     with pytest.raises(ConfigError, match=message):
         paper(override)
+
+
+def test_pretrain_set_is_applied_to_each_stage_without_sharing(paper):
+    _, g = paper("pretrain_set={optim.lr: 3.0e-4}")
+    a, b = (g.stages[f"pretrain/{r}/seed0"].config for r in ("orig", "ssm"))
+    assert a["optim"]["lr"] == b["optim"]["lr"] == 3.0e-4
+    assert a["optim"]["warmup_steps"] == 500  # the file's other optim fields stay
+    assert a["optim"] is not b["optim"]  # one stage's config is not another's
