@@ -5,7 +5,7 @@
 #   bash bench/gpu_check.sh [WHEELS_DIR]          # on the GPU machine; output in $OUT
 #   MASKPT_GPU_REHEARSAL=1 bash bench/gpu_check.sh  # rehearsal on CPU (what CI can run)
 #
-# 1. installs deepspeed, higher and mwparserfromhell with what they need from
+# 1. installs deepspeed, higher, mwparserfromhell and zstandard with what they need from
 #    WHEELS_DIR (default gpu_wheels/, made by scripts/gpu_wheels.sh for the
 #    machine's Python), then this project without its dependencies;
 # 2. runs `pytest -m gpu` (pre-training with NCCL + bf16 stopped and resumed,
@@ -68,8 +68,8 @@ step() {
 # 1. install (no network: only the carried wheels)
 if [ -d "$WHEELS" ]; then
     step install 120 "$OUT/env.txt" "$PY" -m pip install --no-index --find-links "$WHEELS" \
-        deepspeed higher mwparserfromhell pytest-timeout
-    if ! "$PY" -c "import deepspeed, higher, mwparserfromhell" >>"$OUT/env.txt" 2>&1; then
+        deepspeed higher mwparserfromhell pytest-timeout zstandard
+    if ! "$PY" -c "import deepspeed, higher, mwparserfromhell, zstandard" >>"$OUT/env.txt" 2>&1; then
         step install-no-deps 120 "$OUT/env.txt" "$PY" -m pip install --no-index --no-deps "$WHEELS"/*.whl
     fi
 fi

@@ -2,7 +2,8 @@
 # The wheels bench/gpu_check.sh installs on a GPU machine that has PyTorch,
 # transformers, pytest and the common scientific packages but no network:
 # DeepSpeed (built here as a pure-Python wheel, its ops compiled on first use)
-# with the dependencies such an image lacks, `higher` and mwparserfromhell.
+# with the dependencies such an image lacks, `higher`, mwparserfromhell and zstandard
+# (maskpt/core/storage.py imports it at the top).
 # Ray, spaCy and WebDataset are not needed by the gpu tests (they run
 # preprocessing without Ray).
 #
@@ -18,5 +19,5 @@ python -m pip download --no-deps --only-binary=:all: --python-version "$PYVER" -
     -d "$OUT" \
     "hjson" "ninja" "py-cpuinfo" "msgpack" "einops" "pydantic==2.14.4" "pydantic-core==2.50.5" \
     "annotated-types" "typing-inspection" "typing-extensions" "nvidia-ml-py" "psutil" \
-    "higher==0.2.1" "mwparserfromhell==0.7.2" "pytest-timeout"
+    "higher==0.2.1" "mwparserfromhell==0.7.2" "pytest-timeout" "zstandard"
 du -sh "$OUT"
