@@ -92,7 +92,7 @@ if [ "$REHEARSAL" = "1" ]; then
 else
     step pretrain-accum 90 "$B" "$PY" -m bench.pretrain_gpu --micro-batch 128 --accum 8 --steps 48 --warmup 16 --zero-stages 0,2
     step lm-head 30 "$B" "$PY" -m bench.pretrain_gpu --lm-head --micro-batch 128 --steps 30 --warmup 10
-    step pretrain-variants 240 "$B" "$PY" -m bench.pretrain_throughput --gpu --variants recipe,bucket,all \
+    step pretrain-variants 270 "$B" "$PY" -m bench.pretrain_throughput --gpu --variants recipe,bucket,all \
         --rounds 1 --steps 10 --warmup 4 --no-reader
     step policy 90 "$B" "$PY" -m bench.policy_throughput --device cuda --model base --batch 256 --steps 5
     step finetune 120 "$B" "$PY" -m bench.finetune_throughput --device cuda --size base --precision bf16 \
