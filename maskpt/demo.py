@@ -24,7 +24,9 @@ interrupted demo resumes where it stopped):
    column: the questions about the attributes the transfer rows' policies
    never saw) and the mask analysis plots (`analysis/`).
 
-Stage layout under OUT: `maskpt/demo_stages.py`.
+Stage layout under OUT: `maskpt/demo_stages.py`; the stages as a graph (what
+`maskpt study --config configs/study/demo.yaml` runs as Ray tasks):
+`maskpt/demo_plan.py`.
 
 Everything lands in OUT (default runs/demo); `demo.json` holds the config,
 and a rerun with another config into the same OUT is refused.
@@ -32,161 +34,23 @@ and a rerun with another config into the same OUT is refused.
 
 from __future__ import annotations
 
+import contextlib
+import itertools
+import os
 import shutil
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
 
 from rich.console import Console
 
 from maskpt.core.cli_args import ConfigArgs
-from maskpt.core.config import ConfigError, to_dict
+from maskpt.core.config import to_dict
 from maskpt.core.io import claim_spec
-from maskpt.demo_results import analysis, results
-from maskpt.demo_stages import LEARNED, TRANSFER, Demo, policy_of
-from maskpt.world import ATTRIBUTES, WorldConfig
+from maskpt.demo_config import POLICIES, SIZES, DemoConfig
+from maskpt.demo_plan import TITLES, check_stage, run_step, steps
+from maskpt.demo_stages import Demo
 from train.distributed import name_cpu_accelerator
 
-POLICIES = ("orig_v1", "rand_v1", "ssm_v1", "sup_v1", "meta_v1")
-NONE_ROW = "none"
-
-
-def _tiny_bart() -> dict:
-    return {
-        "d_model": 128,
-        "encoder_layers": 2,
-        "decoder_layers": 2,
-        "encoder_attention_heads": 4,
-        "decoder_attention_heads": 4,
-        "encoder_ffn_dim": 512,
-        "decoder_ffn_dim": 512,
-        "max_position_embeddings": 80,
-        "dropout": 0.0,
-        "attention_dropout": 0.0,
-    }
-
-
-@dataclass(frozen=True)
-class DemoConfig:
-    world: WorldConfig = field(default_factory=WorldConfig)
-    """The synthetic world (people, repeats, splits, seed)."""
-    policies: tuple[str, ...] = POLICIES
-    """Policies for intermediate pre-training, one row each."""
-    seed: int = 0
-    """Seed for masking, model initialisation and data order."""
-    pretrain_seeds: int = 3
-    """Intermediate pre-training runs per row (seeds seed..seed+N-1)."""
-    policy_seeds: int = 2
-    """Training seeds per learned policy (seeds seed..seed+N-1): pre-training run k of a learned
-    row uses the policy of seed k mod N, so a row's ± covers policy training too."""
-    seeds: int = 1
-    """Fine-tuning seeds per pre-trained model; a row's ± is over all its runs."""
-    transfer: tuple[str, ...] = ("birth_year", "birthplace")
-    """Attributes whose questions the transfer rows' learned policies train on; their
-    column is the other attributes' questions (empty: no transfer rows)."""
-    vocab_size: int = 2000
-    """Tokenizer vocabulary."""
-    model: dict[str, Any] = field(default_factory=_tiny_bart)
-    """BartConfig fields of the model trained from scratch (over the tiny default's)."""
-    max_length: int = 64
-    """Segment length in tokens (an article is one segment)."""
-    general_steps: int = 1000
-    """General pre-training steps (orig_v1 on the background people)."""
-    steps: int = 800
-    """Intermediate pre-training steps per policy."""
-    batch: int = 64
-    """Pre-training batch (sequences)."""
-    lr: float = 5e-4
-    """Pre-training peak learning rate (AdamW, linear warm-up and decay)."""
-    warmup: int = 100
-    """Pre-training warm-up steps."""
-    remask: Literal["per_epoch", "fixed"] = "per_epoch"
-    """Pre-training masks: per_epoch (drawn anew each epoch, as fairseq does) or fixed
-    (every epoch trains on the shards' stored epoch-0 masks)."""
-    policy_steps: int = 300
-    """Training steps of the supervised policy."""
-    meta_steps: int = 600
-    """Meta steps of the meta-learned policy (batch 8; every other setting the trainer's
-    default, as `bench/meta_signal.py` measures it)."""
-    ft_steps: int = 200
-    """Fine-tuning steps."""
-    ft_lr: float = 3e-4
-    """Fine-tuning learning rate."""
-    ft_batch: int = 32
-    """Fine-tuning batch."""
-    analysis_sample: float = 1.0
-    """Share of each policy's shards that `analyze` reads."""
-
-    def __post_init__(self):
-        object.__setattr__(self, "model", {**_tiny_bart(), **self.model})
-        unknown = [p for p in self.policies if p not in POLICIES]
-        if unknown or not self.policies:
-            raise ConfigError(f"policies: {unknown or '[]'} not among {', '.join(POLICIES)}")
-        for key in (
-            "seeds",
-            "pretrain_seeds",
-            "policy_seeds",
-            "general_steps",
-            "steps",
-            "batch",
-            "ft_steps",
-            "ft_batch",
-            "policy_steps",
-            "meta_steps",
-            "vocab_size",
-            "max_length",
-        ):
-            if getattr(self, key) < 1:
-                raise ConfigError(f"{key} must be >= 1, got {getattr(self, key)}")
-
-        bad = [a for a in self.transfer if a not in ATTRIBUTES]
-        if bad or len(set(self.transfer)) == len(ATTRIBUTES):
-            raise ConfigError(
-                f"transfer: some (not all) of {', '.join(ATTRIBUTES)}, got {list(self.transfer)}"
-            )
-        if self.batch % 2:
-            raise ConfigError(f"batch must be even (two micro-batches), got {self.batch}")
-
-
-SIZES: dict[str, list[str]] = {
-    "tiny": [  # CI: a few minutes; the numbers mean nothing
-        "world.people=16",
-        "world.background_people=16",
-        "world.repeats=2",
-        "pretrain_seeds=2",
-        "general_steps=30",
-        "steps=20",
-        "batch=16",
-        "warmup=5",
-        "policy_steps=10",
-        "meta_steps=10",
-        "ft_steps=20",
-        "ft_batch=16",
-        "vocab_size=600",
-    ],
-    "quick": [  # about 8 min on 2 CPU cores: none vs ssm only, the paper's first finding
-        "policies=[ssm_v1]",
-        "transfer=[]",
-        "general_steps=600",
-        "steps=400",
-    ],
-    "default": [],  # about 2 h on 2 CPU cores (RESULTS.md)
-    "large": [  # a GPU or a few hours of CPU: more people, a bigger model, longer runs
-        "world.people=400",
-        "world.background_people=400",
-        "world.repeats=12",
-        "pretrain_seeds=5",
-        "general_steps=6000",
-        "steps=6000",
-        "ft_steps=600",
-        "vocab_size=4000",
-        "model.d_model=256",
-        "model.encoder_ffn_dim=1024",
-        "model.decoder_ffn_dim=1024",
-        "model.encoder_layers=4",
-        "model.decoder_layers=4",
-    ],
-}
+__all__ = ["POLICIES", "SIZES", "DemoConfig", "run_demo", "main"]
 
 
 def _claim(out: Path, cfg: DemoConfig) -> None:
@@ -196,7 +60,9 @@ def _claim(out: Path, cfg: DemoConfig) -> None:
 
 
 def run_demo(cfg: DemoConfig, out: Path) -> dict:
-    """All stages; returns the results table (also in OUT/results.json)."""
+    """All stages, in order, in this process; returns the results table (also in
+    OUT/results.json)."""
+    from preprocess.pipeline import ray_session
 
     name_cpu_accelerator()  # the in-process fine-tuning imports DeepSpeed (via accelerate)
     console = Console(highlight=False, emoji=False)
@@ -204,63 +70,35 @@ def run_demo(cfg: DemoConfig, out: Path) -> dict:
     _claim(out, cfg)
     d = Demo(cfg, out, console)
     console.rule(f"[bold]maskpt demo -> {out}")
-    d.make_world()
-    d.make_tokenizer()
+    table: dict = {}
+    for group, batch in itertools.groupby(steps(cfg), key=lambda s: s.group):
+        d.stage(TITLES[group].format(c=cfg))
+        for masking, run in itertools.groupby(batch, key=lambda s: s.id.startswith("preprocess/")):
+            # preprocessing on a local Ray of the demo's own, whatever else runs here
+            with ray_session("local", num_cpus=2) if masking else contextlib.nullcontext():
+                for step in run:
+                    table = run_step(d, step.id) or table
+    return table
 
+
+def run_one_stage(cfg: DemoConfig, out: Path, sid: str) -> None:
+    """One stage (what `maskpt study` runs in each of its tasks): its inputs must be
+    complete. Preprocessing inside a Ray task (RAY_ADDRESS set: the study's) masks in
+    that task's process (the same output; masking actors of its own would wait for
+    CPUs behind the study's training tasks); else on the demo's own local Ray."""
     from preprocess.pipeline import ray_session
 
-    d.stage("general pre-training (orig_v1 on the background people)")
-    with ray_session("local", num_cpus=2):  # its own local Ray, whatever else runs here
-        d.preprocess("orig_v1", d.world / "background.jsonl", out / "shards" / "general")
-    base = d.pretrain("general", out / "shards" / "general", "", cfg.general_steps)
-
-    rows = list(cfg.policies)
-    if cfg.transfer:
-        rows += [p + TRANSFER for p in cfg.policies if p in LEARNED]
-    d.stage(
-        f"learned policies, trained on the QA train split (transfer: some attributes), "
-        f"{cfg.policy_seeds} seeds each"
-    )
-    checkpoints = {
-        (r, j): d.train_policy(r, base, j)
-        for r in rows
-        if policy_of(r) in LEARNED
-        for j in range(cfg.policy_seeds)
-    }
-    if not checkpoints:
-        console.print("none asked for")
-
-    def policy_seed(row: str, run: int) -> int:
-        return run % cfg.policy_seeds if policy_of(row) in LEARNED else 0
-
-    d.stage("preprocess the world's corpus with every row's policy (local Ray)")
-    with ray_session("local", num_cpus=2):
-        for r in rows:
-            for j in sorted({policy_seed(r, k) for k in range(cfg.pretrain_seeds)}):
-                d.preprocess(
-                    policy_of(r),
-                    d.world / "corpus.jsonl",
-                    d.shards(r, j),
-                    str(checkpoints.get((r, j), "")),
-                )
-
-    d.stage(f"intermediate pre-training, {cfg.pretrain_seeds} runs per row (train/pretrain.py)")
-    models = {NONE_ROW: [base] * cfg.pretrain_seeds}
-    for r in rows:
-        models[r] = [
-            d.pretrain(f"{r}/seed{k}", d.shards(r, policy_seed(r, k)), str(base), cfg.steps, k)
-            for k in range(cfg.pretrain_seeds)
-        ]
-
-    runs = cfg.pretrain_seeds * cfg.seeds
-    d.stage(f"fine-tune and evaluate ({runs} runs per row)")
-    for row, per_seed in models.items():
-        for run_no in range(runs):
-            d.finetune(row, per_seed[run_no // cfg.seeds], run_no)
-
-    d.stage("results table and mask analysis")
-    plots = analysis(out, cfg, rows, console)
-    return results(out, [NONE_ROW, *rows], plots, console)
+    check_stage(cfg, sid)
+    name_cpu_accelerator()
+    out = Path(out)
+    _claim(out, cfg)
+    d = Demo(cfg, out, Console(highlight=False, emoji=False))
+    if sid.startswith("preprocess/") and not os.environ.get("RAY_ADDRESS"):
+        with ray_session("local", num_cpus=2):
+            run_step(d, sid)
+    else:
+        d.preprocess_on_ray = False
+        run_step(d, sid)
 
 
 DEMO_EXAMPLES = """examples:
@@ -287,12 +125,21 @@ def config_args():
         help="delete OUT and start over (a rerun otherwise resumes, and "
         "a finished demo only prints its table again)",
     )
+    args.parser.add_argument(
+        "--stage",
+        metavar="ID",
+        help="run only this stage of the demo's graph (maskpt/demo_plan.py), its inputs "
+        "complete: what `maskpt study --config configs/study/demo.yaml` runs in each task",
+    )
     return args
 
 
 def main(argv=None) -> int:
     cfg, ns = config_args().parse(argv, presets=lambda ns: SIZES[ns.size])
     out = Path(ns.out)
+    if ns.stage:
+        run_one_stage(cfg, out, ns.stage)
+        return 0
     if ns.overwrite and out.exists():
         shutil.rmtree(out)
     run_demo(cfg, out)

@@ -44,6 +44,8 @@ class Demo:
         self.world = out / "world"
         self.tokenizer = out / "tokenizer"
         self.stage_no = 0
+        self.preprocess_on_ray = True
+        """False: preprocessing masks in this process (as a study's Ray task does)."""
 
     def stage(self, title: str) -> None:
         self.stage_no += 1
@@ -52,7 +54,6 @@ class Demo:
     def make_world(self) -> None:
         from maskpt.world import generate
 
-        self.stage("synthetic world")
         if (self.world / "world.json").exists():
             counts = json.loads((self.world / "world.json").read_text())["counts"]
             self.console.print(f"exists: {self.world}")
@@ -65,7 +66,6 @@ class Demo:
         )
 
     def make_tokenizer(self) -> None:
-        self.stage("tokenizer")
         if (self.tokenizer / "tokenizer.json").exists():
             self.console.print(f"exists: {self.tokenizer}")
             return
@@ -105,7 +105,7 @@ class Demo:
             docs_per_unit=200,
             shard_size=5000,
         )
-        index = run_preprocess(cfg, progress=True)
+        index = run_preprocess(cfg, progress=True, use_ray=self.preprocess_on_ray)
         problems = verify(folder)
         if problems:
             raise RuntimeError(f"{folder}: shards do not verify: {problems[0]}")
@@ -187,11 +187,16 @@ class Demo:
         path.write_text("\n".join(lines) + "\n")
         return str(path)
 
+    def policy_folder(self, row: str, seed: int = 0) -> Path:
+        """`policies/sup`, `policies/meta_transfer-seed1`, ..."""
+        policy = policy_of(row)
+        name = LEARNED[policy] + row[len(policy) :] + (f"-seed{seed}" if seed else "")
+        return self.out / "policies" / name
+
     def train_policy(self, row: str, base: Path, seed: int = 0) -> Path:
         """The row's learned policy trained with seed cfg.seed + `seed`."""
         policy = policy_of(row)
-        name = LEARNED[policy] + row[len(policy) :] + (f"-seed{seed}" if seed else "")
-        folder = self.out / "policies" / name
+        folder = self.policy_folder(row, seed)
         if (folder / "DONE").exists():
             self.console.print(f"{row} (policy seed {seed}): exists ({folder})")
             return folder

@@ -1,7 +1,9 @@
 """ray_local.yaml for real: `ray up` over SSH on 127.0.0.1 (Ray's `local`
-provider), a preprocessing run and a sweep submitted the README's way
-(`ray exec ... "maskpt ... --address auto"`), `ray down`; the cluster's
-output equals local runs'. Needs sshd and a key (scripts/local_sshd.sh,
+provider), a preprocessing run, a sweep and a tiny study submitted the
+README's way (`ray exec ... "maskpt ... --address auto"`), `ray down`; the
+cluster's output equals local runs'. (One machine: the cluster is its head
+node; a study over several nodes, one of them lost, is
+tests/maskpt/study/test_node_loss.py's, with Ray's cluster_utils.) Needs sshd and a key (scripts/local_sshd.sh,
 which .ci/run runs and then sets MASKPT_SSH_KEY); skipped without them.
 
 `ray stop` in the start commands stops every Ray on the machine, so the
@@ -20,6 +22,7 @@ from pathlib import Path
 import pytest
 
 from maskpt.core.resources import bundled_corpus
+from tests.maskpt.study.tiny import tiny_study
 
 ROOT = Path(__file__).resolve().parents[1]
 KEY = os.environ.get("MASKPT_SSH_KEY", "")
@@ -52,7 +55,14 @@ def _maskpt(*args: str) -> list[str]:
     return [sys.executable, "-m", "maskpt", *args]
 
 
-def test_ray_up_preprocess_and_sweep_then_ray_down(tmp_path, tokenizer_dir, tiny_bart, tiny_qa):
+def _metrics(path: Path) -> dict:
+    strip = ("runtime", "seconds", "_per_second", "_per_s")  # timings
+    return {k: v for k, v in json.loads(path.read_text()).items() if not k.endswith(strip)}
+
+
+def test_ray_up_preprocess_sweep_and_study_then_ray_down(
+    tmp_path, tokenizer_dir, tiny_bart, tiny_qa
+):
     import ray
 
     if ray.is_initialized():
@@ -88,6 +98,8 @@ def test_ray_up_preprocess_and_sweep_then_ray_down(tmp_path, tokenizer_dir, tiny
         "0",
         *SWEEP_QUICK,
     ]
+    study = tiny_study(tmp_path / "study", tokenizer_dir, tiny_bart, tiny_qa)
+    cluster_study, local_study = tmp_path / "cluster_study", tmp_path / "local_study"
     on_cluster = [
         shlex.join(
             [
@@ -101,6 +113,9 @@ def test_ray_up_preprocess_and_sweep_then_ray_down(tmp_path, tokenizer_dir, tiny
         ),
         shlex.join(
             ["maskpt", *sweep, "--address", "auto", "--out", str(tmp_path / "cluster_sweep")]
+        ),
+        shlex.join(
+            ["maskpt", "study", "--config", str(study), "--address", "auto", f"out={cluster_study}"]
         ),
     ]
     try:
@@ -140,13 +155,28 @@ def test_ray_up_preprocess_and_sweep_then_ray_down(tmp_path, tokenizer_dir, tiny
         a = tmp_path / "cluster_sweep" / run / name
         b = tmp_path / "local_sweep" / run / name
         if name == "metrics.json":
-            strip = ("runtime", "seconds", "_per_second", "_per_s")  # timings
-            a_, b_ = (
-                {k: v for k, v in json.loads(p.read_text()).items() if not k.endswith(strip)}
-                for p in (a, b)
-            )
-            assert a_ == b_
+            assert _metrics(a) == _metrics(b)
         else:
             assert a.read_bytes() == b.read_bytes()
     summary = json.loads((tmp_path / "cluster_sweep/sweep.json").read_text())
     assert summary["ran"] == 1 and summary["failed"] == []
+
+    # the study: every stage done on the cluster, with the models and results of a run
+    # without Ray (its stages' threads as the cluster's 1-CPU tasks had them)
+    status = (cluster_study / "_study" / "status.md").read_text()
+    assert "8 done of 8 stages" in status, status
+    subprocess.run(
+        _maskpt("study", "--config", str(study), "--no-ray", f"out={local_study}"),
+        check=True,
+        timeout=900,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )
+    metrics = sorted(p.relative_to(cluster_study) for p in cluster_study.rglob("metrics.json"))
+    assert len(metrics) == 3  # none, orig, rand on zsre
+    for m in metrics:
+        a, b = _metrics(cluster_study / m), _metrics(local_study / m)
+        assert a.pop("model").replace(str(cluster_study), str(local_study)) == b.pop("model")
+        assert a == b, m
+    for row in ("orig", "rand"):
+        model = Path("pretrain", row, "seed0", "hf", "model.safetensors")
+        assert (cluster_study / model).read_bytes() == (local_study / model).read_bytes()

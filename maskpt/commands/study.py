@@ -70,7 +70,7 @@ def dry_run(graph, name: str) -> str:
     for kind, stages in by_kind.items():
         known = [s.cost["gpu_hours"] for s in stages if "gpu_hours" in s.cost]
         total += sum(known)
-        gap = len(stages) - len(known)
+        gap = len([s for s in stages if s.gpus > 0 and "gpu_hours" not in s.cost])
         note = f" ({gap} with no measured speed)" if gap and kind in ("pretrain", "sweep") else ""
         lines.append(f"  {kind:<11} {len(stages):4d} stages {sum(known):10.1f} GPU-hours{note}")
     lines.append(f"  {'total':<11} {len(graph.order):4d} stages {total:10.1f} GPU-hours")
@@ -87,7 +87,14 @@ def run_study(argv) -> int:
     if ns.dry_run:
         sys.stdout.write(dry_run(graph, cfg.name))
         return 0
-    runner = Runner(graph, cfg.out, cfg.name, cfg.resources.retries, progress=True)
+    runner = Runner(
+        graph,
+        cfg.out,
+        cfg.name,
+        cfg.resources.retries,
+        progress=True,
+        limits={"preprocess": cfg.resources.preprocess_parallel},
+    )
     print(f"study {cfg.name}: {len(graph.order)} stages, {len(runner.skipped)} done already")
     if ns.no_ray:
         summary = runner.run_here()

@@ -6,6 +6,7 @@ Its state lives in `OUT/_study/<stage id>/`:
 
     config.yaml    the stage's config, written before it starts (if any)
     log.txt        the command's output, every attempt appended
+    queued.json    {"since"}: handed to Ray, waiting for a node with its resources
     running.json   {"host", "pid", "started"} while it runs
     done.json      {"host", "started", "finished", "seconds"}: complete, skipped on rerun
     failed.json    {"error", "exit", "host", "log", "finished"}: its last attempt failed
@@ -134,11 +135,13 @@ class Ledger:
         return time.time() - at < 3 * HEARTBEAT_S
 
     def state(self, sid: str) -> str:
-        """done, failed, running, interrupted or not started."""
+        """done, failed, running, interrupted, queued or not started."""
         if self.done(sid):
             return "done"
         if self.read(sid, "running.json") is not None:
             return "running" if self.driver_alive() else "interrupted"
         if self.read(sid, "failed.json") is not None:
             return "failed"
+        if self.read(sid, "queued.json") is not None and self.driver_alive():
+            return "queued"
         return "not started"

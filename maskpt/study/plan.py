@@ -20,6 +20,8 @@ from pathlib import Path
 from typing import Any
 
 from maskpt.core.config import build_dataclass, merge, read_yaml_mapping, set_dotted
+from maskpt.demo_config import demo_from
+from maskpt.demo_plan import study_stages
 from maskpt.study.cost import pretrain_cost, sweep_cost
 from maskpt.study.graph import Graph, Stage
 from maskpt.study.spec import LEARNED_KINDS, Row, StudyConfig
@@ -234,4 +236,7 @@ class Planner:
 
 def plan(cfg: StudyConfig) -> Graph:
     """Every stage of the study, each config checked (ConfigError naming the stage)."""
+    if cfg.demo:
+        demo = demo_from(cfg.demo, where="demo")
+        return Graph(study_stages(demo, Path(cfg.out).resolve(), cfg.resources.pretrain_cpus))
     return Planner(cfg).build()

@@ -32,7 +32,7 @@ from tqdm.auto import tqdm
 from maskpt.core.errors import UserError
 from maskpt.core.io import write_text_atomic
 from maskpt.study.graph import HEARTBEAT_S, Graph, Ledger, Stage
-from maskpt.study.status import render, stage_rows
+from maskpt.study.status import log_progress, log_tail, render, stage_rows
 from train.sweep import die_with_parent
 
 _LEADS = {
@@ -55,11 +55,8 @@ def command(stage: Stage, config: Path) -> list[str]:
 def error_line(log: Path) -> str:
     """The line that says why a process failed: the last non-empty line of its
     log (a one-line user error, or a traceback's exception)."""
-    try:
-        with log.open("rb") as f:
-            f.seek(max(0, f.seek(0, os.SEEK_END) - 8192))
-            tail = f.read().decode(errors="replace")
-    except FileNotFoundError:
+    tail = log_tail(log, 8192)
+    if tail is None:
         return "no log"
     lines = [x.strip() for x in tail.splitlines() if x.strip()]
     return lines[-1][:300] if lines else "no output"
@@ -78,6 +75,7 @@ def execute(stage: Stage, out: str, env: dict[str, str]) -> tuple[bool, float, s
     argv = command(stage, config)
     host, started = socket.gethostname(), time.time()
     ledger.remove(stage.id, "failed.json")
+    ledger.remove(stage.id, "queued.json")
     ledger.write(stage.id, "running.json", {"host": host, "pid": os.getpid(), "started": started})
     log = folder / "log.txt"
     with log.open("ab") as f:
@@ -106,16 +104,18 @@ def execute(stage: Stage, out: str, env: dict[str, str]) -> tuple[bool, float, s
 
 
 class Heartbeat:
-    """Rewrites OUT/_study/driver.json every HEARTBEAT_S while the study runs."""
+    """Rewrites OUT/_study/driver.json every HEARTBEAT_S while the study runs, and
+    calls `also` (the progress display's refresh) as often."""
 
-    def __init__(self, ledger: Ledger, name: str):
-        self.ledger, self.name = ledger, name
+    def __init__(self, ledger: Ledger, name: str, also: Callable[[], None] = lambda: None):
+        self.ledger, self.name, self.also = ledger, name, also
         self.stop = threading.Event()
         self.thread = threading.Thread(target=self._beat, daemon=True)
 
     def _beat(self) -> None:
         while not self.stop.is_set():
             self.ledger.beat(self.name)
+            self.also()
             self.stop.wait(HEARTBEAT_S)
 
     def __enter__(self):
@@ -145,8 +145,10 @@ class Runner:
         retries: int,
         log: Callable | None = None,
         progress: bool = False,
+        limits: dict[str, int] | None = None,
     ):
         self.graph, self.out, self.name, self.retries = graph, out, name, retries
+        self.limits = limits or {}  # stage kind -> how many may run at once on Ray
         self.ledger = Ledger(out)
         self.failed: dict[str, str] = {}
         self.ran: list[str] = []
@@ -169,11 +171,28 @@ class Runner:
     def status(self) -> None:
         """OUT/_study/status.md (the report's preface) and the bar's postfix."""
         write_text_atomic(Path(self.out, "_study", "status.md"), render(*stage_rows(self.out)))
+        self.refresh()
+
+    def refresh(self) -> None:
+        """The bar's postfix: the running stages, each with its own progress bar's count
+        (read from its log)."""
         running = sorted(self.running)
-        self.bar.set_postfix_str(", ".join(running[:3]) + (" ..." if len(running) > 3 else ""))
+        shown = [
+            f"{sid} {log_progress(self.ledger.folder(sid) / 'log.txt')}".strip()
+            for sid in running[:3]
+        ]
+        self.bar.set_postfix_str(", ".join(shown) + (" ..." if len(running) > 3 else ""))
 
     def ready(self, sid: str) -> bool:
         return all(self.ledger.done(d) for d in self.graph.stages[sid].deps)
+
+    def room(self, sid: str) -> bool:
+        """Whether the stage's kind is under its limit of stages running at once."""
+        kind = self.graph.stages[sid].kind
+        if kind not in self.limits:
+            return True
+        running = sum(1 for r in self.running if self.graph.stages[r].kind == kind)
+        return running < self.limits[kind]
 
     def finished(self, sid: str, ok: bool, seconds: float, error: str, attempt: int) -> bool:
         """Log one attempt's end; True if the stage is settled (done or out of retries)."""
@@ -193,7 +212,7 @@ class Runner:
     def run_here(self, env: dict[str, str] | None = None) -> dict:
         """Every stage, one after another, in this process's node."""
         write_plan(self.graph, self.out, self.name)
-        with Heartbeat(self.ledger, self.name):
+        with Heartbeat(self.ledger, self.name, self.refresh):
             for sid in self.graph.order:
                 if self.ledger.done(sid) or not self.ready(sid):
                     continue
@@ -233,19 +252,22 @@ class Runner:
         # a stage whose process fails is retried below
         remote = ray.remote(max_retries=self.retries, retry_exceptions=False)(execute)
         write_plan(self.graph, self.out, self.name)
+        for sid in self.graph.order:  # an earlier driver's queue is not this one's
+            self.ledger.remove(sid, "queued.json")
         attempts: Counter[str] = Counter()
         pending: dict = {}  # task -> stage id; the stage ids are self.running
-        with Heartbeat(self.ledger, self.name):
+        with Heartbeat(self.ledger, self.name, self.refresh):
             while True:
                 for sid in self.graph.order:
                     if sid in self.running or sid in self.failed or self.ledger.done(sid):
                         continue
-                    if self.ready(sid):
+                    if self.ready(sid) and self.room(sid):
                         s = self.graph.stages[sid]
                         ref = remote.options(num_cpus=s.cpus, num_gpus=s.gpus).remote(
                             s, self.out, env
                         )
                         pending[ref] = sid
+                        self.ledger.write(sid, "queued.json", {"since": time.time()})
                         self.started(sid)
                 if not pending:
                     break
@@ -258,6 +280,7 @@ class Runner:
                         ok, seconds, error = False, 0.0, str(exc).strip().splitlines()[0]
                         self.ledger.write(sid, "failed.json", {"error": error, "exit": None})
                         self.ledger.remove(sid, "running.json")
+                        self.ledger.remove(sid, "queued.json")
                     self.finished(sid, ok, seconds, error, attempts[sid])
                     attempts[sid] += 1
         return self.summary()

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from maskpt.core.config import ConfigError
+from maskpt.demo_config import demo_from
 from policies.registry import names as policy_names
 from train.policy_sources import POLICY_TASKS
 from train.tasks import TASKS
@@ -75,10 +76,16 @@ class Resources:
     retries: int = 2
     """Restarts of a stage whose process failed or whose node was lost, before it is failed
     (a restarted pre-training run resumes from its last checkpoint)."""
+    preprocess_parallel: int = 1
+    """Preprocessing stages running at once. Each sizes its masking actors to the whole
+    cluster, so more only compete; and drivers each holding some of their actors while
+    waiting for the rest can stall one another for good."""
 
     def __post_init__(self):
         if self.retries < 0 or min(self.pretrain_gpus, self.policy_gpus, self.finetune_gpus) < 0:
             raise ValueError("resources: retries and GPU counts must be >= 0")
+        if self.preprocess_parallel < 1:
+            raise ValueError("resources: preprocess_parallel must be >= 1")
 
 
 @dataclass(frozen=True)
@@ -139,10 +146,25 @@ class StudyConfig:
     """What each stage holds on the cluster."""
     throughput: Throughput = field(default_factory=Throughput)
     """Measured speeds for `--dry-run`."""
+    demo: dict[str, Any] = field(default_factory=dict)
+    """`maskpt demo`'s synthetic-world study instead of the fields above (but name, out and
+    resources): its config's fields (`maskpt demo --help`), `size` for one of its presets.
+    Its stages are `maskpt demo --stage ID`; training stages hold `resources.pretrain_cpus`
+    CPUs and no GPU (configs/study/demo.yaml)."""
 
     def __post_init__(self):
         if not _NAME.fullmatch(self.name or ""):
             raise ValueError(f"name: required, letters, digits, _ - . only; got {self.name!r}")
+        if self.demo:
+            if not self.out:
+                raise ValueError("out: required (see maskpt study --help)")
+            mixed = [
+                k for k in ("corpus", "rows", "tasks", "pretrain", "finetune") if getattr(self, k)
+            ]
+            if mixed:
+                raise ValueError(f"demo: a demo study takes no {mixed[0]} (its own world has them)")
+            demo_from(self.demo, where="demo")  # checked here, as every stage's config is
+            return
         for key in ("out", "corpus", "rows", "tasks", "pretrain", "finetune"):
             if not getattr(self, key):
                 raise ValueError(f"{key}: required (see maskpt study --help)")

@@ -7,6 +7,8 @@ from any node that sees OUT, and after it stopped."""
 from __future__ import annotations
 
 import json
+import os
+import re
 import time
 from collections import Counter
 from pathlib import Path
@@ -21,8 +23,34 @@ def _elapsed(seconds: float) -> str:
     return f"{h}:{rest // 60:02d}:{rest % 60:02d}"
 
 
+_BAR = re.compile(r"(?:^|[\r\n])([^\r\n|]*?):?\s*(\d+)%\|[^|\r\n]*\|\s*(\d+)/(\d+)")
+"""A tqdm line: `desc:  45%|####      | 9/20 [...]`."""
+
+
+def log_tail(log: Path, size: int) -> str | None:
+    """The last `size` bytes of a stage's log as text; None if there is no log."""
+    try:
+        with log.open("rb") as f:
+            f.seek(max(0, f.seek(0, os.SEEK_END) - size))
+            return f.read().decode(errors="replace")
+    except FileNotFoundError:
+        return None
+
+
+def log_progress(log: Path) -> str:
+    """The last progress bar a stage's command drew in its log, as `desc 9/20 (45%)`;
+    empty when there is none. Reads the log's last 16 kB."""
+    bars = _BAR.findall(log_tail(log, 16384) or "")
+    if not bars:
+        return ""
+    desc, percent, done, total = bars[-1]
+    desc = desc.strip()
+    return f"{desc + ' ' if desc else ''}{done}/{total} ({percent}%)"
+
+
 def stage_rows(out: str | Path) -> tuple[str, list[dict]]:
-    """(study name, one dict per stage: id, kind, state, where, elapsed, detail, gpu_hours)."""
+    """(study name, one dict per stage: id, kind, state, where, elapsed, detail, gpu_hours,
+    gpus)."""
     path = Path(out) / "_study" / "plan.json"
     try:
         plan = json.loads(path.read_text())
@@ -43,6 +71,12 @@ def stage_rows(out: str | Path) -> tuple[str, list[dict]]:
             where, elapsed = run.get("host", ""), _elapsed(now - run.get("started", now))
             if state == "interrupted":
                 detail = "its driver stopped: rerun the study to resume it"
+            else:
+                detail = log_progress(ledger.folder(sid) / "log.txt")
+        elif state == "queued":
+            since = (ledger.read(sid, "queued.json") or {}).get("since", now)
+            elapsed = _elapsed(now - since)
+            detail = "handed to Ray: waits for a node with its CPUs/GPUs free"
         elif state == "failed":
             failed = ledger.read(sid, "failed.json") or {}
             where, detail = failed.get("host", ""), failed.get("error", "")
@@ -65,6 +99,7 @@ def stage_rows(out: str | Path) -> tuple[str, list[dict]]:
                 "elapsed": elapsed,
                 "detail": detail,
                 "gpu_hours": s["cost"].get("gpu_hours"),
+                "gpus": s.get("gpus", 0.0),
             }
         )
     return plan["study"], rows
@@ -89,7 +124,7 @@ def render(name: str, rows: list[dict]) -> str:
         )
     left = [r for r in rows if r["state"] != "done"]
     known = [r["gpu_hours"] for r in left if r["gpu_hours"] is not None]
-    unknown = sum(1 for r in left if r["gpu_hours"] is None and r["kind"] in ("pretrain", "sweep"))
+    unknown = sum(1 for r in left if r["gpu_hours"] is None and r["gpus"] > 0)
     tail = f"Left: {len(left)} stages, about {sum(known):.1f} GPU-hours by the measured throughputs"
     if unknown:
         tail += f" (+{unknown} GPU stages with no measured speed)"

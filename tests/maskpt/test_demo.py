@@ -1,16 +1,22 @@
 """`maskpt demo --size tiny`: every stage end to end (world, tokenizer, general
 and intermediate pre-training with train/pretrain.py, learned policies, Ray
 preprocessing, fine-tuning over seeds, table and plots), then a rerun that
-finds everything done."""
+finds everything done, then the same config as a study (`maskpt study`, each
+stage a Ray task) with the same table, runs and losses."""
 
 import json
+import subprocess
+import sys
 
 import pytest
+import torch
+import yaml
 
 from maskpt.cli import main
 from maskpt.core.config import ConfigError, load_config
 from maskpt.core.io import FolderInUse
 from maskpt.demo import POLICIES, SIZES, DemoConfig, run_demo
+from maskpt.demo_plan import steps
 from maskpt.world import ATTRIBUTES
 
 
@@ -20,7 +26,7 @@ def demo_config(size: str = "default", overrides=()) -> DemoConfig:
 
 
 @pytest.mark.slow
-@pytest.mark.timeout(1200)
+@pytest.mark.timeout(2400)
 def test_tiny_demo_end_to_end_then_resume(tmp_path, capsys):
     out = tmp_path / "demo"
     assert main(["demo", "--size", "tiny", "--out", str(out)]) == 0
@@ -47,8 +53,6 @@ def test_tiny_demo_end_to_end_then_resume(tmp_path, capsys):
     ]
     assert ids and {i.split("-")[1] for i in ids} == {"birth_year", "birthplace"}
     # each learned policy trained with 2 seeds; pre-training run k uses policy seed k mod 2
-    import yaml
-
     for name in ("sup", "meta", "sup_transfer", "meta_transfer"):
         a, b = out / "policies" / name, out / "policies" / f"{name}-seed1"
         assert (a / "DONE").exists() and (b / "DONE").exists(), name
@@ -89,6 +93,43 @@ def test_tiny_demo_end_to_end_then_resume(tmp_path, capsys):
     assert "exists" in capsys.readouterr().out
     assert {p: p.stat().st_mtime_ns for p in stamps} == stamps
     assert json.loads((out / "results.json").read_text()) == table
+
+    # the same config as a study (configs/study/demo.yaml's form) on an embedded local Ray,
+    # each stage `maskpt demo --stage ID` in its own process: the same table and runs
+    study_out = tmp_path / "study"
+    spec = tmp_path / "study.yaml"
+    spec.write_text(
+        yaml.safe_dump(
+            {
+                "name": "demo",
+                "out": str(study_out),
+                "demo": {"size": "tiny"},
+                # a training stage's threads = this process's (Ray sets OMP_NUM_THREADS to a
+                # task's CPUs): the same float reduction order as the demo's in-process runs
+                "resources": {"pretrain_cpus": torch.get_num_threads(), "retries": 0},
+            }
+        )
+    )
+    proc = subprocess.run(
+        [sys.executable, "-m", "maskpt", "study", "--config", str(spec), "--address", "local"],
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert json.loads((study_out / "results.json").read_text()) == table
+    for metrics in out.rglob("finetune/**/metrics.json"):
+        twin = study_out / metrics.relative_to(out)
+        a, b = json.loads(metrics.read_text()), json.loads(twin.read_text())
+        assert (a["dev"], a["test"]) == (b["dev"], b["test"]), metrics
+    for log in out.rglob("pretrain/**/log.jsonl"):
+        twin = study_out / log.relative_to(out)
+        assert losses_of(log) == pytest.approx(losses_of(twin), rel=1e-5), log
+    status = (study_out / "_study" / "status.md").read_text()
+    assert f"{len(steps(demo_config('tiny')))} done of" in status
+
+
+def losses_of(log) -> list[float]:
+    return [json.loads(x)["loss"] for x in log.read_text().splitlines()]
 
 
 def test_another_config_into_the_same_folder_is_refused(tmp_path):

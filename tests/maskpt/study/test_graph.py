@@ -50,3 +50,8 @@ def test_ledger_states(tmp_path):
     assert ledger.state("s") == "interrupted"
     ledger.write("s", "done.json", {})
     assert ledger.state("s") == "done"
+    # handed to Ray, not started yet: queued while its driver lives, else nothing
+    ledger.write("q", "queued.json", {"since": time.time()})
+    assert ledger.state("q") == "not started"  # the driver above stopped beating
+    ledger.beat("study")
+    assert ledger.state("q") == "queued"

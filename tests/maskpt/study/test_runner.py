@@ -102,6 +102,29 @@ def test_on_ray_the_same(tmp_path, ray_local):
     check_first_run(out, summary)
 
 
+def test_a_kinds_limit_keeps_its_stages_one_at_a_time_on_ray(tmp_path, ray_local):
+    """Preprocessing drivers each size their actors to the cluster: run one at a time
+    (`resources.preprocess_parallel`) while stages of other kinds still overlap them."""
+    out = tmp_path / "study"
+    nap = py("import time; time.sleep(1.5)")
+    stages = [Stage(f"p{i}", "preprocess", nap, cpus=0) for i in range(3)]
+    stages += [Stage(f"q{i}", "policy", nap, cpus=0) for i in range(2)]
+    limits = {"preprocess": 1}
+    summary = Runner(
+        Graph(stages), str(out), "t", 0, log=lambda m: None, limits=limits
+    ).run_on_ray()
+    assert summary["failed"] == {} and summary["waiting"] == []
+    ledger = Ledger(out)
+    span = {s.id: ledger.read(s.id, "done.json") for s in stages}
+    span = {k: (v["started"], v["finished"]) for k, v in span.items()}
+
+    def overlap(a: str, b: str) -> bool:
+        return span[a][0] < span[b][1] and span[b][0] < span[a][1]
+
+    assert not any(overlap(a, b) for a, b in (("p0", "p1"), ("p0", "p2"), ("p1", "p2")))
+    assert overlap("q0", "q1")  # no limit: together
+
+
 def test_a_stage_no_node_can_hold(tmp_path, ray_local):
     big = Graph([Stage("p", "pretrain", ("python", "-c", "pass"), cpus=64, gpus=8)])
     with pytest.raises(UserError, match="stage p asks for 64 CPUs and 8 GPUs on one node"):
@@ -164,3 +187,25 @@ def test_killed_driver_leaves_an_interrupted_stage_that_a_rerun_finishes(tmp_pat
     _, rows = stage_rows(out)
     assert [r["state"] for r in rows] == ["done", "done"]
     assert runs_file.read_text() == "xx"
+
+
+def test_a_running_stage_shows_its_own_progress_bar(tmp_path):
+    """`status` (and the study's bar) show the count of the last progress bar a running
+    stage's command drew in its log, whatever came before it."""
+    from maskpt.study.runner import write_plan
+
+    out = tmp_path / "study"
+    write_plan(Graph([Stage("pretrain/a/seed0", "pretrain", ("python",))]), str(out), "t")
+    ledger = Ledger(out)
+    ledger.write("pretrain/a/seed0", "running.json", {"host": "h", "started": time.time()})
+    ledger.beat("t")
+    log = ledger.folder("pretrain/a/seed0") / "log.txt"
+    log.write_text(
+        "=== start\npreprocess x:  100%|##########| 32/32 [00:01<00:00]\n"
+        "pretrain:   5%|5         | 1/20 [00:00<00:10, loss=5.9]\r"
+        "pretrain:  45%|####5     | 9/20 [00:01<00:01, loss=5.0]\r"
+    )
+    (row,) = stage_rows(out)[1]
+    assert row["state"] == "running" and row["detail"] == "pretrain 9/20 (45%)"
+    log.write_text("no bar here\n")
+    assert stage_rows(out)[1][0]["detail"] == ""
