@@ -175,13 +175,15 @@ class Runner:
 
     def refresh(self) -> None:
         """The bar's postfix: the running stages, each with its own progress bar's count
-        (read from its log)."""
-        running = sorted(self.running)
+        (read from its log), then how many wait in Ray's queue."""
+        started = sorted(s for s in self.running if self.ledger.state(s) != "queued")
         shown = [
             f"{sid} {log_progress(self.ledger.folder(sid) / 'log.txt')}".strip()
-            for sid in running[:3]
+            for sid in started[:3]
         ]
-        self.bar.set_postfix_str(", ".join(shown) + (" ..." if len(running) > 3 else ""))
+        text = ", ".join(shown) + (" ..." if len(started) > 3 else "")
+        queued = len(self.running) - len(started)
+        self.bar.set_postfix_str(text + (f" (+{queued} queued)" if queued else ""))
 
     def ready(self, sid: str) -> bool:
         return all(self.ledger.done(d) for d in self.graph.stages[sid].deps)
