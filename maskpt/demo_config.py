@@ -7,11 +7,16 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from maskpt.core.config import ConfigError, build_dataclass, merge, parse_overrides
+from maskpt.core.config import (
+    ConfigError,
+    build_dataclass,
+    merge,
+    parse_overrides,
+    require_at_least_one,
+)
 from maskpt.world import ATTRIBUTES, WorldConfig
 
 POLICIES = ("orig_v1", "rand_v1", "ssm_v1", "sup_v1", "meta_v1")
-NONE_ROW = "none"
 
 
 def _tiny_bart() -> dict:
@@ -85,7 +90,8 @@ class DemoConfig:
         unknown = [p for p in self.policies if p not in POLICIES]
         if unknown or not self.policies:
             raise ConfigError(f"policies: {unknown or '[]'} not among {', '.join(POLICIES)}")
-        for key in (
+        require_at_least_one(
+            self,
             "seeds",
             "pretrain_seeds",
             "policy_seeds",
@@ -98,9 +104,7 @@ class DemoConfig:
             "meta_steps",
             "vocab_size",
             "max_length",
-        ):
-            if getattr(self, key) < 1:
-                raise ConfigError(f"{key} must be >= 1, got {getattr(self, key)}")
+        )
 
         bad = [a for a in self.transfer if a not in ATTRIBUTES]
         if bad or len(set(self.transfer)) == len(ATTRIBUTES):

@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from maskpt.core.config import require_at_least_one
 from maskpt.core.tokenizer import DEFAULT_TOKENIZER
 from preprocess.shards import FORMATS
 
@@ -70,9 +71,7 @@ class PreprocessConfig:
         parse_formats(self.format)
         if self.max_length < 8:
             raise ValueError(f"max_length must be >= 8, got {self.max_length}")
-        for key in ("shard_size", "docs_per_unit", "max_in_flight"):
-            if getattr(self, key) < 1:
-                raise ValueError(f"{key} must be >= 1, got {getattr(self, key)}")
+        require_at_least_one(self, "shard_size", "docs_per_unit", "max_in_flight")
         if self.workers < 0:
             raise ValueError(f"workers must be >= 0, got {self.workers}")
 

@@ -46,7 +46,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from maskpt.core.cli_args import ConfigArgs
-from maskpt.core.config import ConfigError, read_yaml_mapping, to_dict
+from maskpt.core.config import ConfigError, read_yaml_mapping, require_at_least_one, to_dict
 from maskpt.core.errors import UserError
 from maskpt.core.hub import check_local_or_hub
 from maskpt.core.interrupts import Interrupted, stop_requests
@@ -169,16 +169,15 @@ class FinetuneConfig:
             check_reporters(("wandb",))
         if not self.data_dir:
             raise ValueError("data_dir: give the folder with the task's files")
-        for key in (
+        require_at_least_one(
+            self,
             "batch_size",
             "max_epochs",
             "num_beams",
             "max_gen_length",
             "eval_batch",
             "log_every",
-        ):
-            if getattr(self, key) < 1:
-                raise ValueError(f"{key} must be >= 1, got {getattr(self, key)}")
+        )
         if not 0 < self.train_fraction <= 1:
             raise ValueError(f"train_fraction must be in (0, 1], got {self.train_fraction}")
         if self.lr <= 0:

@@ -68,6 +68,7 @@ from tqdm import tqdm
 
 from maskpt.core.batching import pad, pad_ids
 from maskpt.core.cli_args import ConfigArgs
+from maskpt.core.config import require_at_least_one
 from maskpt.core.seeding import stable_rng, stable_seed
 from policies import checkpoint
 from policies.networks import MetaMasker, budget_regulariser, gumbel_mask, gumbel_noise
@@ -163,7 +164,8 @@ class MetaConfig:
             raise ValueError(f"outer_loss must be difference or after, got {self.outer_loss!r}")
         if self.backend not in ("higher", "func"):
             raise ValueError(f"backend must be higher or func, got {self.backend!r}")
-        for key in (
+        require_at_least_one(
+            self,
             "steps",
             "batch_size",
             "hidden",
@@ -171,9 +173,7 @@ class MetaConfig:
             "max_source_length",
             "max_target_length",
             "log_every",
-        ):
-            if getattr(self, key) < 1:
-                raise ValueError(f"{key} must be >= 1")
+        )
         if self.tau <= 0 or not 0 <= self.gamma <= 1 or self.eps < 0:
             raise ValueError("tau must be > 0, gamma in [0, 1], eps >= 0")
         if self.budget not in ("expected", "sampled"):

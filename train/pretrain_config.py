@@ -7,6 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from maskpt.core.config import require_at_least_one
 from preprocess.remask import mixture_of
 from train.model import ModelConfig
 from train.monitor import check_reporters
@@ -138,9 +139,7 @@ class PretrainConfig:
             mixture_of(self.data.policy)  # weights checked before anything starts
         if self.data.weights and len(self.data.weights) != len(self.data.shards):
             raise ValueError("data.weights: one weight per shard folder")
-        for key in ("global_batch", "micro_batch", "total_steps", "log_every"):
-            if getattr(self, key) < 1:
-                raise ValueError(f"{key} must be >= 1, got {getattr(self, key)}")
+        require_at_least_one(self, "global_batch", "micro_batch", "total_steps", "log_every")
         if self.global_batch % self.micro_batch:
             raise ValueError(
                 f"global_batch {self.global_batch} is not a multiple of micro_batch {self.micro_batch}"

@@ -26,7 +26,7 @@ from tqdm import tqdm
 
 from maskpt.core.batching import pad_ids
 from maskpt.core.cli_args import ConfigArgs
-from maskpt.core.config import ConfigError
+from maskpt.core.config import ConfigError, require_at_least_one
 from maskpt.core.seeding import stable_rng
 from policies import checkpoint
 from policies.networks import SpanExtractor, inner_positions, top_spans
@@ -83,9 +83,9 @@ class SupervisedConfig:
                 f"task: {self.task!r} has no policy-training reader; one of "
                 f"{', '.join(POLICY_TASKS)}, or write a JSONL and pass examples="
             )
-        for key in ("epochs", "batch_size", "hidden", "layers", "max_length", "max_span_length"):
-            if getattr(self, key) < 1:
-                raise ValueError(f"{key} must be >= 1")
+        require_at_least_one(
+            self, "epochs", "batch_size", "hidden", "layers", "max_length", "max_span_length"
+        )
         if not 0 < self.val_fraction < 1:
             raise ValueError("val_fraction must be in (0, 1)")
 

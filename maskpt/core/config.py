@@ -56,6 +56,15 @@ def resolve(value: Any) -> Any:
     return value
 
 
+def require_at_least_one(cfg, *keys: str) -> None:
+    """A config's `__post_init__` check: each field named is >= 1
+    (a ValueError naming the first that is not, with its value)."""
+    for key in keys:
+        value = getattr(cfg, key)
+        if value < 1:
+            raise ValueError(f"{key} must be >= 1, got {value}")
+
+
 def set_dotted(out: dict, key: str, value: Any, where: str = "override") -> None:
     """`out[a][b] = value` for key `a.b`."""
     node = out
