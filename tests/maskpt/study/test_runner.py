@@ -209,3 +209,19 @@ def test_a_running_stage_shows_its_own_progress_bar(tmp_path):
     assert row["state"] == "running" and row["detail"] == "pretrain 9/20 (45%)"
     log.write_text("no bar here\n")
     assert stage_rows(out)[1][0]["detail"] == ""
+
+
+def test_the_bar_names_running_stages_with_their_counts_and_counts_the_queued(tmp_path):
+    out = tmp_path / "study"
+    nap = ("python", "-c", "pass")
+    g = Graph([Stage("a", "pretrain", nap), Stage("b", "sweep", nap), Stage("c", "sweep", nap)])
+    runner = Runner(g, str(out), "t", 0, log=lambda m: None)
+    ledger = runner.ledger
+    ledger.beat("t")
+    ledger.write("a", "running.json", {"host": "h", "started": time.time()})
+    (ledger.folder("a") / "log.txt").write_text("pretrain:  45%|####5     | 9/20 [00:01<00:01]\r")
+    for sid in "bc":
+        ledger.write(sid, "queued.json", {"since": time.time()})
+    runner.running.update("abc")
+    runner.refresh()
+    assert runner.bar.postfix == "a pretrain 9/20 (45%) (+2 queued)"
