@@ -15,11 +15,12 @@ def test_cluster_config_passes_rays_validation():
     assert config["head_node_type"] == "head"
     assert any('pip install -e ~/maskpt"[s3]"' in c for c in config["setup_commands"])
     # the dashboard (and job API) stays on the head's loopback: `ray dashboard` forwards it
-    assert all(
-        "--dashboard-host=127.0.0.1" in c
-        for c in config["head_start_ray_commands"]
-        if c.startswith("ray start")
-    )
+    starts = [c for k in ("head", "worker") for c in config[f"{k}_start_ray_commands"]]
+    starts = [c for c in starts if "ray start" in c]
+    assert len(starts) == 2 and "--dashboard-host=127.0.0.1" in starts[0]
+    # token authentication on every node, with the token every node is given
+    assert all(c.startswith("RAY_AUTH_MODE=token ray start") for c in starts)
+    assert config["file_mounts"]["~/.ray/auth_token"] == "~/.ray/auth_token"
     assert config["file_mounts"]["~/maskpt"] == "."
     # every node runs Ray at the version this project installs (the client's)
     import ray

@@ -1,10 +1,12 @@
-"""ray_local.yaml for real: `ray up` over SSH on 127.0.0.1 (Ray's `local`
-provider), a preprocessing run, a sweep and a tiny study submitted the
-README's way (`ray exec ... "maskpt ... --address auto"`), `ray down`; the
-cluster's output equals local runs'. (One machine: the cluster is its head
-node; a study over several nodes, one of them lost, is
-tests/maskpt/study/test_node_loss.py's, with Ray's cluster_utils.) Needs sshd and a key (scripts/local_sshd.sh,
-which .ci/run runs and then sets MASKPT_SSH_KEY); skipped without them.
+"""ray_local.yaml for real: `ray up` over SSH (Ray's `local` provider) of a
+head on 127.0.0.1 and a worker the head's autoscaler brings up over SSH at
+127.0.0.2 (this machine again), a preprocessing run, a sweep and a tiny
+study submitted the README's way (`ray exec ... "maskpt ... --address
+auto"`), `ray down`; the cluster's output equals local runs', and the
+study's stages ran on both nodes. (A node lost during a study is
+tests/maskpt/study/test_node_loss.py's, with Ray's cluster_utils.) Needs
+sshd and a key (scripts/local_sshd.sh, which .ci/run runs and then sets
+MASKPT_SSH_KEY); skipped without them.
 
 `ray stop` in the start commands stops every Ray on the machine, so the
 conftest runs tests marked `ray_up` last and this one stops the session's
@@ -127,6 +129,8 @@ def test_ray_up_preprocess_sweep_and_study_then_ray_down(
                 str(tmp_path / "cluster"),
                 "--key",
                 KEY,
+                "--workers",
+                "1",
                 *on_cluster,
             ],
             capture_output=True,
@@ -165,6 +169,11 @@ def test_ray_up_preprocess_sweep_and_study_then_ray_down(
     # without Ray (its stages' threads as the cluster's 1-CPU tasks had them)
     status = (cluster_study / "_study" / "status.md").read_text()
     assert "8 done of 8 stages" in status, status
+    assert "nodes joined: " in done.stdout
+    nodes = {
+        json.loads(p.read_text())["node"] for p in (cluster_study / "_study").rglob("done.json")
+    }
+    assert "127.0.0.2" in nodes and len(nodes) == 2, nodes  # the worker and the head
     subprocess.run(
         _maskpt("study", "--config", str(study), "--no-ray", f"out={local_study}"),
         check=True,

@@ -7,10 +7,11 @@ Its state lives in `OUT/_study/<stage id>/`:
     config.yaml    the stage's config, written before it starts (if any)
     log.txt        the command's output, every attempt appended
     queued.json    {"since"}: handed to Ray, waiting for a node with its resources
-    running.json   {"host", "pid", "started"} while it runs
-    done.json      {"host", "started", "finished", "seconds"}: complete, skipped on rerun
-    failed.json    {"error", "exit", "host", "log", "finished"}: its last attempt failed
+    running.json   {"host", "node", "pid", "started"} while it runs
+    done.json      {"host", "node", "started", "finished", "seconds"}: complete, skipped on rerun
+    failed.json    {"error", "exit", "host", "node", "log", "finished"}: its last attempt failed
 
+("node": the Ray node's address, when the stage ran as a Ray task.)
 `OUT/_study/driver.json` is the study's own heartbeat: a `running.json`
 under a driver that stopped beating is an interrupted stage, not a
 running one.

@@ -62,6 +62,15 @@ def error_line(log: Path) -> str:
     return lines[-1][:300] if lines else "no output"
 
 
+def where() -> dict[str, str]:
+    """Where this process runs, for the ledger: the host name and, in a Ray task,
+    the address of its Ray node."""
+    here = {"host": socket.gethostname()}
+    if ray.is_initialized():
+        here["node"] = ray.util.get_node_ip_address()
+    return here
+
+
 def execute(stage: Stage, out: str, env: dict[str, str]) -> tuple[bool, float, str]:
     """Run one stage to its end on this node; (ok, seconds, error line). The
     ledger is written as it goes: running.json, then done.json or failed.json."""
@@ -73,10 +82,11 @@ def execute(stage: Stage, out: str, env: dict[str, str]) -> tuple[bool, float, s
         head = f"# stage {stage.id} of a maskpt study: {' '.join(stage.argv)}\n"
         write_text_atomic(config, head + yaml.safe_dump(stage.config, sort_keys=False))
     argv = command(stage, config)
-    host, started = socket.gethostname(), time.time()
+    here, started = where(), time.time()
+    host = here["host"]
     ledger.remove(stage.id, "failed.json")
     ledger.remove(stage.id, "queued.json")
-    ledger.write(stage.id, "running.json", {"host": host, "pid": os.getpid(), "started": started})
+    ledger.write(stage.id, "running.json", {**here, "pid": os.getpid(), "started": started})
     log = folder / "log.txt"
     with log.open("ab") as f:
         stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(started))
@@ -92,12 +102,12 @@ def execute(stage: Stage, out: str, env: dict[str, str]) -> tuple[bool, float, s
         )
     seconds = time.time() - started
     if rc == 0:
-        done = {"host": host, "started": started, "finished": time.time(), "seconds": seconds}
+        done = {**here, "started": started, "finished": time.time(), "seconds": seconds}
         ledger.write(stage.id, "done.json", done)
         ledger.remove(stage.id, "running.json")
         return True, seconds, ""
     error = error_line(log)
-    failed = {"error": error, "exit": rc, "host": host, "log": str(log), "finished": time.time()}
+    failed = {"error": error, "exit": rc, **here, "log": str(log), "finished": time.time()}
     ledger.write(stage.id, "failed.json", failed)
     ledger.remove(stage.id, "running.json")
     return False, seconds, error
@@ -251,7 +261,9 @@ class Runner:
         self.check_fits(fixed)
         env = {"RAY_ADDRESS": ray.get_runtime_context().gcs_address}
         # a task whose node dies is retried by Ray on another (system failures only);
-        # a stage whose process fails is retried below
+        # a stage whose process fails is retried below. SPREAD: a stage is a whole
+        # process of minutes to hours, so stages go to different nodes where they
+        # fit rather than filling the driver's node first (Ray's default)
         remote = ray.remote(max_retries=self.retries, retry_exceptions=False)(execute)
         write_plan(self.graph, self.out, self.name)
         for sid in self.graph.order:  # an earlier driver's queue is not this one's
@@ -265,9 +277,9 @@ class Runner:
                         continue
                     if self.ready(sid) and self.room(sid):
                         s = self.graph.stages[sid]
-                        ref = remote.options(num_cpus=s.cpus, num_gpus=s.gpus).remote(
-                            s, self.out, env
-                        )
+                        ref = remote.options(
+                            num_cpus=s.cpus, num_gpus=s.gpus, scheduling_strategy="SPREAD"
+                        ).remote(s, self.out, env)
                         pending[ref] = sid
                         self.ledger.write(sid, "queued.json", {"since": time.time()})
                         self.started(sid)

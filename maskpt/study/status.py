@@ -48,6 +48,13 @@ def log_progress(log: Path) -> str:
     return f"{desc + ' ' if desc else ''}{done}/{total} ({percent}%)"
 
 
+def _where(record: dict) -> str:
+    """A ledger record's host, with its Ray node's address when it ran as a Ray task
+    (several nodes can share a host name)."""
+    host, node = record.get("host", ""), record.get("node", "")
+    return f"{host} ({node})" if node and node != host else host
+
+
 def stage_rows(out: str | Path) -> tuple[str, list[dict]]:
     """(study name, one dict per stage: id, kind, state, where, elapsed, detail, gpu_hours,
     gpus)."""
@@ -65,10 +72,10 @@ def stage_rows(out: str | Path) -> tuple[str, list[dict]]:
         where = elapsed = detail = ""
         if state == "done":
             done = ledger.read(sid, "done.json") or {}
-            where, elapsed = done.get("host", ""), _elapsed(done.get("seconds", 0))
+            where, elapsed = _where(done), _elapsed(done.get("seconds", 0))
         elif state in ("running", "interrupted"):
             run = ledger.read(sid, "running.json") or {}
-            where, elapsed = run.get("host", ""), _elapsed(now - run.get("started", now))
+            where, elapsed = _where(run), _elapsed(now - run.get("started", now))
             if state == "interrupted":
                 detail = "its driver stopped: rerun the study to resume it"
             else:
@@ -79,7 +86,7 @@ def stage_rows(out: str | Path) -> tuple[str, list[dict]]:
             detail = "handed to Ray: waits for a node with its CPUs/GPUs free"
         elif state == "failed":
             failed = ledger.read(sid, "failed.json") or {}
-            where, detail = failed.get("host", ""), failed.get("error", "")
+            where, detail = _where(failed), failed.get("error", "")
             detail += f" (log: {failed.get('log', ledger.folder(sid) / 'log.txt')})"
         else:
             blocked = [d for d in s["deps"] if states[d] == "failed"]

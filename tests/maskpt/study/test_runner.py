@@ -100,6 +100,14 @@ def test_on_ray_the_same(tmp_path, ray_local):
     out = tmp_path / "study"
     summary = Runner(graph(out), str(out), "t", retries=1, log=lambda m: None).run_on_ray()
     check_first_run(out, summary)
+    # each stage's ledger names the Ray node it ran on, and `status` shows it
+    import ray
+
+    nodes = {n["NodeManagerAddress"] for n in ray.nodes() if n["Alive"]}
+    done = Ledger(out).read("a", "done.json")
+    assert done["node"] in nodes
+    row = next(r for r in stage_rows(out)[1] if r["id"] == "a")
+    assert done["node"] in row["where"] and done["host"] in row["where"]
 
 
 def test_a_kinds_limit_keeps_its_stages_one_at_a_time_on_ray(tmp_path, ray_local):
