@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
 import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
@@ -139,7 +140,7 @@ def run_one(
     }
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -152,14 +153,18 @@ def main() -> int:
     ap.add_argument("--name", default="", help="suffix for the variants' names in the output")
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--out", default="runs/meta_signal")
-    a = ap.parse_args()
+    a = ap.parse_args(argv)
     overrides = {}
     for kv in a.set:
         k, v = kv.split("=", 1)
         overrides[k] = json.loads(v) if v[:1] in "0123456789-[{tfn." else v
     Path(a.out).mkdir(parents=True, exist_ok=True)
     jobs = [(v, s) for v in a.variants for s in a.seeds]
-    with ProcessPoolExecutor(a.workers) as pool, (Path(a.out) / "results.jsonl").open("a") as f:
+    spawn = multiprocessing.get_context("spawn")  # no fork of a process with torch's threads
+    with (
+        ProcessPoolExecutor(a.workers, mp_context=spawn) as pool,
+        (Path(a.out) / "results.jsonl").open("a") as f,
+    ):
         futs = [
             pool.submit(run_one, a.demo, v, overrides, s, a.steps, a.batch, a.out) for v, s in jobs
         ]
