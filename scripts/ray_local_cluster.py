@@ -52,6 +52,7 @@ import ray
 import yaml
 
 REPO = Path(__file__).resolve().parent.parent
+RAY = str(Path(sys.executable).parent / "ray")  # the client's Ray CLI, beside this Python
 
 
 def venv_path() -> str:
@@ -119,7 +120,7 @@ while True:
 
 
 def ray_cli(*args: str, env: dict | None = None) -> int:
-    cmd = [str(Path(sys.executable).parent / "ray"), *args]
+    cmd = [RAY, *args]
     print("$", shlex.join(cmd), flush=True)
     return subprocess.call(cmd, env={**os.environ, **(env or {})})
 
@@ -127,8 +128,8 @@ def ray_cli(*args: str, env: dict | None = None) -> int:
 def ensure_token() -> None:
     """~/.ray/auth_token, which the config mounts on every node: made when missing."""
     if not Path("~/.ray/auth_token").expanduser().is_file():
-        cmd = [str(Path(sys.executable).parent / "ray"), "get-auth-token", "--generate"]
-        subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
+        # not through ray_cli: the command prints the token, which stays out of logs
+        subprocess.run([RAY, "get-auth-token", "--generate"], check=True, stdout=subprocess.DEVNULL)
 
 
 def main(argv: list[str] | None = None) -> int:
