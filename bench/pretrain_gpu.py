@@ -1,15 +1,26 @@
 """Tokens/s and model FLOPs utilisation of BART-base pre-training steps at
-length 128 in bf16 on one GPU (the paper's setting), with DeepSpeed ZeRO-2 as
-`train/pretrain.py` uses it.
+length 128 in bf16 on one GPU (the paper's setting), with DeepSpeed as
+`train/pretrain.py` uses it: the vocabulary padded as the paper config pads
+it (`--pad-vocab`, default that config's value), optionally compiled with
+one static shape as the recipe compiles it (`--recipe-compile`), against a
+plain PyTorch loop (the vocabulary as it is, eager; `--compile` adds it
+compiled).
 
 MFU = 6 * N * tokens/s / peak bf16 FLOP/s, N = parameter count, tokens =
 sequence positions (a source token runs through the encoder, its target token
 through the decoder, each about N/2; attention FLOPs are small at length 128). Peak defaults to the
 H100 SXM dense bf16 figure (989 TFLOP/s); pass --peak-tflops for other cards.
+N is the unpadded model's: the padded vocabulary's extra rows do no useful work.
+Hours are for the paper's 100,000 steps x 2,048 examples x 128 tokens.
 
     python -m bench.pretrain_gpu [--micro-batch 64] [--steps 30] [--peak-tflops 989]
-        [--zero-stages 0,1,2] [--accum 8] [--fused] [--compile]
+        [--zero-stages 0,1,2] [--accum 8] [--fused] [--compile] [--recipe-compile]
+        [--pad-vocab 64] [--profile 4]
     python -m bench.pretrain_gpu --rehearse --micro-batch 4 --steps 6 --warmup 2   # CPU
+
+`--profile N` runs N more micro-batches of each row under torch.profiler and
+prints where the time went (bench/kernel_profile.py), after every row's
+tokens/s are printed.
 
 Builds BART-base from its config (no download needed) with a random batch of
 the right shape: this measures the model step, not the data path (see
@@ -19,8 +30,20 @@ bench/pretrain_throughput.py for that).
 from __future__ import annotations
 
 import argparse
+import copy
 import os
 import time
+from pathlib import Path
+
+PAPER_CONFIG = Path(__file__).resolve().parents[1] / "configs" / "pretrain" / "bart_base_paper.yaml"
+PAPER_TOKENS = 100_000 * 2048 * 128
+
+
+def paper_pad_vocab() -> int:
+    """The paper config's `pad_vocab_to_multiple_of` (what the recipe trains with)."""
+    from maskpt.core.config import read_yaml_mapping
+
+    return int(read_yaml_mapping(PAPER_CONFIG).get("pad_vocab_to_multiple_of", 1))
 
 
 def _timed(step, steps: int, warmup: int, sync) -> float:
@@ -71,6 +94,28 @@ def main() -> None:
         "--compile", action="store_true", help="also time the plain loop with torch.compile(model)"
     )
     ap.add_argument(
+        "--recipe-compile",
+        action="store_true",
+        help="also time each recipe row with the model compiled before DeepSpeed wraps it, "
+        "with one static shape (train/pretrain.py's compile=true, compile_options.dynamic=false)",
+    )
+    ap.add_argument(
+        "--pad-vocab",
+        type=int,
+        default=None,
+        metavar="MULTIPLE",
+        help="the recipe's vocabulary padded to a multiple of this (default: the paper "
+        "config's pad_vocab_to_multiple_of; 1: unpadded)",
+    )
+    ap.add_argument(
+        "--profile",
+        type=int,
+        default=0,
+        metavar="N",
+        help="after the timings, N micro-batches of each row under torch.profiler: time by "
+        "kernel kind, top kernels, the device's busy share",
+    )
+    ap.add_argument(
         "--lm-head",
         action="store_true",
         help="only time the LM head's GEMMs (forward + both backward) at the "
@@ -89,7 +134,9 @@ def main() -> None:
     import torch
     from transformers import BartConfig, BartForConditionalGeneration
 
+    from bench.kernel_profile import profile_steps
     from train.distributed import zero_config
+    from train.model import pad_vocab
 
     cuda = torch.cuda.is_available()
     if not cuda and not args.rehearse:
@@ -132,33 +179,43 @@ def main() -> None:
     src = torch.randint(5, cfg.vocab_size, shape, device=device, generator=g)
     labels = torch.randint(5, cfg.vocab_size, shape, device=device, generator=g)
 
-    n_params = 0
-    recipes = []
-    for stage in args.zero_stages:  # the recipe's DeepSpeed config, as train/pretrain.py builds it
-        torch.manual_seed(0)
-        model = BartForConditionalGeneration(cfg)
-        n_params = sum(p.numel() for p in model.parameters())
-        opt = torch.optim.AdamW(model.parameters(), lr=1e-4, fused=args.fused and cuda)
-        ds = zero_config(
-            args.micro_batch * args.accum, args.micro_batch, args.accum, args.grad_clip, stage, cuda
-        )
-        engine, _, _, _ = deepspeed.initialize(model=model, optimizer=opt, config=ds)
+    torch.manual_seed(0)
+    n_params = sum(p.numel() for p in BartForConditionalGeneration(cfg).parameters())
+    pad = args.pad_vocab if args.pad_vocab is not None else paper_pad_vocab()
+    # one "token" = one source position with its target position: each passes through
+    # the encoder or the decoder half of N, so 6 * N * tokens counts both halves once
+    tokens = (args.steps - args.warmup) * args.micro_batch * args.seq_len
+    name = torch.cuda.get_device_name() if cuda else "CPU (rehearsal, tiny model, fp32)"
+    accum = f", {args.accum} per optimizer step" if args.accum > 1 else ""
+    print(
+        f"{name}: {n_params / 1e6:.0f} M params (vocabulary {cfg.vocab_size:,}), micro-batch "
+        f"{args.micro_batch} x {args.seq_len}{accum}, {args.steps} micro-batches "
+        f"({args.warmup} untimed)",
+        flush=True,
+    )
+    baselines: dict[str, float] = {}
+    recipes: dict[str, float] = {}
 
-        def recipe_step(engine=engine):
-            loss = engine(input_ids=src, labels=labels).loss
-            engine.backward(loss)
-            engine.step()
-
-        secs = _timed(recipe_step, args.steps, args.warmup, sync)
-        fused = ", fused AdamW" if args.fused else ""
-        recipes.append((f"recipe (DeepSpeed ZeRO-{stage}{fused})", secs))
-        del engine, model, opt
+    def show(label: str, step) -> float:
+        """Time `step`, print its line (and its profile), return its seconds."""
+        secs = _timed(step, args.steps, args.warmup, sync)
+        tps = tokens / secs
+        line = f"{label}: {tps:,.0f} tokens/s"
         if cuda:
-            torch.cuda.empty_cache()
-    torch.manual_seed(0)  # the baseline: plain PyTorch, bf16 autocast, fused AdamW, same clip
-    plain_model = BartForConditionalGeneration(cfg).to(device)
-    opt = torch.optim.AdamW(plain_model.parameters(), lr=1e-4, fused=cuda)
+            mfu = 6 * n_params * tps / (args.peak_tflops * 1e12)
+            line += f", MFU {mfu:.1%}, {PAPER_TOKENS / tps / 3600:.1f} h for the paper's run"
+        for base, base_secs in baselines.items():
+            line += f"; {base_secs / secs:.2f}x the {base}"
+        print(line, flush=True)
+        if args.profile:
+            print(profile_steps(step, args.profile, cuda, label), flush=True)
+        return secs
 
+    # the baseline first: plain PyTorch, the vocabulary as it is, bf16 autocast, fused
+    # AdamW, same clip
+    torch.manual_seed(0)
+    plain_model = BartForConditionalGeneration(copy.deepcopy(cfg)).to(device)
+    opt = torch.optim.AdamW(plain_model.parameters(), lr=1e-4, fused=cuda)
     micro = [0]
 
     def plain_step(m=plain_model):
@@ -173,30 +230,45 @@ def main() -> None:
         opt.step()
         opt.zero_grad(set_to_none=True)
 
-    plain = _timed(plain_step, args.steps, args.warmup, sync)
-    rows = [*recipes, ("plain PyTorch loop", plain)]
-    if args.compile:  # compilation happens in the warm-up steps, outside the timing
-        compiled = torch.compile(plain_model)
-        rows.append(
-            (
-                "plain loop, torch.compile",
-                _timed(lambda: plain_step(compiled), args.steps, args.warmup, sync),
+    baselines["plain loop"] = show("plain PyTorch loop (eager)", plain_step)
+
+    for stage in args.zero_stages:  # the recipe's DeepSpeed config, as train/pretrain.py builds it
+        for compiled in (False, True) if args.recipe_compile else (False,):
+            torch.manual_seed(0)
+            model = pad_vocab(BartForConditionalGeneration(copy.deepcopy(cfg)), pad)  # own config
+            if compiled:  # as the recipe: in place, before DeepSpeed wraps it
+                model.compile(dynamic=False)
+            opt_r = torch.optim.AdamW(model.parameters(), lr=1e-4, fused=args.fused and cuda)
+            ds = zero_config(
+                args.micro_batch * args.accum,
+                args.micro_batch,
+                args.accum,
+                args.grad_clip,
+                stage,
+                cuda,
             )
-        )
-    # one "token" = one source position with its target position: each passes through
-    # the encoder or the decoder half of N, so 6 * N * tokens counts both halves once
-    tokens = (args.steps - args.warmup) * args.micro_batch * args.seq_len
-    name = torch.cuda.get_device_name() if cuda else "CPU (rehearsal, tiny model, fp32)"
-    accum = f", {args.accum} per optimizer step" if args.accum > 1 else ""
-    for label, secs in rows:
-        tps = tokens / secs
-        mfu = f", MFU {6 * n_params * tps / (args.peak_tflops * 1e12):.1%}" if cuda else ""
-        print(
-            f"{name}: {label}: {n_params / 1e6:.0f} M params, micro-batch {args.micro_batch} "
-            f"x {args.seq_len}{accum}: {tps:,.0f} tokens/s{mfu}"
-        )
-    for label, secs in recipes:
-        print(f"{label} = {plain / secs:.2f}x the plain loop (goal >= 0.95x)")
+            engine, _, _, _ = deepspeed.initialize(model=model, optimizer=opt_r, config=ds)
+
+            def recipe_step(engine=engine):
+                loss = engine(input_ids=src, labels=labels).loss
+                engine.backward(loss)
+                engine.step()
+
+            extra = ", fused AdamW" if args.fused else ""
+            extra += f", vocabulary padded to {model.config.vocab_size:,}" if pad > 1 else ""
+            extra += ", compiled (one static shape)" if compiled else ", eager"
+            label = f"recipe (DeepSpeed ZeRO-{stage}{extra})"
+            recipes[label] = show(label, recipe_step)
+            del engine, model, opt_r, recipe_step
+            if cuda:
+                torch.cuda.empty_cache()
+    if args.compile:  # compilation happens in the warm-up steps, outside the timing
+        compiled_plain = torch.compile(plain_model)
+        best = show("plain loop, torch.compile", lambda: plain_step(compiled_plain))
+        baselines["compiled plain loop"] = min(best, baselines["plain loop"])
+    best = min(baselines.values())
+    for label, secs in recipes.items():
+        print(f"{label} = {best / secs:.2f}x the best plain loop (goal >= 0.95x)")
 
 
 def lm_head(args) -> None:

@@ -18,7 +18,10 @@ measured once against what training consumes.
 Variants: recipe (the config as is: ZeRO auto = stage 0 in one process, the
 vocabulary padded to 64, no bucketing, no compile), zero1 / zero2 (an
 explicit ZeRO stage), nopad (vocabulary unpadded), bucket (length bucketing,
-micro-batches padded to 8), compile (torch.compile), all (bucket + compile).
+micro-batches padded to 8), workers1 (one DataLoader worker process reads and
+collates), compile (torch.compile), all (bucket + compile), static (bucketing,
+lengths padded to 64, compiled with static shapes), static128 (every
+micro-batch padded to 128, one static shape).
 """
 
 from __future__ import annotations
@@ -41,6 +44,8 @@ VARIANTS = {
     "zero2": ["zero_stage=2"],
     "nopad": ["pad_vocab_to_multiple_of=1"],
     "bucket": ["data.bucket=true", "data.pad_to_multiple_of=8"],
+    # the reader in a DataLoader worker process (tiny_cpu.yaml reads on the training thread)
+    "workers1": ["data.num_workers=1"],
     "compile": ["compile=true"],
     "all": ["data.bucket=true", "data.pad_to_multiple_of=8", "compile=true"],
     # bucketing with static shapes: lengths padded to 64 (at max_length 128: encoder and
@@ -54,8 +59,8 @@ VARIANTS = {
         "compile_options.dynamic=false",
     ],
     # one static shape: every micro-batch padded to max_length (128 x 128 at the paper's
-    # shape), one graph; costs padding only where rows are short (Wikipedia's chunks are
-    # mostly full)
+    # shape), one graph; costs the rows' padding (Wikipedia's 128-token segments are 85-87%
+    # full; a span target's short labels padded to 128 cost far more: full targets only)
     "static128": [
         "data.pad_to_multiple_of=128",
         "compile=true",
@@ -77,9 +82,14 @@ BART_BASE = dict(
 )
 
 
-def make_shards(out: Path, tok, n_docs: int = 400) -> None:
-    """Synthetic documents of 1-12 sentences masked with rand_v1 into an Arrow
-    shard folder (no Ray): rows of varied lengths, as Wikipedia's are."""
+def make_shards(
+    out: Path, tok, n_docs: int = 400, per_doc: tuple[int, int] = (1, 12), policy="rand_v1"
+) -> None:
+    """Synthetic documents of `per_doc` (lowest, highest) sentences masked
+    with `policy` into an Arrow shard folder (no Ray): rows of varied lengths.
+    Wikipedia's articles are long: their 128-token segments are 85-87% full on
+    average (the sample dump of ../shared/data, byte-level BPE of 8,000-30,000
+    tokens); 4-40 sentences come close, the default 1-12 gives shorter rows."""
     import numpy as np
 
     from preprocess.config import PreprocessConfig
@@ -114,13 +124,13 @@ def make_shards(out: Path, tok, n_docs: int = 400) -> None:
         for i in range(n_docs):
             sentences = [
                 " ".join(rng.choice(words, size=int(rng.integers(5, 16)))).capitalize() + "."
-                for _ in range(int(rng.integers(1, 13)))
+                for _ in range(int(rng.integers(per_doc[0], per_doc[1] + 1)))
             ]
             f.write(json.dumps({"id": f"d{i}", "text": " ".join(sentences)}) + "\n")
     cfg = PreprocessConfig(
         inputs=(str(inp),),
         output=str(out),
-        policy="rand_v1",
+        policy=policy,
         tokenizer=tok.name_or_path,
         docs_per_unit=100,
         shard_size=1000,
@@ -128,7 +138,14 @@ def make_shards(out: Path, tok, n_docs: int = 400) -> None:
     run_preprocess(cfg, progress=False, use_ray=False)
 
 
-def setup(work: Path, steps: int, gpu: bool, overrides: list[str]):
+def setup(
+    work: Path,
+    steps: int,
+    gpu: bool,
+    overrides: list[str],
+    sentences: tuple[int, int] = (1, 12),
+    policy: str = "rand_v1",
+):
     """Tokenizer, shard folder and the base config (tiny_cpu.yaml, or BART-base
     sized on GPU) with the common overrides, as a list of KEY=VALUE."""
     from maskpt.core.config import load_config
@@ -143,7 +160,7 @@ def setup(work: Path, steps: int, gpu: bool, overrides: list[str]):
         vocab_size=2000,
         min_frequency=1,
     )
-    make_shards(work / "shards", tok, 2000 if gpu else 400)
+    make_shards(work / "shards", tok, 2000 if gpu else 400, sentences, policy)
     over = [
         f"data.shards=[{work / 'shards'}]",
         f"model.tokenizer={work / 'tok'}",
@@ -278,6 +295,17 @@ def main() -> None:
     ap.add_argument("--gpu", action="store_true", help="BART-base size in bf16 on the GPU")
     ap.add_argument("--set", action="append", default=[], help="a config override for all runs")
     ap.add_argument("--no-reader", action="store_true", help="skip the reader-alone numbers")
+    ap.add_argument(
+        "--doc-sentences",
+        default="1,12",
+        metavar="LO,HI",
+        help="sentences per synthetic document (4,40 fills rows about as Wikipedia does)",
+    )
+    ap.add_argument(
+        "--policy",
+        default="rand_v1",
+        help="the folder's masking policy (rand_v1: span targets; orig_v1: the full target)",
+    )
     args = ap.parse_args()
     names = args.variants.split(",")
     unknown = [n for n in names if n not in VARIANTS]
@@ -290,7 +318,8 @@ def main() -> None:
     from train.data import PretrainStream, open_source
 
     work = Path(tempfile.mkdtemp(prefix="maskpt-ptbench-"))
-    tok, cfg, over = setup(work, args.steps, args.gpu, args.set)
+    lo, hi = (int(x) for x in args.doc_sentences.split(","))
+    tok, cfg, over = setup(work, args.steps, args.gpu, args.set, (lo, hi), args.policy)
     src = open_source(str(work / "shards"))
     stream = PretrainStream([src], cfg.micro_batch, 0, 1, cfg.seed)
     accum = cfg.global_batch // cfg.micro_batch
@@ -301,6 +330,14 @@ def main() -> None:
         f"BART {dict(cfg.model.config)}, global batch {cfg.global_batch}, micro "
         f"{cfg.micro_batch}, {args.steps} steps ({args.warmup} untimed), {args.rounds} rounds, "
         f"{torch.get_num_threads()} threads, {src.size} rows"
+    )
+    real = sum(b["tokens"] for b in batches)
+    padded = sum(b["input_ids"].numel() + b["labels"].numel() for b in batches)
+    full = 2 * cfg.max_length * cfg.micro_batch * len(batches)
+    print(
+        f"{args.policy} rows of {lo}-{hi}-sentence documents: real tokens fill {real / padded:.1%} "
+        f"of the unbucketed micro-batches' positions (input + labels), {real / full:.1%} of "
+        f"{cfg.max_length} + {cfg.max_length} per row"
     )
     rates: dict[str, list[float]] = {n: [] for n in ["plain", *names]}
     ratios: dict[str, list[float]] = {n: [] for n in names}

@@ -68,6 +68,7 @@ from train.distributed import (
     finish_distributed,
     full_parameters,
     init_deepspeed,
+    seed_step,
     split_batch,
     zero_config,
 )
@@ -343,7 +344,7 @@ def train_step(run: Run, batches, stop_requested: bool = False) -> tuple[float, 
         ids.append(b["ids"])
         if run.ids_log is not None:
             run.ids_log.write(json.dumps({"step": step, "micro": micro, "ids": b["ids"]}) + "\n")
-        torch.manual_seed(micro_seed(run.cfg.seed, step, micro, run.rank))
+        seed_step(micro_seed(run.cfg.seed, step, micro, run.rank), engine.device)
         loss = engine(**{k: b[k].to(engine.device, non_blocking=True) for k in TENSORS}).loss
         finite.append(torch.isfinite(loss.detach()))
         if bucket:  # sum over tokens / the global batch's tokens (DeepSpeed divides by

@@ -5,7 +5,14 @@ import pytest
 import torch
 
 from maskpt.core.config import ConfigError
-from train.distributed import NonFiniteLoss, all_reduce, check_finite, split_batch, zero_config
+from train.distributed import (
+    NonFiniteLoss,
+    all_reduce,
+    check_finite,
+    seed_step,
+    split_batch,
+    zero_config,
+)
 
 
 def test_split_batch():
@@ -20,6 +27,18 @@ def test_single_process_reductions_and_the_finite_check():
     check_finite(torch.tensor(0.5), "at step 1")
     with pytest.raises(NonFiniteLoss, match="non-finite loss at step 7 on some rank"):
         check_finite(torch.tensor(float("inf")), "at step 7")
+
+
+def test_seed_step_draws_what_torch_manual_seed_draws():
+    drop = torch.nn.Dropout(0.5)
+    x = torch.ones(1000)
+    torch.manual_seed(123)
+    expected = drop(x)
+    torch.manual_seed(7)  # another state in between
+    seed_step(123, torch.device("cpu"))
+    assert torch.equal(drop(x), expected)
+    seed_step(124, torch.device("cpu"))
+    assert not torch.equal(drop(x), expected)
 
 
 def test_zero_config_has_the_batch_arithmetic():
