@@ -85,7 +85,7 @@ if [ "$REHEARSAL" = "1" ]; then
     step pretrain-step 300 "$B" "$PY" -m bench.pretrain_gpu --rehearse --micro-batch 4 --accum 4 \
         --steps 16 --warmup 4 --zero-stages 0 --recipe-compile --compile --profile 4
 else
-    step pretrain-step 240 "$B" "$PY" -m bench.pretrain_gpu --micro-batch 128 --accum 8 \
+    step pretrain-step 300 "$B" "$PY" -m bench.pretrain_gpu --micro-batch 128 --accum 8 \
         --steps 48 --warmup 16 --zero-stages 0 --recipe-compile --compile --profile 8
 fi
 

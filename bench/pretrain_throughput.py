@@ -21,7 +21,8 @@ explicit ZeRO stage), nopad (vocabulary unpadded), bucket (length bucketing,
 micro-batches padded to 8), workers1 (one DataLoader worker process reads and
 collates), compile (torch.compile), all (bucket + compile), static (bucketing,
 lengths padded to 64, compiled with static shapes), static128 (every
-micro-batch padded to 128, one static shape).
+micro-batch padded to 128, one static shape), static_span (inputs padded to
+128, labels to 32: static shapes for span targets).
 """
 
 from __future__ import annotations
@@ -63,6 +64,14 @@ VARIANTS = {
     # full; a span target's short labels padded to 128 cost far more: full targets only)
     "static128": [
         "data.pad_to_multiple_of=128",
+        "compile=true",
+        "compile_options.dynamic=false",
+    ],
+    # span targets (rand_v1, ssm_v1, sup_v1: a few label tokens): inputs padded to 128, labels
+    # to 32 (at most 4 decoder lengths, so 4 graphs)
+    "static_span": [
+        "data.pad_to_multiple_of=128",
+        "data.pad_labels_to_multiple_of=32",
         "compile=true",
         "compile_options.dynamic=false",
     ],

@@ -26,10 +26,16 @@ IGNORE = -100
 
 
 def collate_micro(
-    rows: list[dict], pad_id: int, pad_to_multiple_of: int = 1, norm_tokens: int = 0
+    rows: list[dict],
+    pad_id: int,
+    pad_to_multiple_of: int = 1,
+    norm_tokens: int = 0,
+    labels_multiple: int = 0,
 ) -> dict:
     """A micro-batch as tensors: `input_ids` / `attention_mask` (padded with
-    `pad_id`), `labels` (padded with -100), and `ids` (the example ids),
+    `pad_id` to a multiple of `pad_to_multiple_of`), `labels` (padded with
+    -100 to a multiple of `labels_multiple`, or of `pad_to_multiple_of` when
+    0), and `ids` (the example ids),
     `tokens` (input + label tokens), `label_tokens`, `masked` / `original`
     (masked and original token counts, for the mask ratio), `norm_tokens`
     (the global batch's label tokens when bucketing, else 0) as plain values."""
@@ -40,7 +46,7 @@ def collate_micro(
     return {
         "input_ids": ids,
         "attention_mask": att,
-        "labels": pad(targets, IGNORE, pad_to_multiple_of),
+        "labels": pad(targets, IGNORE, labels_multiple or pad_to_multiple_of),
         "ids": [r["id"] for r in rows],
         "tokens": n_in + n_lab,
         "label_tokens": n_lab,

@@ -301,12 +301,14 @@ class PretrainStream(torch.utils.data.IterableDataset):
         bucket: bool = False,
         pad_id: int | None = None,
         pad_to_multiple_of: int = 1,
+        pad_labels_to_multiple_of: int = 0,
     ):
         self.mix = Mixture(sources, seed, shuffle)
         self.micro, self.rank, self.world = micro_batch, rank, world_size
         self.vocab_size, self.max_length = vocab_size, max_length
         self.accum, self.bucket = accum, bucket
         self.pad_id, self.pad_to_multiple_of = pad_id, pad_to_multiple_of
+        self.pad_labels_to_multiple_of = pad_labels_to_multiple_of
         self.micro_steps_done = 0
         self._source_counts = [0] * len(sources)  # positions consumed per source
         self._counted_upto = 0
@@ -393,5 +395,11 @@ class PretrainStream(torch.utils.data.IterableDataset):
                 if self.pad_id is None:
                     yield rows
                 else:
-                    yield collate_micro(rows, self.pad_id, self.pad_to_multiple_of, label_tokens)
+                    yield collate_micro(
+                        rows,
+                        self.pad_id,
+                        self.pad_to_multiple_of,
+                        label_tokens,
+                        self.pad_labels_to_multiple_of,
+                    )
             step += 1

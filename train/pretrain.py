@@ -236,6 +236,7 @@ def setup(cfg: PretrainConfig, resume: bool, overwrite: bool = False) -> Run:
         bucket=cfg.data.bucket,
         pad_id=tok.pad_token_id,
         pad_to_multiple_of=cfg.data.pad_to_multiple_of,
+        pad_labels_to_multiple_of=cfg.data.pad_labels_to_multiple_of,
     )
     if rank == 0:
         out.mkdir(parents=True, exist_ok=True)

@@ -42,6 +42,10 @@ class DataConfig:
     pad_to_multiple_of: int = 1
     """Pad each micro-batch's length to a multiple of this (8 or 16 keep a compiled model to
     a few shapes)."""
+    pad_labels_to_multiple_of: int = 0
+    """Pad the labels (the decoder's length) to a multiple of this instead; 0: as
+    pad_to_multiple_of. Span targets are a few tokens long: padding them as far as the
+    inputs (say to 128, for one static compiled shape) multiplies the decoder's work."""
     prefetch_factor: int = 4
     """Micro-batches each DataLoader worker prepares ahead (with num_workers > 0)."""
 
@@ -153,9 +157,14 @@ class PretrainConfig:
         ):
             if value < 1:
                 raise ValueError(f"{key} must be >= 1, got {value}")
-        for key in ("save_every", "stop_after", "keep_last"):
-            if getattr(self, key) < 0:
-                raise ValueError(f"{key} must be >= 0, got {getattr(self, key)}")
+        for key, value in (
+            ("save_every", self.save_every),
+            ("stop_after", self.stop_after),
+            ("keep_last", self.keep_last),
+            ("data.pad_labels_to_multiple_of", self.data.pad_labels_to_multiple_of),
+        ):
+            if value < 0:
+                raise ValueError(f"{key} must be >= 0, got {value}")
 
 
 def resolve_zero_stage(stage: int | str, world: int) -> int:

@@ -19,6 +19,8 @@ def test_variant_overrides_load(name):
     cfg = load_config(PretrainConfig, PAPER, VARIANTS[name])
     if name.startswith("static"):  # static shapes: compiled without dynamic shapes
         assert cfg.compile and cfg.compile_options == {"dynamic": False}
-        assert cfg.max_length % cfg.data.pad_to_multiple_of == 0
+        inputs = cfg.data.pad_to_multiple_of
+        labels = cfg.data.pad_labels_to_multiple_of or inputs
+        assert cfg.max_length % inputs == 0 and cfg.max_length % labels == 0
         # at most 4 (encoder, decoder) length pairs: within dynamo's recompile limit of 8
-        assert (cfg.max_length // cfg.data.pad_to_multiple_of) ** 2 <= 4
+        assert (cfg.max_length // inputs) * (cfg.max_length // labels) <= 4

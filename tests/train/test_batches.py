@@ -35,6 +35,22 @@ def test_collate_pads_and_counts():
     assert b["input_ids"].dtype == torch.long
 
 
+def test_labels_pad_to_their_own_multiple(source):
+    rows = [{"id": "a", "input_ids": [5] * 20, "labels": [5] * 3, "masked": [1] * 20}]
+    b = collate_micro(rows, pad_id=1, pad_to_multiple_of=128, labels_multiple=16)
+    assert b["input_ids"].shape == (1, 128) and b["labels"].shape == (1, 16)
+    # through the stream: inputs to 32, labels to 8, as the config's two fields say
+    stream = _stream(source, pad_to_multiple_of=32, pad_labels_to_multiple_of=8)
+    shapes = {(b["input_ids"].shape[1], b["labels"].shape[1]) for b in _first(stream, 6)}
+    assert all(i % 32 == 0 and n % 8 == 0 for i, n in shapes)
+    assert any(i != n for i, n in shapes)  # padded apart: some micro-batch's lengths differ
+
+
+def _first(stream, n):
+    it = iter(stream)
+    return [next(it) for _ in range(n)]
+
+
 def test_bucket_plan_is_a_stable_sort():
     assert bucket_plan([(3, 1), (1, 5), (3, 1), (2, 0)]) == [1, 3, 0, 2]
 
