@@ -110,7 +110,7 @@ fi
 
 {
     grep -E "^(PASSED|FAILED|ERROR|SKIPPED)|passed|failed" "$OUT/gpu_tests.log"
-    grep -E "tokens/s|plain loop|LM head|vocabulary|^profile of|^  [a-zA-Z]|^\{" "$B"
+    grep -E "tokens/s|plain loop|LM head|vocabulary|real tokens fill|^profile of|^  [a-zA-Z]|^\{" "$B"
 } >>"$OUT/summary.txt" 2>/dev/null
 echo "total: $((SECONDS - START)) s, exit $rc" >>"$OUT/summary.txt"
 cat "$OUT/summary.txt"
