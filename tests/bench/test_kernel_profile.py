@@ -63,3 +63,26 @@ def test_profile_steps_on_cpu_reports_operators():
     text = profile_steps(step, n=2, cuda=False, label="linear")
     assert text.startswith("profile of linear: 2 steps")
     assert "CPU operators (self time)" in text and "GEMM" in text
+
+
+def test_device_kernels_are_the_non_cpu_events():
+    """The GPU path's event filter, on events shaped as torch.profiler's."""
+    from types import SimpleNamespace
+
+    from torch.autograd import DeviceType
+
+    from bench.kernel_profile import _device_kernels
+
+    def ev(name, device, us, is_async=False):
+        return SimpleNamespace(
+            name=name, device_type=device, device_time_total=us, is_async=is_async
+        )
+
+    events = [
+        ev("aten::mm", DeviceType.CPU, 900.0),  # its kernel is counted once, below
+        ev("nvjet_gemm", DeviceType.CUDA, 400.0),
+        ev("flash_fwd_kernel", DeviceType.CUDA, 100.0),
+        ev("an async range", DeviceType.CUDA, 50.0, is_async=True),
+    ]
+    prof = SimpleNamespace(events=lambda: events)
+    assert _device_kernels(prof) == [("nvjet_gemm", 400.0), ("flash_fwd_kernel", 100.0)]
