@@ -16,8 +16,9 @@
 #    share): issue 26's open question, what the recipe reaches and where the rest goes;
 # 3. runs `pytest -m gpu` (pre-training with NCCL + bf16 stopped and resumed,
 #    fine-tuning with beam search, learned-policy inference vs CPU);
-# 4. the recipe itself on shards of varied row lengths (as is, and `static128`:
-#    every micro-batch padded to 128 and compiled with one static shape) against
+# 4. the recipe itself on shards whose rows fill about as Wikipedia's do (orig_v1,
+#    full targets, 4-40-sentence documents): length bucketing, and `static128`
+#    (every micro-batch padded to 128 and compiled with one static shape), against
 #    a plain loop and a compiled plain loop, in real tokens/s; then what earlier
 #    checks measured already (LM head GEMMs at 50,265 vs 50,304, learned-policy
 #    inference, fine-tuning and generation), which the deadline may skip.

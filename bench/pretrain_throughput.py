@@ -152,7 +152,7 @@ def setup(
     steps: int,
     gpu: bool,
     overrides: list[str],
-    sentences: tuple[int, int] = (1, 12),
+    per_doc: tuple[int, int] = (1, 12),
     policy: str = "rand_v1",
 ):
     """Tokenizer, shard folder and the base config (tiny_cpu.yaml, or BART-base
@@ -169,7 +169,7 @@ def setup(
         vocab_size=2000,
         min_frequency=1,
     )
-    make_shards(work / "shards", tok, 2000 if gpu else 400, sentences, policy)
+    make_shards(work / "shards", tok, 2000 if gpu else 400, per_doc, policy)
     over = [
         f"data.shards=[{work / 'shards'}]",
         f"model.tokenizer={work / 'tok'}",

@@ -15,20 +15,19 @@ more tokens per word, the more a sentence that does not fit leaves unused.
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
+import sys
 import tempfile
 from pathlib import Path
 
-DUMP = "wikipedia/enwiki-sample-pages-articles.xml.bz2"
+from bench.mask_throughput import DEFAULT_DUMP
 
 
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    shared = Path(os.environ.get("MASKPT_SHARED_DATA", Path(__file__).parents[2] / "shared/data"))
-    ap.add_argument("--dump", default=str(shared / DUMP), help="a pages-articles XML dump")
+    ap.add_argument("--dump", default=str(DEFAULT_DUMP), help="a pages-articles XML dump")
     ap.add_argument("--vocab", default="8000,30000", help="BPE vocabulary sizes, comma-separated")
     ap.add_argument("--max-length", type=int, default=128)
     args = ap.parse_args(argv)
@@ -38,6 +37,8 @@ def main(argv=None) -> None:
     from preprocess.segment import segment_document
     from preprocess.wikipedia import read_wikipedia_dump
 
+    if not Path(args.dump).exists():
+        sys.exit(f"dump {args.dump} not found (set MASKPT_SHARED_DATA or pass --dump)")
     docs = [d for d in read_wikipedia_dump(args.dump) if not isinstance(d, Skip)]
     print(f"{args.dump}: {len(docs)} articles, {sum(len(d.text) for d in docs):,} characters")
     for vocab in (int(v) for v in args.vocab.split(",")):

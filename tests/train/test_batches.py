@@ -46,6 +46,24 @@ def test_labels_pad_to_their_own_multiple(source):
     assert any(i != n for i, n in shapes)  # padded apart: some micro-batch's lengths differ
 
 
+@pytest.mark.parametrize(
+    "field, value, message",
+    [
+        ("data.pad_labels_to_multiple_of", -1, "must be >= 0, got -1"),
+        ("data.pad_to_multiple_of", 0, "must be >= 1, got 0"),
+    ],
+)
+def test_padding_fields_refuse_bad_values_by_name(field, value, message):
+    from pathlib import Path
+
+    from maskpt.core.config import ConfigError, load_config
+    from train.pretrain_config import PretrainConfig
+
+    paper = Path(__file__).resolve().parents[2] / "configs/pretrain/bart_base_paper.yaml"
+    with pytest.raises(ConfigError, match=f"{field}.*{message}"):
+        load_config(PretrainConfig, paper, [f"{field}={value}"])
+
+
 def _first(stream, n):
     it = iter(stream)
     return [next(it) for _ in range(n)]
