@@ -1,8 +1,8 @@
 """`maskpt demo --size tiny`: every stage end to end (world, tokenizer, general
 and intermediate pre-training with train/pretrain.py, learned policies, Ray
 preprocessing, fine-tuning over seeds, table and plots), then a rerun that
-finds everything done, then the same config as a study (`maskpt study`, each
-stage a Ray task) with the same table, runs and losses."""
+finds everything done, then part of the same config as a study (`maskpt study`,
+each stage a Ray task) with the same cells, runs and losses."""
 
 import json
 import subprocess
@@ -94,8 +94,10 @@ def test_tiny_demo_end_to_end_then_resume(tmp_path, capsys):
     assert {p: p.stat().st_mtime_ns for p in stamps} == stamps
     assert json.loads((out / "results.json").read_text()) == table
 
-    # the same config as a study (configs/study/demo.yaml's form) on an embedded local Ray,
-    # each stage `maskpt demo --stage ID` in its own process: the same table and runs
+    # the study form (configs/study/demo.yaml's) on an embedded local Ray, each stage
+    # `maskpt demo --stage ID` in its own process, on a part of this config (a heuristic and
+    # a learned row: every kind of stage, a third of the stages): the same runs and cells
+    part = ["policies=[ssm_v1,sup_v1]", "transfer=[]"]
     study_out = tmp_path / "study"
     spec = tmp_path / "study.yaml"
     spec.write_text(
@@ -103,7 +105,7 @@ def test_tiny_demo_end_to_end_then_resume(tmp_path, capsys):
             {
                 "name": "demo",
                 "out": str(study_out),
-                "demo": {"size": "tiny"},
+                "demo": {"size": "tiny", "policies": ["ssm_v1", "sup_v1"], "transfer": []},
                 # a training stage's threads = this process's (Ray sets OMP_NUM_THREADS to a
                 # task's CPUs): the same float reduction order as the demo's in-process runs
                 "resources": {"pretrain_cpus": torch.get_num_threads(), "retries": 0},
@@ -116,16 +118,26 @@ def test_tiny_demo_end_to_end_then_resume(tmp_path, capsys):
         text=True,
     )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    assert json.loads((study_out / "results.json").read_text()) == table
-    for metrics in out.rglob("finetune/**/metrics.json"):
-        twin = study_out / metrics.relative_to(out)
+    part_table = json.loads((study_out / "results.json").read_text())
+    assert part_table["checkpoints"] == ["none", "ssm_v1", "sup_v1"]
+    for key, cell in part_table["cells"].items():
+        assert (cell["seeds"], cell["mean"]) == (
+            table["cells"][key]["seeds"],
+            table["cells"][key]["mean"],
+        ), key
+    twins = 0
+    for metrics in study_out.rglob("finetune/**/metrics.json"):
+        twin = out / metrics.relative_to(study_out)
         a, b = json.loads(metrics.read_text()), json.loads(twin.read_text())
         assert (a["dev"], a["test"]) == (b["dev"], b["test"]), metrics
-    for log in out.rglob("pretrain/**/log.jsonl"):
-        twin = study_out / log.relative_to(out)
+        twins += 1
+    for log in study_out.rglob("pretrain/**/log.jsonl"):
+        twin = out / log.relative_to(study_out)
         assert losses_of(log) == pytest.approx(losses_of(twin), rel=1e-5), log
+        twins += 1
+    assert twins == 3 * 2 + 2 * 2 + 1  # fine-tuning 3 rows x 2 runs, pre-training 2 x 2 + general
     status = (study_out / "_study" / "status.md").read_text()
-    assert f"{len(steps(demo_config('tiny')))} done of" in status
+    assert f"{len(steps(demo_config('tiny', part)))} done of" in status
 
 
 def losses_of(log) -> list[float]:
