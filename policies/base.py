@@ -24,6 +24,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from itertools import accumulate
 
 import numpy as np
 
@@ -52,13 +53,14 @@ class Annotation:
 
     @property
     def word_ids(self) -> tuple[int, ...]:
-        """The word index of each token (-1 for specials), from the word starts."""
-        out, w = [], -1
-        for i, start in enumerate(self.word_starts):
-            special = i == 0 or i == len(self.word_starts) - 1
-            w += bool(start) and not special
-            out.append(-1 if special else max(w, 0))
-        return tuple(out)
+        """The word index of each token (-1 for specials), from the word starts:
+        the word starts up to and including the token, less one (0 before the
+        first). Every per-epoch draw reads it: a running sum, not a loop."""
+        n = len(self.word_starts)
+        if n <= 2:
+            return (-1,) * n
+        inner = [c - 1 if c else 0 for c in accumulate(map(bool, self.word_starts[1:-1]))]
+        return (-1, *inner, -1)
 
 
 def base_annotation(segment: Segment) -> Annotation:
@@ -192,7 +194,7 @@ def masked_span_example(policy: Policy, segment: Segment, mask) -> MaskedSegment
         segment=segment,
         source_ids=source,
         target_ids=target,
-        mask=tuple(bool(m) for m in mask),
+        mask=tuple(map(bool, mask)),
         format="span",
         policy=policy.name,
     )

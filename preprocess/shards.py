@@ -103,7 +103,7 @@ def drawn_fields(ex) -> dict:
     return {
         "input_ids": list(ex.source_ids),
         "labels": list(ex.target_ids),
-        "masked": [bool(m) for m in ex.mask],
+        "masked": list(map(bool, ex.mask)),
     }
 
 
