@@ -6,7 +6,7 @@ from policies.base import Annotation
 
 
 def test_word_ids_count_the_word_starts_before_each_token():
-    # <s> the cat sat </s>, "cat" in two tokens: ids 0 0 1 1 2 around -1 for the specials
+    # <s> the ca t sat </s> ("cat" in two tokens): 0 1 1 2 between the specials' -1
     starts = (False, True, True, False, True, False)
     assert Annotation(starts, ()).word_ids == (-1, 0, 1, 1, 2, -1)
     # tokens before the first word start belong to word 0; the specials' flags are ignored
