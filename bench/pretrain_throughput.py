@@ -235,7 +235,8 @@ def recipe_steps(work: Path, over: list[str], name: str, rnd: int, warmup: int) 
 
 def plain_steps(cfg, tok, batches, steps: int, warmup: int, compiled: bool = False) -> Steps:
     """The timed steps of a plain PyTorch loop: same model init, pre-collated
-    batches, AdamW, clipping and schedule (bf16 autocast and fused AdamW on GPU)."""
+    batches, AdamW, clipping and schedule (bf16 autocast and fused AdamW on GPU,
+    synchronised at each step's end, as the recipe's one host sync per step)."""
     import torch
 
     from train.batches import TENSORS
