@@ -50,7 +50,7 @@ import torch.distributed as dist
 from tqdm import tqdm
 
 from maskpt.core.cli_args import ConfigArgs
-from maskpt.core.config import merge, read_yaml_mapping, to_dict
+from maskpt.core.config import ConfigError, merge, read_yaml_mapping, to_dict
 from maskpt.core.errors import UserError, disk_full
 from maskpt.core.hub import check_local_or_hub
 from maskpt.core.interrupts import Interrupted, stop_requests
@@ -279,9 +279,11 @@ def own_clipping(ds_config: dict) -> tuple[bool, float]:
     half = any(ds_config.get(k, {}).get("enabled") for k in ("bf16", "fp16"))
     if half or ds_config["zero_optimization"]["stage"] != 0:
         return False, 0.0
-    clip = float(ds_config.get("gradient_clipping") or 0.0)
+    clip = ds_config.get("gradient_clipping") or 0.0
+    if isinstance(clip, bool) or not isinstance(clip, int | float) or clip < 0:
+        raise ConfigError(f"deepspeed: gradient_clipping must be a number >= 0, got {clip!r}")
     ds_config["gradient_clipping"] = 0.0
-    return True, clip
+    return True, float(clip)
 
 
 def _agree(ok: bool) -> bool:

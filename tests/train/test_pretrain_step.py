@@ -116,3 +116,20 @@ def test_clipping_in_the_recipe_trains_like_deepspeeds(tmp_path, shards, tokeniz
     assert norms == pytest.approx([r["grad_norm"] for r in logs["ds"]], rel=1e-4)
     assert _losses(runs["own"]) == pytest.approx(_losses(runs["ds"]), rel=1e-5)
     assert _losses(runs["own"])[2:] != pytest.approx(_losses(runs["none"])[2:], rel=1e-3)
+
+
+def test_own_clipping_only_in_fp32_without_zero_and_refuses_a_non_number():
+    from maskpt.core.config import ConfigError
+    from train.pretrain import own_clipping
+
+    def ds(stage=0, bf16=False, **extra):
+        return {"zero_optimization": {"stage": stage}, "bf16": {"enabled": bf16}, **extra}
+
+    cfg = ds(gradient_clipping=1.5)
+    assert own_clipping(cfg) == (True, 1.5) and cfg["gradient_clipping"] == 0  # DeepSpeed: none
+    assert own_clipping(ds()) == (True, 0.0)
+    for other in (ds(stage=2), ds(bf16=True), ds(fp16={"enabled": True})):
+        other["gradient_clipping"] = 1.5
+        assert own_clipping(other) == (False, 0.0) and other["gradient_clipping"] == 1.5
+    with pytest.raises(ConfigError, match="gradient_clipping"):
+        own_clipping(ds(gradient_clipping="auto"))
