@@ -41,7 +41,15 @@ def test_pretraining_stage_survives_a_lost_node(
         tiny_qa,
         rows=[{"name": "orig", "policy": "orig_v1"}],
         baseline=False,
-        pretrain_set={"total_steps": 40, "save_every": 4, "log_every": 4, "debug_records": True},
+        # 540 steps after the first checkpoint (several seconds at this model's 10-20 ms a
+        # step): time to find and remove the node before the run ends (36 were not, once
+        # the step got faster)
+        pretrain_set={
+            "total_steps": 600,
+            "save_every": 60,
+            "log_every": 60,
+            "debug_records": True,
+        },
         resources={"pretrain_cpus": 1, "retries": 2},
     )
     out = tmp_path / "out"
