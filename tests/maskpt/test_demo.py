@@ -16,6 +16,7 @@ from maskpt.cli import main
 from maskpt.core.config import ConfigError, load_config
 from maskpt.core.io import FolderInUse
 from maskpt.demo import POLICIES, SIZES, DemoConfig, run_demo
+from maskpt.demo_config import demo_from
 from maskpt.demo_plan import steps
 from maskpt.world import ATTRIBUTES
 
@@ -97,7 +98,7 @@ def test_tiny_demo_end_to_end_then_resume(tmp_path, capsys):
     # the study form (configs/study/demo.yaml's) on an embedded local Ray, each stage
     # `maskpt demo --stage ID` in its own process, on a part of this config (a heuristic and
     # a learned row: every kind of stage, a third of the stages): the same runs and cells
-    part = ["policies=[ssm_v1,sup_v1]", "transfer=[]"]
+    part = {"size": "tiny", "policies": ["ssm_v1", "sup_v1"], "transfer": []}
     study_out = tmp_path / "study"
     spec = tmp_path / "study.yaml"
     spec.write_text(
@@ -105,7 +106,7 @@ def test_tiny_demo_end_to_end_then_resume(tmp_path, capsys):
             {
                 "name": "demo",
                 "out": str(study_out),
-                "demo": {"size": "tiny", "policies": ["ssm_v1", "sup_v1"], "transfer": []},
+                "demo": part,
                 # a training stage's threads = this process's (Ray sets OMP_NUM_THREADS to a
                 # task's CPUs): the same float reduction order as the demo's in-process runs
                 "resources": {"pretrain_cpus": torch.get_num_threads(), "retries": 0},
@@ -137,7 +138,7 @@ def test_tiny_demo_end_to_end_then_resume(tmp_path, capsys):
         twins += 1
     assert twins == 3 * 2 + 2 * 2 + 1  # fine-tuning 3 rows x 2 runs, pre-training 2 x 2 + general
     status = (study_out / "_study" / "status.md").read_text()
-    assert f"{len(steps(demo_config('tiny', part)))} done of" in status
+    assert f"{len(steps(demo_from(part)))} done of" in status
 
 
 def losses_of(log) -> list[float]:
