@@ -55,6 +55,7 @@ from train.distributed import (
     all_reduce,
     check_finite,
     check_jit_locks,
+    finish_distributed,
     launched_world,
     name_cpu_accelerator,
     single_process_env,
@@ -657,9 +658,11 @@ def finetune(cfg: FinetuneConfig) -> dict | None:
         )
         trainer.train(resume_from_checkpoint=resume)
     state = trainer.state
-    if stop.requested:
+    # every rank stopped training at the same step if any rank was asked to; each decides
+    # alike here, or one would raise while another went on to evaluate and wait for it
+    if all_reduce([1.0 if stop.requested else 0.0])[0] > 0:
         raise Interrupted(
-            f"interrupted at step {state.global_step} ({stop.signal_name}): "
+            f"interrupted at step {state.global_step} ({stop.signal_name or 'on another rank'}): "
             f"checkpoint-{state.global_step} saved in {out}; rerun the same command to resume"
         )
     best = state.best_global_step or state.global_step
@@ -693,7 +696,14 @@ def main(argv=None) -> int:
     name_cpu_accelerator()  # before the config's check of trainer_args imports transformers
 
     def run(cfg: FinetuneConfig, _) -> int:
-        metrics = finetune(cfg)
+        try:
+            metrics = finetune(cfg)
+        except Interrupted:  # raised on every rank at the same point
+            finish_distributed()
+            raise
+        # the Trainer never tears its process group down: under gloo a rank that exits with
+        # it still up can abort in interpreter shutdown (SIGABRT, "terminate called ...")
+        finish_distributed()
         if metrics is not None:
             print(
                 f"{cfg.task}: dev {metrics['metric']} {metrics['dev']:.4f}, "

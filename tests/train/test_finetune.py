@@ -263,6 +263,34 @@ def test_two_cpu_ranks_over_gloo_score_every_example_once(tmp_path, tiny_bart, t
     assert [p["id"] for p in preds] == [f"dev{i}" for i in range(32)]
 
 
+def test_the_command_tears_its_process_group_down_after_a_run_or_a_stop(monkeypatch):
+    """The Trainer leaves its process group up; a gloo rank that exits with it up
+    can abort in interpreter shutdown (CI once saw rank 1 of the two-rank run above
+    end in SIGABRT after its work was done). The command ends every rank with a
+    barrier and the group's teardown, after a finished run and after a stop alike."""
+    import train.finetune as ft
+    from maskpt.core.interrupts import Interrupted
+
+    calls = []
+    monkeypatch.setattr(ft, "finish_distributed", lambda: calls.append("finish"))
+    base = ["--task", "zsre", "--data-dir", "d", "--model", "m", "--output-dir", "o"]
+
+    def finished(cfg):
+        calls.append("run")
+        return None  # a rank other than the main one
+
+    monkeypatch.setattr(ft, "finetune", finished)
+    assert ft.main(base) == 0 and calls == ["run", "finish"]
+
+    def stopped(cfg):
+        calls.append("run")
+        raise Interrupted("interrupted at step 3 (SIGTERM): rerun to resume")
+
+    calls.clear()
+    monkeypatch.setattr(ft, "finetune", stopped)
+    assert ft.main(base) == 130 and calls == ["run", "finish"]
+
+
 def test_deepspeed_config_trains_in_one_cpu_process(tmp_path, tiny_bart, tiny_qa):
     """deepspeed=true goes through the Trainer's DeepSpeed integration (ZeRO
     checkpoints); several ranks of it need GPUs (tests marked gpu). In its own
